@@ -1,0 +1,18 @@
+"""graphspec: declarative YAML → Keras model compiler.
+
+Example:
+
+    >>> import graphspec
+    >>> spec = graphspec.load("specs/examples/sine.yaml")
+    >>> spec.shapes.total_params
+    1153
+
+`load` and `check` never import TensorFlow; model building lives in
+`graphspec.backend` and imports Keras lazily, only when called.
+"""
+
+from graphspec.errors import Diagnostic, GraphspecError
+from graphspec.pipeline import SpecFile, check, check_text, load
+
+__version__ = "0.1.0"
+__all__ = ["Diagnostic", "GraphspecError", "SpecFile", "check", "check_text", "load", "__version__"]

@@ -1,0 +1,119 @@
+"""graphspec's one error type, and the collection every pipeline stage fills.
+
+Example:
+
+    >>> from graphspec.errors import Diagnostic, GraphspecError
+    >>> d = Diagnostic("unknown layer 'Dens'", file="a.yaml", line=3, column=5,
+    ...                path=("nodes", "x", "layer"), hint="did you mean 'Dense'?")
+    >>> str(d)
+    "a.yaml:3:5: error: nodes.x.layer: unknown layer 'Dens'; did you mean 'Dense'?"
+    >>> raise GraphspecError([d])  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    graphspec.errors.GraphspecError: ...
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field, replace
+from typing import Iterable, Literal, Sequence
+
+Severity = Literal["error", "warning", "info"]
+SpecPath = tuple  # keys and list indices from the document root
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One finding about a spec: where it is, what is wrong, how to fix it."""
+
+    message: str
+    file: str | None = None
+    line: int | None = None  # 1-based
+    column: int | None = None  # 1-based
+    path: SpecPath = ()
+    hint: str | None = None
+    severity: Severity = "error"
+
+    @property
+    def dotted_path(self) -> str:
+        out = ""
+        for part in self.path:
+            out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        return out
+
+    @property
+    def location(self) -> str:
+        parts = [self.file or "<spec>"]
+        if self.line is not None:
+            parts.append(str(self.line))
+            if self.column is not None:
+                parts.append(str(self.column))
+        return ":".join(parts)
+
+    def with_location(self, file: str | None, line: int | None, column: int | None) -> "Diagnostic":
+        return replace(self, file=file, line=line, column=column)
+
+    def to_dict(self) -> dict:
+        return {
+            "severity": self.severity,
+            "file": self.file,
+            "line": self.line,
+            "column": self.column,
+            "path": self.dotted_path,
+            "message": self.message,
+            "hint": self.hint,
+        }
+
+    def __str__(self) -> str:
+        where = f"{self.dotted_path}: " if self.path else ""
+        tail = f"; {self.hint}" if self.hint else ""
+        return f"{self.location}: {self.severity}: {where}{self.message}{tail}"
+
+
+class GraphspecError(Exception):
+    """Raised with every diagnostic found; bad input never escapes as another type."""
+
+    def __init__(self, diagnostics: Sequence[Diagnostic] | Diagnostic | str):
+        if isinstance(diagnostics, str):
+            diagnostics = [Diagnostic(diagnostics)]
+        elif isinstance(diagnostics, Diagnostic):
+            diagnostics = [diagnostics]
+        self.diagnostics: list[Diagnostic] = list(diagnostics)
+        super().__init__("\n".join(str(d) for d in self.diagnostics))
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "error"]
+
+
+@dataclass
+class Diagnostics:
+    """An ordered bag of findings that a stage appends to and the caller inspects."""
+
+    items: list[Diagnostic] = field(default_factory=list)
+
+    def add(self, diagnostic: Diagnostic) -> None:
+        self.items.append(diagnostic)
+
+    def extend(self, diagnostics: Iterable[Diagnostic]) -> None:
+        self.items.extend(diagnostics)
+
+    @property
+    def has_errors(self) -> bool:
+        return any(d.severity == "error" for d in self.items)
+
+    def raise_if_errors(self) -> None:
+        if self.has_errors:
+            raise GraphspecError(self.items)
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
+    """A "did you mean 'x'?" hint for the closest candidate, case-insensitively."""
+    candidates = list(candidates)
+    by_lower = {c.lower(): c for c in candidates}
+    if name.lower() in by_lower and by_lower[name.lower()] != name:
+        return f"did you mean '{by_lower[name.lower()]}'?"
+    close = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.75)
+    if not close and len(name) >= 3:
+        close = [c for c in by_lower if c.startswith(name.lower())][:1]
+    return f"did you mean '{by_lower[close[0]]}'?" if close else None

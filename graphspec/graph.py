@@ -1,0 +1,510 @@
+"""Graph stage: a validated Spec → flat, named networkx DAGs (one per model).
+
+Example:
+
+    >>> from graphspec.loader import load_text
+    >>> from graphspec.schema import check_document
+    >>> from graphspec.graph import build_graph
+    >>> doc = load_text('''
+    ... graphspec: 1
+    ... inputs: {x: {shape: [4]}}
+    ... nodes:
+    ...   hidden: {layer: Dense, args: {units: 8}, repeat: 2, from: x}
+    ...   y: {layer: Dense, args: {units: 1}, from: hidden}
+    ... outputs: [y]
+    ... ''', "demo.yaml")
+    >>> graph, found = build_graph(check_document(doc)[0], doc)
+    >>> graph.order
+    ['x', 'hidden_1', 'hidden', 'y']
+
+Everything the spec's shorthands mean is expanded here, once: `repeat`,
+`sequential` chains, block instances (with `$param` substitution) and
+sub-models (inline, sequential or from another file). Later stages — shapes,
+the Keras backend, plotting — only ever walk `Graph.nodes` in `Graph.order`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import networkx as nx
+
+from graphspec.errors import Diagnostic, GraphspecError, did_you_mean
+from graphspec.loader import Document, load_file
+from graphspec.schema import check_document
+from graphspec.schema.catalog import catalog
+from graphspec.schema import models as m
+
+NodeKind = Literal["input", "layer", "merge", "apply"]
+_REF = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\[([0-9]+)\])?$")
+_PARAM = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+MAX_BLOCK_DEPTH = 16
+
+
+@dataclass(frozen=True)
+class TensorRef:
+    node: str
+    index: int | None = None
+
+    def __str__(self) -> str:
+        return self.node if self.index is None else f"{self.node}[{self.index}]"
+
+
+@dataclass
+class LayerSpec:
+    """A layer to construct: Keras class, arguments, and what it wraps."""
+
+    layer: str  # canonical Keras class name
+    args: dict[str, Any]
+    wrap: "LayerSpec | str | None" = None  # inline layer, or the name of a shared layer / sub-model
+
+
+@dataclass
+class GNode:
+    name: str
+    kind: NodeKind
+    path: tuple
+    doc: Document
+    inputs: list[TensorRef] = field(default_factory=list)
+    spec: LayerSpec | None = None  # layer and merge nodes
+    target: str | None = None  # apply nodes: shared layer or sub-model name
+    input_spec: m.InputSpec | None = None  # input nodes
+    note: str | None = None
+
+    def diagnostic(self, message: str, severity="error", hint=None, path: tuple | None = None) -> Diagnostic:
+        return self.doc.diagnostic(message, self.path if path is None else path, severity=severity, hint=hint)
+
+
+@dataclass
+class Graph:
+    """One model's DAG. Sub-models are Graphs of their own in `models`."""
+
+    name: str
+    doc: Document
+    nodes: dict[str, GNode]
+    outputs: list[TensorRef]
+    output_paths: list[tuple]
+    dag: nx.DiGraph
+    order: list[str]
+    kind: Literal["functional", "sequential"] = "functional"
+    shared: dict[str, LayerSpec] = field(default_factory=dict)
+    models: dict[str, "Graph"] = field(default_factory=dict)
+    path: tuple = ()
+
+    @property
+    def input_names(self) -> list[str]:
+        return [n for n in self.order if self.nodes[n].kind == "input"]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [ref.node for ref in self.outputs]
+
+
+class _Scope:
+    """Names visible to `from:` in one place: the top level, a sub-model or a block instance."""
+
+    def __init__(self, prefix: str = "", params: dict[str, Any] | None = None, renames: dict[str, str] | None = None):
+        self.prefix = prefix
+        self.aliases: dict[str, TensorRef] = {}
+        self.params = params or {}
+        # A block's output node takes the instance's name, as a chain's last step takes its node's.
+        self.renames = renames or {}
+
+    def full(self, name: str) -> str:
+        return self.renames.get(name, self.prefix + name)
+
+
+@dataclass
+class _Pending:
+    node: GNode
+    raw: list[str]
+    scope: _Scope
+    path: tuple
+
+
+class _Builder:
+    """Expands one model's nodes; sub-models recurse into new builders."""
+
+    def __init__(self, spec_defs: "_Definitions", doc: Document, found: list[Diagnostic]):
+        self.defs = spec_defs
+        self.doc = doc
+        self.found = found
+        self.nodes: dict[str, GNode] = {}
+        self.pending: list[_Pending] = []
+        self.used_blocks: list[str] = []
+
+    # -- naming ---------------------------------------------------------------
+    def error(self, message: str, path: tuple, hint: str | None = None, severity="error") -> None:
+        self.found.append(self.doc.diagnostic(message, path, hint=hint, severity=severity))
+
+    def add(self, node: GNode, raw: list[str], scope: _Scope) -> None:
+        if node.name in self.nodes:
+            first = self.nodes[node.name]
+            line = first.doc.position(first.path)[0]
+            self.error(f"duplicate name '{node.name}' (first defined on line {line})", node.path,
+                       hint="every input, node and generated layer name must be unique")
+            return
+        if node.name in self.defs.layer_names:
+            self.error(f"node '{node.name}' has the name of a shared layer or sub-model", node.path,
+                       hint="Keras layer names must be unique in a model")
+        self.nodes[node.name] = node
+        self.pending.append(_Pending(node, raw, scope, node.path))
+
+    # -- expansion --------------------------------------------------------------
+    def substitute(self, value: Any, scope: _Scope, path: tuple) -> Any:
+        """Replace `$param` / `${param}` from the block instance; never evaluates anything."""
+        if not scope.params and scope.prefix == "":
+            return value
+        if isinstance(value, dict):
+            return {k: self.substitute(v, scope, path + (k,)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.substitute(v, scope, path + (i,)) for i, v in enumerate(value)]
+        if isinstance(value, str):
+            if value.startswith("$") and _REF.match(value[1:]) and "[" not in value:
+                return self.param(value[1:], scope, path)
+            return _PARAM.sub(lambda g: str(self.param(g.group(1), scope, path)), value)
+        return value
+
+    def param(self, name: str, scope: _Scope, path: tuple) -> Any:
+        if name in scope.params:
+            return scope.params[name]
+        self.error(f"unknown block parameter '${name}'", path,
+                   hint=did_you_mean(name, scope.params) or f"parameters: {', '.join(scope.params) or 'none'}")
+        return None
+
+    def layer_spec(self, definition: m.LayerDef, scope: _Scope, path: tuple) -> LayerSpec:
+        wrap: LayerSpec | str | None = None
+        if isinstance(definition.wrap, m.LayerDef):
+            wrap = self.layer_spec(definition.wrap, scope, path + ("wrap",))
+        elif isinstance(definition.wrap, str):
+            wrap = definition.wrap
+            if wrap not in self.defs.layer_names:
+                self.error(f"'{wrap}' is not a shared layer or sub-model", path + ("wrap",),
+                           hint=did_you_mean(wrap, self.defs.layer_names))
+        args = self.substitute(dict(definition.args), scope, path + ("args",))
+        return LayerSpec(catalog().canonical_layer(definition.layer), args, wrap)
+
+    def repeat_count(self, definition: m.LayerDef, scope: _Scope, path: tuple) -> int:
+        count = self.substitute(definition.repeat, scope, path + ("repeat",))
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            self.error(f"repeat must be a positive integer, got {count!r}", path + ("repeat",))
+            return 1
+        return count
+
+    def chain(self, name: str, steps: list[tuple[m.LayerDef, tuple]], raw: list[str], scope: _Scope,
+              path: tuple, doc_text: str | None) -> None:
+        """Layers applied one after another; the last takes the node's own name."""
+        expanded = [(step, step_path) for step, step_path in steps
+                    for _ in range(self.repeat_count(step, scope, step_path))]
+        previous = raw
+        for position, (step, step_path) in enumerate(expanded, start=1):
+            last = position == len(expanded)
+            explicit = getattr(step, "name", None)
+            layer_name = scope.full(name) if last and not explicit else scope.prefix + (explicit or f"{name}_{position}")
+            node = GNode(layer_name, "layer", step_path, self.doc, spec=self.layer_spec(step, scope, step_path),
+                         note=doc_text)
+            self.add(node, previous, scope)
+            previous = [f"@{layer_name}"]  # already-resolved reference to the previous step
+        scope.aliases[name] = TensorRef(previous[0][1:])
+
+    def expand(self, nodes: dict[str, Any], scope: _Scope, base: tuple, block_stack: tuple = ()) -> None:
+        for name, node in nodes.items():
+            path = base + (name,)
+            raw = [node.from_] if isinstance(node.from_, str) else list(node.from_)
+            full = scope.full(name)
+            if isinstance(node, m.LayerNode):
+                self.chain(name, [(node, path)], raw, scope, path, node.doc)
+            elif isinstance(node, m.SequentialNode):
+                self.chain(name, [(s, path + ("sequential", i)) for i, s in enumerate(node.sequential)],
+                           raw, scope, path, node.doc)
+            elif isinstance(node, m.MergeNode):
+                spec = LayerSpec(node.merge.capitalize(), self.substitute(dict(node.args), scope, path + ("args",)))
+                self.add(GNode(full, "merge", path, self.doc, spec=spec, note=node.doc), raw, scope)
+                scope.aliases[name] = TensorRef(full)
+            elif isinstance(node, m.ApplyNode):
+                if node.apply not in self.defs.layer_names:
+                    self.error(f"'{node.apply}' is not a shared layer or sub-model", path + ("apply",),
+                               hint=did_you_mean(node.apply, self.defs.layer_names))
+                self.add(GNode(full, "apply", path, self.doc, target=node.apply, note=node.doc), raw, scope)
+                scope.aliases[name] = TensorRef(full)
+            elif isinstance(node, m.BlockNode):
+                self.instantiate(name, node, raw, scope, path, block_stack)
+
+    def instantiate(self, name: str, node: m.BlockNode, raw: list[str], outer: _Scope, path: tuple,
+                    block_stack: tuple) -> None:
+        block = self.defs.blocks.get(node.block)
+        if block is None:
+            self.error(f"unknown block '{node.block}'", path + ("block",),
+                       hint=did_you_mean(node.block, self.defs.blocks))
+            return
+        if node.block in block_stack or len(block_stack) >= MAX_BLOCK_DEPTH:
+            cycle = " -> ".join(block_stack + (node.block,))
+            self.error(f"block instantiates itself: {cycle}", path + ("block",))
+            return
+        given = self.substitute(dict(node.with_), outer, path + ("with",))
+        known = set(block.params) | set(block.defaults)
+        for key in given:
+            if key not in known:
+                self.error(f"block '{node.block}' has no parameter '{key}'", path + ("with", key),
+                           hint=did_you_mean(key, known) or f"parameters: {', '.join(sorted(known)) or 'none'}")
+        missing = [p for p in block.params if p not in given]
+        if missing:
+            self.error(f"block '{node.block}' needs parameter(s) {', '.join(missing)}", path + ("with",))
+        if len(raw) != len(block.inputs):
+            self.error(f"block '{node.block}' takes {len(block.inputs)} input(s) ({', '.join(block.inputs)}), "
+                       f"got {len(raw)}", path + ("from",))
+        scope = _Scope(prefix=f"{outer.prefix}{name}_", params={**block.defaults, **given},
+                       renames={block.output: outer.full(name)})
+        bound = [self.resolve(r, outer, path + ("from",)) for r in raw]
+        for formal, actual in zip(block.inputs, bound):
+            if actual is not None:
+                scope.aliases[formal] = actual
+        block_path = self.defs.block_paths[node.block]
+        self.expand(block.nodes, scope, block_path + ("nodes",), block_stack + (node.block,))
+        output = self.resolve(block.output, scope, block_path + ("output",))
+        if output is not None:
+            outer.aliases[name] = output
+
+    # -- references -------------------------------------------------------------
+    def resolve(self, raw: str, scope: _Scope, path: tuple) -> TensorRef | None:
+        if raw.startswith("@"):
+            return TensorRef(raw[1:])
+        match = _REF.match(raw)
+        if not match:
+            self.error(f"bad reference '{raw}'", path)
+            return None
+        name, index = match.group(1), match.group(2)
+        target = scope.aliases.get(name)
+        if target is None:
+            visible = sorted(scope.aliases)
+            self.error(f"unknown reference '{name}'", path,
+                       hint=did_you_mean(name, visible) or f"defined names: {', '.join(visible[:12])}")
+            return None
+        if index is None:
+            return target
+        if target.index is not None:
+            self.error(f"'{name}' already names tensor {target}; it cannot be indexed again", path)
+            return None
+        return TensorRef(target.node, int(index))
+
+    def resolve_all(self) -> None:
+        for item in self.pending:
+            from_path = item.path + ("from",) if not item.raw or not item.raw[0].startswith("@") else item.path
+            refs = [self.resolve(r, item.scope, from_path if len(item.raw) == 1 else from_path + (i,))
+                    for i, r in enumerate(item.raw)]
+            item.node.inputs = [r for r in refs if r is not None]
+
+
+@dataclass
+class _Definitions:
+    """What a spec file defines for its nodes to use: shared layers, sub-models, blocks."""
+
+    shared: dict[str, m.LayerDef]
+    models: dict[str, Any]
+    blocks: dict[str, m.BlockDef]
+    block_paths: dict[str, tuple]
+
+    @property
+    def layer_names(self) -> set[str]:
+        return set(self.shared) | set(self.models)
+
+
+def _build_dag(builder: _Builder, outputs: list[TensorRef], output_paths: list[tuple], name: str) -> nx.DiGraph:
+    found, nodes = builder.found, builder.nodes
+    position = {n: i for i, n in enumerate(nodes)}
+    dag = nx.DiGraph()
+    for node in nodes.values():
+        dag.add_node(node.name)
+        for ref in node.inputs:
+            if ref.node in nodes:
+                dag.add_edge(ref.node, node.name)
+    try:
+        order = list(nx.lexicographical_topological_sort(dag, key=position.__getitem__))
+    except nx.NetworkXUnfeasible:
+        cycle = nx.find_cycle(dag)
+        names = [edge[0] for edge in cycle] + [cycle[0][0]]
+        first = nodes[names[0]]
+        found.append(first.diagnostic(f"cycle: {' -> '.join(names)}",
+                                      hint="a graph must be acyclic; one of these nodes must take another input"))
+        order = []
+    dag.graph["order"] = order
+    inputs = {n for n, node in nodes.items() if node.kind == "input"}
+    useful: set[str] = set()
+    for ref, path in zip(outputs, output_paths):
+        ancestors = nx.ancestors(dag, ref.node) if ref.node in dag else set()
+        if order and ref.node not in inputs and not (ancestors & inputs):
+            found.append(builder.doc.diagnostic(f"output '{ref}' cannot be reached from any input", path))
+        useful |= ancestors | {ref.node}
+    if order:
+        for node_name in order:
+            if node_name not in useful:
+                node = nodes[node_name]
+                what = "input" if node.kind == "input" else "node"
+                found.append(node.diagnostic(f"{what} '{node_name}' reaches no output of '{name}'",
+                                             severity="warning", hint="remove it or connect it"))
+    return dag
+
+
+def _graph_from(builder: _Builder, name: str, raw_outputs: list[str], outputs_path: tuple,
+                scope: _Scope, kind="functional", path: tuple = ()) -> Graph:
+    builder.resolve_all()
+    outputs: list[TensorRef] = []
+    output_paths: list[tuple] = []
+    for i, raw in enumerate(raw_outputs):
+        out_path = outputs_path + (i,)
+        ref = builder.resolve(raw, scope, out_path)
+        if ref is None:
+            continue
+        outputs.append(ref)
+        output_paths.append(out_path)
+    dag = _build_dag(builder, outputs, output_paths, name)
+    return Graph(name, builder.doc, builder.nodes, outputs, output_paths, dag, dag.graph["order"], kind, path=path)
+
+
+def _check_top_outputs(graph: Graph, raw_outputs: list[str], found: list[Diagnostic]) -> None:
+    """Keras names a model's outputs after the layers producing them: make that the spec's name."""
+    seen: set[str] = set()
+    for raw, ref, path in zip(raw_outputs, graph.outputs, graph.output_paths):
+        node = graph.nodes.get(ref.node)
+        if node is None:
+            continue
+        problem = None
+        if ref.index is not None:
+            problem = f"output '{raw}' is one tensor of a multi-output layer; Keras cannot name it '{raw}'"
+        elif node.kind == "input":
+            problem = f"output '{raw}' is an input; a model output must be computed by a layer"
+        elif node.kind == "apply":
+            problem = (f"output '{raw}' is a call of '{node.target}', so Keras would name it '{node.target}'")
+        elif ref.node != raw:
+            problem = f"output '{raw}' is produced by layer '{ref.node}', so Keras would name it '{ref.node}'"
+        if problem:
+            found.append(graph.doc.diagnostic(problem, path,
+                         hint="name the node producing it after the output, or add a layer node "
+                              "(e.g. Activation linear) with the output's name"))
+        if ref.node in seen:
+            found.append(graph.doc.diagnostic(f"output '{raw}' is listed twice", path))
+        seen.add(ref.node)
+
+
+def _add_inputs(builder: _Builder, inputs: dict[str, m.InputSpec], scope: _Scope, base: tuple) -> None:
+    for input_name, input_spec in inputs.items():
+        builder.add(GNode(input_name, "input", base + (input_name,), builder.doc, input_spec=input_spec,
+                          note=input_spec.doc), [], scope)
+        scope.aliases[input_name] = TensorRef(input_name)
+
+
+class _ModelResolver:
+    """Builds sub-model graphs once each, following `file:` references and catching cycles."""
+
+    def __init__(self, found: list[Diagnostic]):
+        self.found = found
+        self.file_stack: list[str] = []
+        self.building: list[str] = []
+
+    def build_spec(self, spec: m.Spec, doc: Document) -> Graph:
+        defs = _Definitions(
+            spec.layers, spec.models, spec.blocks, {name: ("blocks", name) for name in spec.blocks}
+        )
+        model_graphs: dict[str, Graph] = {}
+        for model_name, definition in spec.models.items():
+            graph = self.build_model(model_name, definition, defs, doc, model_graphs)
+            if graph is not None:
+                model_graphs[model_name] = graph
+        builder = _Builder(defs, doc, self.found)
+        scope = _Scope()
+        _add_inputs(builder, spec.inputs, scope, ("inputs",))
+        builder.expand(spec.nodes, scope, ("nodes",))
+        name = spec.name or Path(doc.file).stem.replace("-", "_")
+        graph = _graph_from(builder, name, list(spec.outputs), ("outputs",), scope)
+        graph.models = model_graphs
+        graph.shared = {
+            shared_name: builder.layer_spec(definition, _Scope(), ("layers", shared_name))
+            for shared_name, definition in spec.layers.items()
+        }
+        for model_name, sub in model_graphs.items():
+            if not isinstance(spec.models[model_name], m.FileModelDef):
+                sub.shared, sub.models = graph.shared, model_graphs
+        for shared_name, definition in spec.layers.items():
+            if definition.repeat != 1:
+                self.found.append(doc.diagnostic("a shared layer cannot repeat", ("layers", shared_name, "repeat")))
+        return graph
+
+    def build_model(self, name: str, definition: Any, defs: _Definitions, doc: Document,
+                    built: dict[str, Graph]) -> Graph | None:
+        path = ("models", name)
+        if isinstance(definition, m.FileModelDef):
+            return self.build_file(name, definition, doc, path)
+        builder = _Builder(defs, doc, self.found)
+        scope = _Scope()
+        if isinstance(definition, m.SequentialModelDef):
+            input_name = f"{name}_input"
+            _add_inputs(builder, {input_name: definition.input}, scope, path)
+            builder.nodes[input_name].path = path + ("input",)
+            steps = [(s, path + ("sequential", i)) for i, s in enumerate(definition.sequential)]
+            builder.chain(f"{name}_output", steps, [input_name], scope, path, None)
+            last = scope.aliases[f"{name}_output"].node
+            return _graph_from(builder, name, [last], path + ("sequential",), scope, "sequential", path)
+        _add_inputs(builder, definition.inputs, scope, path + ("inputs",))
+        builder.expand(definition.nodes, scope, path + ("nodes",))
+        return _graph_from(builder, name, list(definition.outputs), path + ("outputs",), scope, path=path)
+
+    def build_file(self, name: str, definition: m.FileModelDef, doc: Document, path: tuple) -> Graph | None:
+        target = (Path(doc.file).parent / definition.file).resolve()
+        if str(target) in self.file_stack or len(self.file_stack) > MAX_BLOCK_DEPTH:
+            chain = " -> ".join(Path(f).name for f in self.file_stack + [str(target)])
+            self.found.append(doc.diagnostic(f"sub-model files include each other: {chain}", path + ("file",)))
+            return None
+        try:
+            sub_doc = load_file(target)
+        except GraphspecError as exc:
+            self.found.append(doc.diagnostic(f"sub-model file '{definition.file}' cannot be loaded",
+                                             path + ("file",)))
+            self.found.extend(exc.diagnostics)
+            return None
+        sub_spec, sub_found = check_document(sub_doc)
+        self.found.extend(sub_found)
+        if sub_spec is None:
+            return None
+        self.file_stack.append(str(target))
+        try:
+            graph = self.build_spec(sub_spec, sub_doc)
+        finally:
+            self.file_stack.pop()
+        graph.name = name
+        graph.path = path
+        return graph
+
+
+def build_graph(spec: m.Spec, doc: Document) -> tuple[Graph, list[Diagnostic]]:
+    """Expand and wire a validated spec. Returns the graph and every graph-level finding."""
+    found: list[Diagnostic] = []
+    resolver = _ModelResolver(found)
+    resolver.file_stack.append(str(Path(doc.file).resolve()))
+    graph = resolver.build_spec(spec, doc)
+    _check_top_outputs(graph, list(spec.outputs), found)
+    _check_model_use(graph, found)
+    return graph, found
+
+
+def _check_model_use(graph: Graph, found: list[Diagnostic]) -> None:
+    """Sub-models may apply other sub-models, but not themselves (directly or not)."""
+    uses = nx.DiGraph()
+    for model_name, sub in graph.models.items():
+        uses.add_node(model_name)
+        for node in sub.nodes.values():
+            targets = [node.target] if node.kind == "apply" else []
+            if node.spec is not None and isinstance(node.spec.wrap, str):
+                targets.append(node.spec.wrap)
+            for target in targets:
+                if target in graph.models:
+                    uses.add_edge(model_name, target)
+    try:
+        cycle = nx.find_cycle(uses)
+    except nx.NetworkXNoCycle:
+        return
+    names = [edge[0] for edge in cycle] + [cycle[0][0]]
+    found.append(graph.doc.diagnostic(f"sub-models use each other in a cycle: {' -> '.join(names)}",
+                                      ("models", names[0])))

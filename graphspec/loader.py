@@ -1,0 +1,258 @@
+"""Safe YAML loading with positions, duplicate-key detection and hard limits.
+
+Example:
+
+    >>> from graphspec.loader import load_text
+    >>> doc = load_text("graphspec: 1\\nname: demo\\n", "demo.yaml")
+    >>> doc.data["name"], doc.position(("name",))
+    ('demo', (2, 7))
+
+The document is built from the parser's event stream with an explicit stack, so
+no YAML input can recurse the interpreter, construct a Python object, or expand
+aliases past the node budget. libyaml's parser is used when PyYAML has it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from graphspec.errors import Diagnostic, GraphspecError
+
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+MAX_BYTES = 8 * 1024 * 1024
+MAX_DEPTH = 64
+# Scalars and containers after alias expansion; a 20,000-node spec uses ~200k.
+MAX_NODES = 2_000_000
+
+_STANDARD_TAGS = {
+    "tag:yaml.org,2002:str",
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:null",
+    "tag:yaml.org,2002:map",
+    "tag:yaml.org,2002:seq",
+    "tag:yaml.org,2002:merge",
+    "!",
+}
+_MERGE_KEY = "<<"
+
+
+@dataclass
+class Document:
+    """A loaded spec file: plain data plus the line/column of every key and item."""
+
+    data: Any
+    file: str
+    positions: dict[tuple, tuple[int, int]] = field(default_factory=dict)
+
+    def position(self, path: tuple) -> tuple[int | None, int | None]:
+        """The position of `path`, or of its nearest ancestor that has one."""
+        path = tuple(path)
+        while path:
+            if path in self.positions:
+                return self.positions[path]
+            path = path[:-1]
+        return self.positions.get((), (1, 1))
+
+    def diagnostic(self, message: str, path: tuple = (), **kwargs) -> Diagnostic:
+        line, column = self.position(path)
+        return Diagnostic(message, file=self.file, line=line, column=column, path=tuple(path), **kwargs)
+
+
+class _Frame:
+    __slots__ = ("container", "path", "anchor", "mark", "seen", "key", "merges", "size")
+
+    def __init__(self, container, path, anchor, mark):
+        self.container = container
+        self.path = path
+        self.anchor = anchor
+        self.mark = mark
+        self.seen: dict = {}
+        self.key = _NO_KEY
+        self.merges: list = []
+        self.size = 1
+
+
+_NO_KEY = object()
+
+
+def _mark(mark) -> tuple[int, int]:
+    return (mark.line + 1, mark.column + 1)
+
+
+class _Builder:
+    def __init__(self, file: str):
+        self.file = file
+        self.positions: dict[tuple, tuple[int, int]] = {}
+        self.anchors: dict[str, tuple[Any, int]] = {}
+        self.stack: list[_Frame] = []
+        self.nodes = 0
+        self.root: Any = None
+        self.documents = 0
+        self._scalars = _Loader("")
+
+    def fail(self, message: str, mark, hint: str | None = None, path: tuple | None = None) -> GraphspecError:
+        line, column = _mark(mark) if mark is not None else (None, None)
+        if path is None:
+            path = self.stack[-1].path if self.stack else ()
+        return GraphspecError(Diagnostic(message, file=self.file, line=line, column=column, path=path, hint=hint))
+
+    def count(self, n: int, mark) -> None:
+        self.nodes += n
+        if self.nodes > MAX_NODES:
+            raise self.fail(
+                f"document expands to more than {MAX_NODES:,} YAML nodes (alias bomb?)",
+                mark,
+                hint="reduce alias use or split the spec",
+            )
+
+    def check_tag(self, event) -> None:
+        tag = getattr(event, "tag", None)
+        if tag is not None and tag not in _STANDARD_TAGS:
+            raise self.fail(
+                f"YAML tag '{tag}' is not allowed",
+                event.start_mark,
+                hint="graphspec accepts plain YAML data only; tags that construct objects are refused",
+            )
+
+    def child_path(self, mark) -> tuple:
+        if not self.stack:
+            return ()
+        frame = self.stack[-1]
+        if isinstance(frame.container, list):
+            return frame.path + (len(frame.container),)
+        if frame.key is _NO_KEY:
+            raise self.fail("mapping keys must be plain scalars", mark)
+        return frame.path + (frame.key,)
+
+    def add_value(self, value: Any, size: int, start_mark) -> None:
+        if not self.stack:
+            self.root = value
+            return
+        frame = self.stack[-1]
+        frame.size += size
+        if isinstance(frame.container, list):
+            self.positions[frame.path + (len(frame.container),)] = _mark(start_mark)
+            frame.container.append(value)
+            return
+        if frame.key is _NO_KEY:
+            if isinstance(value, (dict, list)):
+                raise self.fail("mapping keys must be plain scalars", start_mark)
+            if value in frame.seen and value != _MERGE_KEY:
+                first_line = frame.seen[value][0]
+                raise self.fail(
+                    f"duplicate key '{value}' (first defined on line {first_line})",
+                    start_mark,
+                    hint="YAML keeps only the last value; remove one of them",
+                )
+            frame.seen[value] = _mark(start_mark)
+            frame.key = value
+            return
+        if frame.key == _MERGE_KEY:
+            sources = value if isinstance(value, list) else [value]
+            if not all(isinstance(s, dict) for s in sources):
+                raise self.fail("'<<' merge needs a mapping or a list of mappings", start_mark)
+            frame.merges.extend(sources)
+        else:
+            self.positions[frame.path + (frame.key,)] = frame.seen[frame.key]
+            frame.container[frame.key] = value
+        frame.key = _NO_KEY
+
+    def feed(self, event) -> None:
+        if isinstance(event, yaml.DocumentStartEvent):
+            self.documents += 1
+            if self.documents > 1:
+                raise self.fail("a spec file holds one YAML document; found a second '---'", event.start_mark)
+        elif isinstance(event, yaml.ScalarEvent):
+            self.check_tag(event)
+            self.count(1, event.start_mark)
+            if event.tag is None or event.tag == "!":
+                tag = self._scalars.resolve(yaml.ScalarNode, event.value, event.implicit)
+            else:
+                tag = event.tag
+            node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark)
+            try:
+                value = _MERGE_KEY if tag == "tag:yaml.org,2002:merge" else self._scalars.construct_object(node)
+            except yaml.YAMLError as exc:
+                raise self.fail(f"bad scalar {event.value!r}: {getattr(exc, 'problem', exc)}", event.start_mark) from None
+            if event.anchor:
+                self.anchors[event.anchor] = (value, 1)
+            self.add_value(value, 1, event.start_mark)
+        elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            self.check_tag(event)
+            self.count(1, event.start_mark)
+            if len(self.stack) >= MAX_DEPTH:
+                raise self.fail(f"nesting deeper than {MAX_DEPTH} levels", event.start_mark, path=())
+            path = self.child_path(event.start_mark)
+            if not self.stack:
+                self.positions[()] = _mark(event.start_mark)
+            container = {} if isinstance(event, yaml.MappingStartEvent) else []
+            self.stack.append(_Frame(container, path, event.anchor, event.start_mark))
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            frame = self.stack.pop()
+            value = frame.container
+            if frame.merges:
+                for source in reversed(frame.merges):
+                    for key, item in source.items():
+                        value.setdefault(key, item)
+            if frame.anchor:
+                self.anchors[frame.anchor] = (value, frame.size)
+            self.add_value(value, frame.size, frame.mark)
+        elif isinstance(event, yaml.AliasEvent):
+            if event.anchor not in self.anchors:
+                raise self.fail(f"unknown alias '*{event.anchor}'", event.start_mark)
+            value, size = self.anchors[event.anchor]
+            self.count(size, event.start_mark)
+            # Shared, not copied: loaded data is read-only, and copying is what makes alias bombs slow.
+            self.add_value(value, size, event.start_mark)
+
+
+def load_text(text: str, file: str = "<string>") -> Document:
+    """Parse YAML text into a Document, or raise GraphspecError."""
+    builder = _Builder(file)
+    try:
+        for event in yaml.parse(text, Loader=_Loader):
+            builder.feed(event)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        message = " ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
+        raise builder.fail(f"invalid YAML: {message}", mark) from None
+    except yaml.YAMLError as exc:
+        raise builder.fail(f"invalid YAML: {exc}", None) from None
+    except RecursionError:
+        raise builder.fail(f"nesting deeper than {MAX_DEPTH} levels", None) from None
+    return Document(builder.root, file, builder.positions)
+
+
+def read_limited(path: str | os.PathLike) -> str:
+    """Read at most MAX_BYTES of a file as UTF-8, refusing devices, dirs and oversize files."""
+    name = str(path)
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_BYTES + 1)
+    except IsADirectoryError:
+        raise GraphspecError(Diagnostic("is a directory, not a spec file", file=name)) from None
+    except OSError as exc:
+        raise GraphspecError(Diagnostic(f"cannot read file: {exc.strerror or exc}", file=name)) from None
+    if len(raw) > MAX_BYTES:
+        raise GraphspecError(
+            Diagnostic(f"file is larger than the {MAX_BYTES // (1024 * 1024)} MiB limit for a spec", file=name)
+        )
+    if b"\0" in raw:
+        raise GraphspecError(Diagnostic("file contains NUL bytes: not a YAML text file", file=name))
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise GraphspecError(Diagnostic(f"file is not UTF-8 text (byte {exc.start})", file=name)) from None
+
+
+def load_file(path: str | os.PathLike) -> Document:
+    """Read and parse a spec file with every limit applied."""
+    return load_text(read_limited(path), str(Path(path)))

@@ -1,0 +1,95 @@
+"""The pipeline, stage by stage: loader → schema → graph → shapes.
+
+Example:
+
+    >>> from graphspec.pipeline import check
+    >>> result = check("specs/examples/headline.yaml")
+    >>> result.ok, result.shapes.total_params
+    (True, 5200610)
+
+`check` never raises for bad input: every finding of every stage that could
+run is in `result.diagnostics`, ordered by position. `load` raises one
+`GraphspecError` carrying all of them instead.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from graphspec.errors import Diagnostic, GraphspecError
+from graphspec.graph import Graph, build_graph
+from graphspec.loader import Document, load_file, load_text
+from graphspec.schema import check_document
+from graphspec.schema.models import Spec
+from graphspec.shapes import ShapeReport, infer
+
+
+@dataclass
+class SpecFile:
+    """A spec file after every static stage: the loaded Spec, its graph and its shapes."""
+
+    file: str
+    document: Document | None = None
+    spec: Spec | None = None
+    graph: Graph | None = None
+    shapes: ShapeReport | None = None
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not any(d.severity == "error" for d in self.diagnostics)
+
+    @property
+    def name(self) -> str:
+        if self.graph is not None:
+            return self.graph.name
+        return Path(self.file).stem
+
+
+def _sorted(found: list[Diagnostic]) -> list[Diagnostic]:
+    return sorted(found, key=lambda d: (d.file or "", d.line or 0, d.column or 0))
+
+
+def check_document_stages(document: Document) -> SpecFile:
+    result = SpecFile(document.file, document)
+    spec, found = check_document(document)
+    result.diagnostics.extend(found)
+    if spec is None:
+        return result
+    result.spec = spec
+    graph, found = build_graph(spec, document)
+    result.diagnostics.extend(found)
+    result.graph = graph
+    if any(d.severity == "error" for d in found):
+        return result
+    result.shapes = infer(graph)
+    result.diagnostics.extend(result.shapes.diagnostics)
+    result.diagnostics = _sorted(result.diagnostics)
+    return result
+
+
+def check(path: str | os.PathLike) -> SpecFile:
+    """Run every static stage on a file; findings are collected, never raised."""
+    try:
+        document = load_file(path)
+    except GraphspecError as exc:
+        return SpecFile(str(path), diagnostics=exc.diagnostics)
+    return check_document_stages(document)
+
+
+def check_text(text: str, file: str = "<string>") -> SpecFile:
+    try:
+        document = load_text(text, file)
+    except GraphspecError as exc:
+        return SpecFile(file, diagnostics=exc.diagnostics)
+    return check_document_stages(document)
+
+
+def load(path: str | os.PathLike) -> SpecFile:
+    """Load and statically check a spec; raise `GraphspecError` with every error if it is invalid."""
+    result = check(path)
+    if not result.ok:
+        raise GraphspecError(result.diagnostics)
+    return result

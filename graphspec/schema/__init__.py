@@ -1,0 +1,165 @@
+"""Schema stage: raw YAML data → a validated `Spec`, or located diagnostics.
+
+Example:
+
+    >>> from graphspec.loader import load_text
+    >>> from graphspec.schema import check_document
+    >>> doc = load_text("graphspec: 1\\ninputs: {x: {shape: [2]}}\\nouputs: [x]\\n", "s.yaml")
+    >>> spec, found = check_document(doc)
+    >>> [str(d) for d in found][:1]
+    ["s.yaml:3:1: error: ouputs: unknown key 'ouputs'; did you mean 'outputs'?"]
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from graphspec.errors import Diagnostic, did_you_mean
+from graphspec.loader import Document
+from graphspec.schema import models
+from graphspec.schema.models import Spec
+
+__all__ = ["Spec", "check_document", "json_schema", "cross_check"]
+
+_NODE_CONTAINERS = {"nodes", "models"}
+
+
+@functools.lru_cache(maxsize=1)
+def _vocabulary() -> tuple[str, ...]:
+    """Every key any spec mapping accepts, for "did you mean" on unknown keys."""
+    names: set[str] = set()
+    for obj in vars(models).values():
+        if isinstance(obj, type) and issubclass(obj, BaseModel) and obj is not BaseModel:
+            for field_name, info in obj.model_fields.items():
+                names.add(info.alias or field_name)
+    return tuple(sorted(names))
+
+
+def _data_path(loc: tuple, data: Any) -> tuple:
+    """Map a pydantic error location onto keys that exist in the YAML data.
+
+    pydantic inserts union tags ('layer', 'str', 'function-after[...]') into
+    locations; they are dropped by walking the real data alongside.
+    """
+    path: list = []
+    current = data
+    skip_tag = False
+    for part in loc:
+        if skip_tag:
+            skip_tag = False
+            continue
+        if isinstance(current, dict) and part in current:
+            in_container = len(path) >= 1 and path[-1] in _NODE_CONTAINERS
+            path.append(part)
+            current = current[part]
+            # A dict sitting directly in `nodes:`/`models:` is a tagged union member.
+            skip_tag = in_container and isinstance(current, dict)
+        elif isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
+            path.append(part)
+            current = current[part]
+        elif isinstance(part, str) and not isinstance(current, (dict, list)):
+            continue
+        elif isinstance(current, dict) and isinstance(part, str) and part.isidentifier():
+            path.append(part)  # a missing key: reported at its parent's position
+            current = None
+        # anything else is a union tag that names a type, not data
+    return tuple(path)
+
+
+def _diagnostic(doc: Document, error: dict) -> Diagnostic:
+    path = _data_path(tuple(error["loc"]), doc.data)
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    hint = None
+    message = error["msg"]
+    if kind == "graphspec":
+        path = path + tuple(ctx.get("at") or ())
+        hint = ctx.get("hint")
+    elif kind == "extra_forbidden":
+        key = str(path[-1]) if path else "?"
+        message = f"unknown key '{key}'"
+        hint = did_you_mean(key, _vocabulary())
+    elif kind == "missing":
+        message = f"missing required key '{path[-1]}'" if path else "missing required key"
+    elif kind == "literal_error":
+        expected = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
+        message = f"got {error['input']!r}; expected {ctx.get('expected')}"
+        if isinstance(error.get("input"), str):
+            hint = did_you_mean(error["input"], expected)
+    elif kind == "string_pattern_mismatch":
+        message = f"{error['input']!r} is not a valid name (letters, digits and _, not starting with a digit)"
+    return doc.diagnostic(message, path, hint=hint)
+
+
+def _collapse(found: list[Diagnostic]) -> list[Diagnostic]:
+    """One diagnostic per location: union branches each report the same bad value."""
+    best: dict[tuple, Diagnostic] = {}
+    for d in found:
+        key = d.path
+        if key not in best or (best[key].hint is None and d.hint is not None):
+            best[key] = d
+    return list(best.values())
+
+
+def check_document(doc: Document) -> tuple[Spec | None, list[Diagnostic]]:
+    """Validate a loaded document against the schema; every error is returned at once."""
+    if not isinstance(doc.data, dict):
+        return None, [doc.diagnostic("a spec must be a YAML mapping with a 'graphspec: 1' key")]
+    try:
+        spec = Spec.model_validate(doc.data)
+    except ValidationError as exc:
+        found = [_diagnostic(doc, e) for e in exc.errors(include_url=False)]
+        return None, _collapse(found)
+    return spec, cross_check(spec, doc)
+
+
+def cross_check(spec: Spec, doc: Document) -> list[Diagnostic]:
+    """Checks between sections: compile and data keys against declared inputs and outputs."""
+    found: list[Diagnostic] = []
+    outputs = list(spec.outputs)
+
+    def check_keys(mapping: Any, path: tuple, known: list[str], what: str) -> None:
+        if not isinstance(mapping, dict):
+            return
+        for key in mapping:
+            if key not in known:
+                found.append(doc.diagnostic(
+                    f"'{key}' is not {what}",
+                    path + (key,),
+                    hint=did_you_mean(key, known) or f"{what}s are: {', '.join(known)}",
+                ))
+
+    if spec.compile is not None:
+        for section in ("loss", "loss_weights", "metrics"):
+            check_keys(getattr(spec.compile, section), ("compile", section), outputs, "an output")
+    if spec.data is not None:
+        check_keys(spec.data.inputs, ("data", "inputs"), list(spec.inputs), "an input")
+        check_keys(spec.data.outputs, ("data", "outputs"), outputs, "an output")
+        for name in spec.inputs:
+            if name not in spec.data.inputs:
+                found.append(doc.diagnostic(f"input '{name}' has no data binding", ("data", "inputs"),
+                                            hint=f"add `{name}: {{columns: ...}}` or `{{array: ...}}`"))
+        if spec.data.validation and spec.train and spec.train.validation_split:
+            found.append(doc.diagnostic(
+                "give either data.validation or train.validation_split, not both",
+                ("train", "validation_split"),
+            ))
+    return found
+
+
+def json_schema() -> dict:
+    """The JSON Schema of the spec language (what editors use to complete and check specs)."""
+    schema = Spec.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://graphspec.dev/schemas/graphspec.schema.json"
+    schema["title"] = "graphspec"
+    return schema
+
+
+def json_schema_text() -> str:
+    return json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"

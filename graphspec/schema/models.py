@@ -1,0 +1,456 @@
+"""The spec language, version 1, as pydantic models.
+
+Example:
+
+    >>> from graphspec.schema.models import Spec
+    >>> spec = Spec.model_validate({
+    ...     "graphspec": 1,
+    ...     "inputs": {"x": {"shape": [4]}},
+    ...     "nodes": {"y": {"layer": "Dense", "args": {"units": 1}, "from": "x"}},
+    ...     "outputs": ["y"],
+    ... })
+    >>> spec.nodes["y"].layer
+    'Dense'
+
+Nodes are wired by name (`from: lstm_out`, or `from: lstm[1]` for the second
+tensor of a multi-output node), never by position. Every mapping forbids
+unknown keys. Layer types and their arguments are checked against the static
+Keras catalog, so a typo fails with "did you mean" and no TensorFlow import.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PositiveInt,
+    StringConstraints,
+    Tag,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from graphspec.errors import did_you_mean
+from graphspec.schema.catalog import UNSAFE_LAYERS, STRUCTURAL_LAYERS, catalog
+
+NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+REF_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\[[0-9]+\])?$"
+
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=200)]
+Ref = Annotated[
+    str,
+    StringConstraints(pattern=REF_PATTERN, max_length=210),
+    Field(description="A node or input name; `name[i]` picks tensor i of a multi-output node."),
+]
+Refs = Union[Ref, Annotated[list[Ref], Field(min_length=1)]]
+ParamRef = Annotated[str, StringConstraints(pattern=r"^\$[A-Za-z_][A-Za-z0-9_]*$")]
+
+DType = Literal[
+    "float16", "bfloat16", "float32", "float64",
+    "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+    "bool", "string",
+]
+MERGES = ("concatenate", "add", "subtract", "multiply", "average", "maximum", "minimum", "dot")
+MergeKind = Literal["concatenate", "add", "subtract", "multiply", "average", "maximum", "minimum", "dot"]
+
+
+def _error(message: str, hint: str | None = None, at: tuple = ()) -> PydanticCustomError:
+    """A schema error; `at` is a path below the failing model where the problem sits."""
+    return PydanticCustomError("graphspec", message, {"hint": hint, "at": at})
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+# --------------------------------------------------------------------------- layers
+
+
+def check_layer_args(layer: str, args: dict[str, Any], owner: str = "layer") -> None:
+    """Raise a schema error naming every unknown or missing argument of `layer`."""
+    cat = catalog()
+    if layer in UNSAFE_LAYERS:
+        raise _error(
+            f"{owner} type '{layer}' can run arbitrary code and is refused",
+            "write a custom layer in a module and allow it explicitly (--allow-module)",
+            ("layer",),
+        )
+    if layer in STRUCTURAL_LAYERS or cat.canonical_layer(layer) is None:
+        raise _error(
+            f"unknown {owner} type '{layer}'",
+            did_you_mean(layer, cat.layer_names) or "see keras.layers for the layer classes",
+            ("layer",),
+        )
+    signature = cat.layer(layer)
+    allowed = set(signature.args) | (set(cat.base_layer_kwargs) if signature.accepts_base_kwargs else set())
+    problems: list[str] = []
+    at: tuple = ()
+    for arg in args:
+        if arg == "name":
+            problems.append("argument 'name' is not allowed: a node's name is its key in the spec")
+        elif arg not in allowed:
+            hint = did_you_mean(arg, allowed)
+            problems.append(f"unknown argument '{arg}' for {signature.name}" + (f" ({hint})" if hint else ""))
+        else:
+            continue
+        at = at or ("args", arg)
+    missing = [a for a in signature.required if a not in args and a != "layer"]
+    if missing:
+        problems.append(f"{signature.name} needs argument(s) {', '.join(repr(m) for m in missing)}")
+        at = at or ("args",)
+    if problems:
+        raise _error("; ".join(problems), None, at)
+
+
+class LayerDef(Strict):
+    """A Keras layer with its constructor arguments."""
+
+    layer: str = Field(description="Keras layer class name, e.g. `Dense`, `LSTM`, `Conv2D`.")
+    args: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Constructor arguments, exactly as Keras names them (nested initializers, "
+        "regularizers and constraints in Keras's `{class_name, config}` form are allowed).",
+    )
+    wrap: Union[Name, "LayerDef", None] = Field(
+        None,
+        description="For wrappers (`TimeDistributed`, `Bidirectional`): the wrapped layer, given inline "
+        "or as the name of a shared layer or sub-model.",
+    )
+    repeat: Union[PositiveInt, ParamRef] = Field(
+        1, description="Stack this many copies (each with its own weights), named `<node>_1` … `<node>_n`."
+    )
+
+    @model_validator(mode="after")
+    def _known_layer(self):
+        args = dict(self.args)
+        check_layer_args(self.layer, args)
+        canonical = catalog().canonical_layer(self.layer)
+        wraps = canonical in ("TimeDistributed", "Bidirectional")
+        if wraps and self.wrap is None and "layer" not in args:
+            raise _error(f"{self.layer} needs the layer it wraps", "add `wrap: <layer or model>`", ("wrap",))
+        if self.wrap is not None and not wraps:
+            raise _error(f"'wrap' only applies to TimeDistributed or Bidirectional, not {self.layer}", None, ("wrap",))
+        if wraps and "layer" in args:
+            raise _error("give the wrapped layer with `wrap:`, not `args.layer`", None, ("args", "layer"))
+        return self
+
+
+class Step(LayerDef):
+    """One step of a sequential chain."""
+
+    name: Name | None = Field(None, description="Layer name; defaults to `<node>_<position>`.")
+
+
+class _Wired(Strict):
+    from_: Refs = Field(alias="from", description="The tensor(s) this node consumes, by name.")
+    doc: str | None = Field(None, description="Free text shown in summaries and plots.")
+
+
+class LayerNode(LayerDef, _Wired):
+    """A node that creates its own layer and calls it."""
+
+
+class ApplyNode(_Wired):
+    """A call of a shared layer (from `layers:`) or a sub-model (from `models:`), reusing its weights."""
+
+    apply: Name = Field(description="Name of a shared layer or a sub-model.")
+
+
+class MergeNode(_Wired):
+    """A merge of several tensors (a Keras merge layer)."""
+
+    merge: MergeKind = Field(description="One of " + ", ".join(MERGES) + ".")
+    args: dict[str, Any] = Field(default_factory=dict, description="e.g. `axis` for concatenate, `axes` for dot.")
+
+    @model_validator(mode="after")
+    def _known_args(self):
+        check_layer_args(self.merge.capitalize(), dict(self.args), owner="merge")
+        return self
+
+
+class SequentialNode(_Wired):
+    """A chain of layers without naming each step; the node's name refers to the last step."""
+
+    sequential: Annotated[list[Step], Field(min_length=1)]
+
+
+class BlockNode(_Wired):
+    """An instance of a parameterized block: its nodes are copied in with new weights."""
+
+    block: Name = Field(description="Name of a block from `blocks:`.")
+    with_: dict[Name, Any] = Field(default_factory=dict, alias="with", description="Block parameters.")
+
+
+_NODE_KINDS = ("layer", "apply", "merge", "sequential", "block")
+
+
+def _node_kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        present = [k for k in _NODE_KINDS if k in value]
+        return present[0] if len(present) == 1 else None
+    return next((k for k in _NODE_KINDS if getattr(value, k, None) is not None), None)
+
+
+Node = Annotated[
+    Union[
+        Annotated[LayerNode, Tag("layer")],
+        Annotated[ApplyNode, Tag("apply")],
+        Annotated[MergeNode, Tag("merge")],
+        Annotated[SequentialNode, Tag("sequential")],
+        Annotated[BlockNode, Tag("block")],
+    ],
+    Discriminator(
+        _node_kind,
+        custom_error_type="graphspec",
+        custom_error_message="a node needs exactly one of the keys: " + ", ".join(_NODE_KINDS),
+    ),
+]
+
+
+# --------------------------------------------------------------------------- graphs
+
+
+class InputSpec(Strict):
+    """A model input."""
+
+    shape: list[Annotated[int, Field(gt=0)] | None] = Field(
+        description="Shape without the batch dimension; `null` for a free dimension."
+    )
+    dtype: DType = Field("float32", description="Element type.")
+    batch_size: PositiveInt | None = Field(None, description="Fixed batch size (needed by stateful RNNs).")
+    doc: str | None = None
+
+
+class GraphDef(Strict):
+    """A functional sub-model defined in place."""
+
+    inputs: Annotated[dict[Name, InputSpec], Field(min_length=1)]
+    nodes: dict[Name, Node] = Field(default_factory=dict)
+    outputs: Annotated[list[Ref], Field(min_length=1)]
+    doc: str | None = None
+
+
+class SequentialModelDef(Strict):
+    """A keras.Sequential sub-model: one input, a chain of layers."""
+
+    input: InputSpec
+    sequential: Annotated[list[Step], Field(min_length=1)]
+    doc: str | None = None
+
+
+class FileModelDef(Strict):
+    """A sub-model taken from another spec file (its inputs, nodes and outputs)."""
+
+    file: str = Field(description="Path to a spec file, relative to this file.")
+    doc: str | None = None
+
+
+def _model_kind(value: Any) -> str | None:
+    keys = value if isinstance(value, dict) else vars(value)
+    if "file" in keys:
+        return "file"
+    if "sequential" in keys:
+        return "sequential"
+    if "nodes" in keys or "outputs" in keys or "inputs" in keys:
+        return "graph"
+    return None
+
+
+ModelDef = Annotated[
+    Union[
+        Annotated[GraphDef, Tag("graph")],
+        Annotated[SequentialModelDef, Tag("sequential")],
+        Annotated[FileModelDef, Tag("file")],
+    ],
+    Discriminator(
+        _model_kind,
+        custom_error_type="graphspec",
+        custom_error_message="a model needs `inputs`/`nodes`/`outputs`, `input`/`sequential`, or `file`",
+    ),
+]
+
+
+class BlockDef(Strict):
+    """A parameterized group of nodes, instantiated by `block:` nodes.
+
+    Inside it, a string `$param` is replaced by the parameter's value, and
+    `${param}` is replaced inside longer strings. Nothing is evaluated.
+    """
+
+    params: list[Name] = Field(default_factory=list, description="Parameters every instance must give.")
+    defaults: dict[Name, Any] = Field(default_factory=dict, description="Optional parameters and their values.")
+    inputs: Annotated[list[Name], Field(min_length=1)] = Field(description="Formal inputs, bound in order by `from`.")
+    nodes: Annotated[dict[Name, Node], Field(min_length=1)]
+    output: Ref = Field(description="The node whose tensor the block returns.")
+    doc: str | None = None
+
+
+# --------------------------------------------------------------------------- compile / train / data
+
+
+class NamedWithArgs(BaseModel):
+    """`{name: adam, learning_rate: 0.001}`: a name plus constructor arguments."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+
+
+def _check_name(kind: str, value: str, known) -> str:
+    if value not in known:
+        raise _error(f"unknown {kind} '{value}'", did_you_mean(value, known))
+    return value
+
+
+Optimizer = Union[str, NamedWithArgs]
+Loss = Union[str, NamedWithArgs]
+MetricList = Union[str, list[str]]
+
+
+class CompileSpec(Strict):
+    """Arguments of `model.compile`, keyed by output name where per-output."""
+
+    optimizer: Optimizer = Field("rmsprop", description="Name (`adam`) or `{name: adam, learning_rate: 1e-3}`.")
+    loss: Union[Loss, dict[Name, Loss]] = Field(description="One loss for all outputs, or one per output name.")
+    loss_weights: Union[float, dict[Name, float], None] = Field(None, description="Per output name.")
+    metrics: Union[MetricList, dict[Name, MetricList], None] = Field(
+        None, description="Metrics for all outputs, or per output name."
+    )
+
+    @field_validator("optimizer")
+    @classmethod
+    def _optimizer(cls, value):
+        name = value if isinstance(value, str) else value.name
+        signature = catalog().optimizer(name)
+        if signature is None:
+            raise _error(f"unknown optimizer '{name}'", did_you_mean(name, catalog().optimizers.values()))
+        if not isinstance(value, str):
+            for arg in value.model_extra or {}:
+                if arg not in signature.args:
+                    raise _error(f"unknown argument '{arg}' for optimizer {signature.name}",
+                                 did_you_mean(arg, signature.args), (arg,))
+        return value
+
+    @field_validator("loss")
+    @classmethod
+    def _loss(cls, value):
+        for loss in value.values() if isinstance(value, dict) else [value]:
+            _check_name("loss", loss if isinstance(loss, str) else loss.name, catalog().losses)
+        return value
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics(cls, value):
+        groups = value.values() if isinstance(value, dict) else [value]
+        for group in groups:
+            for metric in [group] if isinstance(group, str) else group:
+                _check_name("metric", metric, catalog().metrics)
+        return value
+
+
+_CALLBACKS = {
+    "early_stopping": "EarlyStopping",
+    "reduce_lr_on_plateau": "ReduceLROnPlateau",
+    "terminate_on_nan": "TerminateOnNaN",
+}
+
+
+class TrainSpec(Strict):
+    """How `graphspec train` fits the model."""
+
+    epochs: PositiveInt = Field(10, description="Passes over the training data.")
+    batch_size: PositiveInt = Field(32, description="Samples per gradient step.")
+    validation_split: Annotated[float, Field(ge=0.0, lt=1.0)] | None = Field(
+        None, description="Fraction of training rows held out (the last rows, as Keras does)."
+    )
+    shuffle: bool = Field(True, description="Shuffle training rows each epoch.")
+    seed: int | None = Field(None, description="Seed for weights, shuffling and dropout; makes CPU runs repeatable.")
+    monitor: str = Field("val_loss", description="Metric that picks the best checkpoint (`val_loss` or `loss`, …).")
+    callbacks: dict[Literal["early_stopping", "reduce_lr_on_plateau", "terminate_on_nan"], dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Keras callbacks by snake_case name with their arguments, e.g. "
+        "`early_stopping: {patience: 5}`.",
+    )
+
+    @field_validator("callbacks")
+    @classmethod
+    def _callback_args(cls, value):
+        for key, args in value.items():
+            signature = catalog().callback(_CALLBACKS[key])
+            for arg in args:
+                if arg not in signature.args:
+                    raise _error(f"unknown argument '{arg}' for {signature.name}",
+                                 did_you_mean(arg, signature.args), (key, arg))
+        return value
+
+
+class ColumnRange(Strict):
+    first: str = Field(description="First column, inclusive.")
+    last: str = Field(description="Last column, inclusive.")
+
+
+class ColumnGlob(Strict):
+    glob: str = Field(description="Shell-style pattern (`px*`); matching columns in file order.")
+
+
+class Binding(Strict):
+    """Where one input's or output's values come from."""
+
+    columns: Union[str, Annotated[list[str], Field(min_length=1)], ColumnRange, ColumnGlob, None] = Field(
+        None, description="CSV column(s): a name, a list, `{first, last}` or `{glob}`."
+    )
+    array: str | None = Field(None, description="NPZ array name.")
+    one_hot: bool | None = Field(
+        None, description="Turn integer class labels into one-hot rows (default: automatic for categorical losses)."
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if (self.columns is None) == (self.array is None):
+            raise _error("give exactly one of `columns` (CSV) or `array` (NPZ)")
+        return self
+
+
+class DataSpec(Strict):
+    """Data files and which columns or arrays feed each input and output."""
+
+    train: str = Field(description="CSV or NPZ file, relative to the spec file.")
+    validation: str | None = Field(None, description="Separate validation file (same layout as `train`).")
+    inputs: dict[Name, Binding] = Field(default_factory=dict, description="Per input name.")
+    outputs: dict[Name, Binding] = Field(default_factory=dict, description="Per output name.")
+
+
+# --------------------------------------------------------------------------- the spec
+
+
+class Spec(Strict):
+    """A graphspec file."""
+
+    graphspec: Literal[1] = Field(description="Format version; this is version 1.")
+    name: Name | None = Field(None, description="Model name; defaults to the file name.")
+    doc: str | None = Field(None, description="Free text.")
+    inputs: Annotated[dict[Name, InputSpec], Field(min_length=1)] = Field(description="Model inputs by name.")
+    layers: dict[Name, LayerDef] = Field(
+        default_factory=dict, description="Shared layers: one set of weights, called by `apply:` nodes."
+    )
+    models: dict[Name, ModelDef] = Field(
+        default_factory=dict,
+        description="Sub-models used as layers (weights shared wherever applied), inline or from another file.",
+    )
+    blocks: dict[Name, BlockDef] = Field(default_factory=dict, description="Parameterized blocks.")
+    nodes: dict[Name, Node] = Field(default_factory=dict, description="The graph, by name.")
+    outputs: Annotated[list[Ref], Field(min_length=1)] = Field(
+        description="Output node names: the names compile, losses, metrics and data refer to."
+    )
+    compile: CompileSpec | None = Field(None, description="`model.compile` settings.")
+    train: TrainSpec | None = Field(None, description="`graphspec train` settings.")
+    data: DataSpec | None = Field(None, description="Data binding for training, evaluation and prediction.")
+
+
+LayerDef.model_rebuild()
+Step.model_rebuild()
+LayerNode.model_rebuild()

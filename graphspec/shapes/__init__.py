@@ -1,0 +1,297 @@
+"""Shape stage: output shapes and parameter counts of every node, without TensorFlow.
+
+Example:
+
+    >>> from graphspec import load
+    >>> from graphspec.shapes import infer
+    >>> report = infer(load("specs/examples/sine.yaml").graph)
+    >>> report.rows[-1].name, report.rows[-1].shapes, report.total_params
+    ('y', [(None, 1)], 1153)
+
+Shapes include the batch dimension (`None` unless an input fixes it). A node
+whose layer has no rule in `graphspec.shapes.rules` — or that depends on one —
+has unknown shapes and is marked "checked at build"; nothing is guessed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from graphspec.errors import Diagnostic
+from graphspec.graph import GNode, Graph, LayerSpec
+from graphspec.shapes.rules import RULES, Call, Out, Shape, ShapeError, fmt
+
+Status = Literal["ok", "unchecked", "error"]
+
+
+@dataclass
+class NodeInfo:
+    """One row of a summary: a node with its output shapes and the parameters it owns."""
+
+    name: str
+    type: str
+    kind: str
+    inputs: list[str]
+    shapes: list[Shape] | None = None
+    trainable: int | None = 0
+    non_trainable: int | None = 0
+    status: Status = "ok"
+
+    @property
+    def params(self) -> int | None:
+        if self.trainable is None or self.non_trainable is None:
+            return None
+        return self.trainable + self.non_trainable
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "type": self.type,
+            "kind": self.kind,
+            "inputs": self.inputs,
+            "output_shapes": None if self.shapes is None else [list(s) for s in self.shapes],
+            "params": self.params,
+            "trainable_params": self.trainable,
+            "non_trainable_params": self.non_trainable,
+            "status": self.status,
+        }
+
+
+@dataclass
+class ShapeReport:
+    name: str
+    rows: list[NodeInfo]
+    outputs: dict[str, Shape | None]
+    trainable_params: int = 0
+    non_trainable_params: int = 0
+    complete: bool = True
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    models: dict[str, "ShapeReport"] = field(default_factory=dict)
+
+    @property
+    def total_params(self) -> int:
+        return self.trainable_params + self.non_trainable_params
+
+    def row(self, name: str) -> NodeInfo:
+        return next(r for r in self.rows if r.name == name)
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "total_params": self.total_params,
+            "trainable_params": self.trainable_params,
+            "non_trainable_params": self.non_trainable_params,
+            "complete": self.complete,
+            "outputs": {k: None if v is None else list(v) for k, v in self.outputs.items()},
+            "rows": [r.to_dict() for r in self.rows],
+            "models": {k: v.to_dict() for k, v in self.models.items()},
+        }
+
+
+class _Unchecked(Exception):
+    """The layer has no static rule; Keras checks it when the model is built."""
+
+
+def _compatible(actual: Shape, declared: Shape) -> bool:
+    return len(actual) == len(declared) and all(
+        a is None or d is None or a == d for a, d in zip(actual[1:], declared[1:])
+    )
+
+
+class _Inferer:
+    def __init__(self, graph: Graph, model_reports: dict[int, ShapeReport]):
+        self.graph = graph
+        self.model_reports = model_reports  # by sub-model graph identity: each is inferred once
+        self.found: list[Diagnostic] = []
+        self.shared_params: dict[str, tuple[int, int]] = {}
+        self.counted: set[str] = set()
+
+    # -- layers -----------------------------------------------------------------
+    def model_report(self, name: str) -> ShapeReport:
+        sub = self.graph.models[name]
+        if id(sub) not in self.model_reports:
+            self.model_reports[id(sub)] = _Inferer(sub, self.model_reports).run()
+        return self.model_reports[id(sub)]
+
+    def call_model(self, name: str, shapes: list[Shape]) -> Out:
+        report = self.model_report(name)
+        sub = self.graph.models[name]
+        declared = [report.row(n).shapes[0] for n in sub.input_names]
+        if len(shapes) != len(declared):
+            raise ShapeError(f"sub-model '{name}' takes {len(declared)} input(s), got {len(shapes)}")
+        for actual, expected, input_name in zip(shapes, declared, sub.input_names):
+            if not _compatible(actual, expected):
+                raise ShapeError(f"sub-model '{name}' input '{input_name}' expects {fmt(expected)}, got {fmt(actual)}")
+        if not report.complete or any(v is None for v in report.outputs.values()):
+            raise _Unchecked()
+        batch = shapes[0][0]
+        outs = [(batch, *shape[1:]) for shape in report.outputs.values()]
+        return Out(outs, report.trainable_params, report.non_trainable_params)
+
+    def call_target(self, target: LayerSpec | str, shapes: list[Shape], sources: list[str], node: str) -> Out:
+        if isinstance(target, str):
+            if target in self.graph.models:
+                return self.call_model(target, shapes)
+            return self.call_layer(self.graph.shared[target], shapes, sources, node)
+        return self.call_layer(target, shapes, sources, node)
+
+    def call_layer(self, spec: LayerSpec, shapes: list[Shape], sources: list[str], node: str) -> Out:
+        if spec.layer == "TimeDistributed":
+            (shape,) = self._one(shapes)
+            if len(shape) < 3:
+                raise ShapeError(f"TimeDistributed needs (batch, time, …) input, got {fmt(shape)}")
+            inner = self.call_target(spec.wrap, [(shape[0], *shape[2:])], sources, node)
+            return Out([(s[0], shape[1], *s[1:]) for s in inner.shapes], inner.trainable, inner.non_trainable)
+        if spec.layer == "Bidirectional":
+            inner = self.call_target(spec.wrap, shapes, sources, node)
+            mode = spec.args.get("merge_mode", "concat")
+            output, states = inner.shapes[0], inner.shapes[1:]
+            if mode == "concat":
+                outputs = [(*output[:-1], output[-1] * 2)]
+            elif mode is None:
+                outputs = [output, output]
+            else:
+                outputs = [output]
+            return Out(outputs + states + states, 2 * inner.trainable, 2 * inner.non_trainable)
+        rule = RULES.get(spec.layer)
+        if rule is None:
+            raise _Unchecked()
+        return rule(Call(node, spec.layer, spec.args, shapes, sources))
+
+    @staticmethod
+    def _one(shapes: list[Shape]) -> list[Shape]:
+        if len(shapes) != 1:
+            raise ShapeError(f"expects one input tensor, got {len(shapes)}")
+        return shapes
+
+    # -- nodes ------------------------------------------------------------------
+    def label(self, node: GNode) -> str:
+        if node.kind == "merge":
+            return node.spec.layer.lower()
+        if node.kind == "apply":
+            return "apply"
+        return node.spec.layer
+
+    def type_name(self, node: GNode) -> str:
+        if node.kind == "input":
+            return "InputLayer"
+        if node.kind == "apply":
+            if node.target in self.graph.models:
+                sub = self.graph.models[node.target]
+                return f"{'Sequential' if sub.kind == 'sequential' else 'Functional'}:{node.target}"
+            shared = self.graph.shared.get(node.target)
+            return f"{shared.layer}:{node.target}" if shared else node.target
+        wrapped = node.spec.wrap
+        if wrapped is not None:
+            inner = wrapped if isinstance(wrapped, str) else wrapped.layer
+            return f"{node.spec.layer}({inner})"
+        return node.spec.layer
+
+    def run(self) -> ShapeReport:
+        graph = self.graph
+        info: dict[str, NodeInfo] = {}
+        for name in graph.order:
+            node = graph.nodes[name]
+            row = NodeInfo(name, self.type_name(node), node.kind, [str(r) for r in node.inputs])
+            info[name] = row
+            if node.kind == "input":
+                spec = node.input_spec
+                row.shapes = [(spec.batch_size, *spec.shape)]
+                continue
+            shapes: list[Shape] = []
+            unknown = False
+            for ref in node.inputs:
+                source = info.get(ref.node)
+                if source is None or source.shapes is None:
+                    unknown = True
+                    break
+                if ref.index is None:
+                    shapes.extend(source.shapes)
+                elif ref.index < len(source.shapes):
+                    shapes.append(source.shapes[ref.index])
+                else:
+                    self.found.append(node.diagnostic(
+                        f"'{ref.node}' has {len(source.shapes)} output tensor(s); there is no [{ref.index}]",
+                        path=node.path + ("from",)))
+                    unknown = True
+                    break
+            if unknown:
+                row.status, row.trainable, row.non_trainable = "unchecked", None, None
+                continue
+            sources = [ref.node for ref in node.inputs for _ in ([0] if ref.index is not None else
+                                                                  info[ref.node].shapes)]
+            try:
+                target = node.spec if node.kind != "apply" else node.target
+                out = self.call_target(target, shapes, sources, name)
+            except _Unchecked:
+                row.status, row.trainable, row.non_trainable = "unchecked", None, None
+                self.found.append(node.diagnostic(
+                    f"{self.type_name(node)} '{name}': no static shape rule; shape and parameters are checked at build",
+                    severity="info"))
+                continue
+            except ShapeError as exc:
+                row.status, row.trainable, row.non_trainable = "error", None, None
+                self.found.append(node.diagnostic(f"{self.label(node)} '{name}': {exc}"))
+                continue
+            except (TypeError, ValueError, KeyError, IndexError, ZeroDivisionError) as exc:
+                # An argument of the wrong kind (e.g. `units: "big"`) reaches a rule's arithmetic.
+                row.status, row.trainable, row.non_trainable = "error", None, None
+                self.found.append(node.diagnostic(f"{self.label(node)} '{name}': bad arguments ({exc})"))
+                continue
+            row.shapes = out.shapes
+            row.trainable, row.non_trainable = self.owned_params(node, out)
+        return self.report(info)
+
+    def owned_params(self, node: GNode, out: Out) -> tuple[int, int]:
+        """Parameters this node adds to the model: shared layers and sub-models count once."""
+        key = None
+        if node.kind == "apply":
+            key = node.target
+        elif node.spec.wrap is not None and isinstance(node.spec.wrap, str):
+            key = node.spec.wrap
+        if key is None:
+            return out.trainable, out.non_trainable
+        if key in self.counted:
+            previous = self.shared_params[key]
+            if previous != (out.trainable, out.non_trainable) and node.kind == "apply":
+                self.found.append(node.diagnostic(
+                    f"shared '{key}' would need {sum(previous)} parameters for one call and "
+                    f"{out.trainable + out.non_trainable} for this one: its inputs are incompatible"))
+            return 0, 0
+        self.counted.add(key)
+        self.shared_params[key] = (out.trainable, out.non_trainable)
+        return out.trainable, out.non_trainable
+
+    def report(self, info: dict[str, NodeInfo]) -> ShapeReport:
+        rows = list(info.values())
+        complete = all(r.status == "ok" for r in rows)
+        outputs = {}
+        for ref in self.graph.outputs:
+            row = info.get(ref.node)
+            shape = None
+            if row is not None and row.shapes is not None:
+                index = ref.index or 0
+                shape = row.shapes[index] if index < len(row.shapes) else None
+            outputs[str(ref)] = shape
+        report = ShapeReport(
+            self.graph.name,
+            rows,
+            outputs,
+            trainable_params=sum(r.trainable or 0 for r in rows),
+            non_trainable_params=sum(r.non_trainable or 0 for r in rows),
+            complete=complete,
+            diagnostics=self.found,
+        )
+        return report
+
+
+def infer(graph: Graph) -> ShapeReport:
+    """Infer every node's output shapes and parameter counts; findings are in `.diagnostics`."""
+    model_reports: dict[int, ShapeReport] = {}
+    inferer = _Inferer(graph, model_reports)
+    report = inferer.run()
+    report.models = {name: inferer.model_report(name) for name in graph.models}
+    for sub in model_reports.values():
+        report.diagnostics.extend(sub.diagnostics)
+    return report

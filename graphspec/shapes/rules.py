@@ -1,0 +1,528 @@
+"""Static shape and parameter rules for Keras layers, one registered function per family.
+
+Example:
+
+    >>> from graphspec.shapes.rules import RULES, Call
+    >>> out = RULES["Dense"](Call("d", "Dense", {"units": 8}, [(None, 4)]))
+    >>> out.shapes, out.trainable
+    ([(None, 8)], 40)
+
+A rule gets the layer's arguments (catalog defaults filled in) and its input
+shapes including the batch dimension, and returns output shapes and parameter
+counts. It raises `ShapeError` with a message naming what it expected. Layers
+with no rule here are reported as "checked at build", never guessed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+from graphspec.schema.catalog import catalog
+
+Dim = Optional[int]
+Shape = tuple  # of Dim, batch first
+
+
+class ShapeError(Exception):
+    """A layer cannot take the shapes it is given."""
+
+
+@dataclass
+class Out:
+    shapes: list[Shape]
+    trainable: int = 0
+    non_trainable: int = 0
+
+
+@dataclass
+class Call:
+    node: str
+    layer: str
+    args: dict[str, Any]
+    inputs: list[Shape]
+    sources: list[str] = field(default_factory=list)
+
+    def arg(self, name: str) -> Any:
+        if name in self.args:
+            return self.args[name]
+        return catalog().layer(self.layer).default(name)
+
+    @property
+    def shape(self) -> Shape:
+        if len(self.inputs) != 1:
+            raise ShapeError(f"expects one input tensor, got {len(self.inputs)}")
+        return self.inputs[0]
+
+
+Rule = Callable[[Call], Out]
+RULES: dict[str, Rule] = {}
+
+
+def rule(*names: str):
+    def register(fn: Rule) -> Rule:
+        for name in names:
+            RULES[name] = fn
+        return fn
+
+    return register
+
+
+def fmt(shape: Shape) -> str:
+    inner = ", ".join("None" if d is None else str(d) for d in shape)
+    return f"({inner},)" if len(shape) == 1 else f"({inner})"
+
+
+def _tuple(value: Any, rank: int, what: str) -> tuple:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (value,) * rank
+    if isinstance(value, (list, tuple)) and len(value) == rank and all(isinstance(v, int) for v in value):
+        return tuple(value)
+    raise ShapeError(f"{what} must be an integer or {rank} integers, got {value!r}")
+
+
+def _positive(value: Any, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ShapeError(f"{what} must be a positive integer, got {value!r}")
+    return value
+
+
+def _rank(call: Call, rank: int, what: str) -> Shape:
+    shape = call.shape
+    if len(shape) != rank:
+        raise ShapeError(f"expects a rank-{rank} input {what}, got {fmt(shape)}")
+    return shape
+
+
+def _channels_last(call: Call) -> bool:
+    data_format = call.arg("data_format")
+    if data_format not in (None, "channels_last", "channels_first"):
+        raise ShapeError(f"data_format must be channels_last or channels_first, got {data_format!r}")
+    return data_format != "channels_first"
+
+
+def _split(call: Call, spatial_rank: int) -> tuple[Dim, tuple, Dim]:
+    """(batch, spatial dims, channels) of an image-like input."""
+    shape = _rank(call, spatial_rank + 2, "(batch, spatial…, channels)")
+    if _channels_last(call):
+        return shape[0], tuple(shape[1:-1]), shape[-1]
+    return shape[0], tuple(shape[2:]), shape[1]
+
+
+def _join(call: Call, batch: Dim, spatial: tuple, channels: Dim) -> Shape:
+    if _channels_last(call):
+        return (batch, *spatial, channels)
+    return (batch, channels, *spatial)
+
+
+def _conv_length(length: Dim, kernel: int, stride: int, dilation: int, padding: str) -> Dim:
+    if length is None:
+        return None
+    if padding in ("same", "causal"):
+        return -(-length // stride)
+    if padding != "valid":
+        raise ShapeError(f"padding must be 'valid' or 'same', got {padding!r}")
+    effective = dilation * (kernel - 1) + 1
+    out = (length - effective) // stride + 1
+    if out < 1:
+        raise ShapeError(f"a kernel of {kernel} (dilation {dilation}) does not fit a dimension of {length}")
+    return out
+
+
+def _activation_ok(call: Call) -> None:
+    activation = call.args.get("activation")
+    if isinstance(activation, str) and activation not in catalog().activations:
+        from graphspec.errors import did_you_mean
+
+        hint = did_you_mean(activation, catalog().activations)
+        raise ShapeError(f"unknown activation '{activation}'" + (f" ({hint})" if hint else ""))
+
+
+# --------------------------------------------------------------------------- core
+
+
+@rule("Dense")
+def dense(call: Call) -> Out:
+    _activation_ok(call)
+    shape = call.shape
+    units = _positive(call.arg("units"), "units")
+    if len(shape) < 2:
+        raise ShapeError(f"expects an input of rank >= 2, got {fmt(shape)}")
+    features = shape[-1]
+    if features is None:
+        raise ShapeError(f"needs a known last dimension, got {fmt(shape)}")
+    bias = units if call.arg("use_bias") else 0
+    return Out([shape[:-1] + (units,)], features * units + bias)
+
+
+@rule("Embedding")
+def embedding(call: Call) -> Out:
+    input_dim = _positive(call.arg("input_dim"), "input_dim")
+    output_dim = _positive(call.arg("output_dim"), "output_dim")
+    return Out([call.shape + (output_dim,)], input_dim * output_dim)
+
+
+@rule(
+    "Activation", "ReLU", "Softmax", "LeakyReLU", "ELU", "Dropout", "AlphaDropout", "GaussianDropout",
+    "GaussianNoise", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "ActivityRegularization",
+    "Masking", "Rescaling", "UnitNormalization", "Identity",
+)
+def identity(call: Call) -> Out:
+    if call.layer == "Activation":
+        _activation_ok(call)
+    return Out([call.shape])
+
+
+@rule("PReLU")
+def prelu(call: Call) -> Out:
+    shape = list(call.shape[1:])
+    for axis in call.arg("shared_axes") or []:
+        shape[axis - 1] = 1
+    if any(d is None for d in shape):
+        raise ShapeError(f"needs known dimensions (or shared_axes over the unknown ones), got {fmt(call.shape)}")
+    return Out([call.shape], math.prod(shape))
+
+
+def _normalize_axis(axis: int, rank: int) -> int:
+    if not -rank <= axis < rank:
+        raise ShapeError(f"axis {axis} is out of range for rank {rank}")
+    return axis % rank
+
+
+@rule("BatchNormalization")
+def batch_norm(call: Call) -> Out:
+    shape = call.shape
+    channels = shape[_normalize_axis(call.arg("axis"), len(shape))]
+    if channels is None:
+        raise ShapeError(f"needs a known size on axis {call.arg('axis')}, got {fmt(shape)}")
+    trainable = channels * (int(bool(call.arg("center"))) + int(bool(call.arg("scale"))))
+    return Out([shape], trainable, 2 * channels)
+
+
+@rule("LayerNormalization", "RMSNormalization")
+def layer_norm(call: Call) -> Out:
+    shape = call.shape
+    axes = call.arg("axis")
+    axes = [axes] if isinstance(axes, int) else list(axes)
+    size = math.prod(shape[_normalize_axis(a, len(shape))] or 0 for a in axes)
+    if size == 0:
+        raise ShapeError(f"needs known sizes on the normalized axes, got {fmt(shape)}")
+    if call.layer == "RMSNormalization":
+        return Out([shape], size)
+    per = int(bool(call.arg("center"))) + int(bool(call.arg("scale")))
+    return Out([shape], per * size)
+
+
+@rule("Normalization")
+def normalization(call: Call) -> Out:
+    shape = call.shape
+    axis = call.arg("axis")
+    axes = [] if axis is None else ([axis] if isinstance(axis, int) else list(axis))
+    size = math.prod(shape[_normalize_axis(a, len(shape))] or 0 for a in axes) if axes else 1
+    if size == 0:
+        raise ShapeError(f"needs known sizes on axis {axis}, got {fmt(shape)}")
+    # mean, variance (one per normalized position) and the adapt() sample count
+    return Out([shape], 0, 2 * size + 1)
+
+
+# --------------------------------------------------------------------------- reshaping
+
+
+@rule("Flatten")
+def flatten(call: Call) -> Out:
+    shape = call.shape
+    rest = shape[1:]
+    size = None if any(d is None for d in rest) else math.prod(rest)
+    return Out([(shape[0], size)])
+
+
+@rule("Reshape")
+def reshape(call: Call) -> Out:
+    shape = call.shape
+    target = list(call.arg("target_shape"))
+    if sum(1 for d in target if d == -1) > 1:
+        raise ShapeError("target_shape may contain -1 once")
+    known_in = None if any(d is None for d in shape[1:]) else math.prod(shape[1:])
+    known_target = math.prod(d for d in target if d != -1)
+    if -1 in target:
+        if known_in is not None:
+            if known_target == 0 or known_in % known_target:
+                raise ShapeError(f"cannot reshape {fmt(shape)} to {tuple(target)}")
+            target[target.index(-1)] = known_in // known_target
+        else:
+            target[target.index(-1)] = None
+    elif known_in is not None and known_in != known_target:
+        raise ShapeError(f"cannot reshape {fmt(shape)} ({known_in} values) to {tuple(target)} ({known_target} values)")
+    return Out([(shape[0], *target)])
+
+
+@rule("Permute")
+def permute(call: Call) -> Out:
+    shape = call.shape
+    dims = list(call.arg("dims"))
+    if sorted(dims) != list(range(1, len(shape))):
+        raise ShapeError(f"dims must be a permutation of 1..{len(shape) - 1}, got {dims}")
+    return Out([(shape[0], *(shape[d] for d in dims))])
+
+
+@rule("RepeatVector")
+def repeat_vector(call: Call) -> Out:
+    shape = _rank(call, 2, "(batch, features)")
+    return Out([(shape[0], _positive(call.arg("n"), "n"), shape[1])])
+
+
+def _pairs(value: Any, rank: int, what: str) -> list[tuple[int, int]]:
+    if isinstance(value, int):
+        return [(value, value)] * rank
+    value = list(value)
+    if rank == 1 and len(value) == 2 and all(isinstance(v, int) for v in value):
+        return [tuple(value)]
+    if len(value) != rank:
+        raise ShapeError(f"{what} needs {rank} entries, got {value!r}")
+    return [(v, v) if isinstance(v, int) else tuple(v) for v in value]
+
+
+def _pad_or_crop(sign: int, key: str):
+    def apply(call: Call) -> Out:
+        rank = int(call.layer[-2])
+        if rank == 1:
+            shape = _rank(call, 3, "(batch, steps, features)")
+            batch, spatial, channels = shape[0], (shape[1],), shape[2]
+        else:
+            batch, spatial, channels = _split(call, rank)
+        pads = _pairs(call.arg(key), rank, key)
+        new = []
+        for length, (before, after) in zip(spatial, pads):
+            if length is None:
+                new.append(None)
+                continue
+            size = length + sign * (before + after)
+            if size < 1:
+                raise ShapeError(f"cropping {before + after} from a dimension of {length} leaves nothing")
+            new.append(size)
+        if rank == 1:
+            return Out([(batch, new[0], channels)])
+        return Out([_join(call, batch, tuple(new), channels)])
+
+    return apply
+
+
+for _rank_n in (1, 2, 3):
+    RULES[f"ZeroPadding{_rank_n}D"] = _pad_or_crop(+1, "padding")
+    RULES[f"Cropping{_rank_n}D"] = _pad_or_crop(-1, "cropping")
+
+
+@rule("UpSampling1D", "UpSampling2D", "UpSampling3D")
+def upsampling(call: Call) -> Out:
+    rank = int(call.layer[-2])
+    if rank == 1:
+        shape = _rank(call, 3, "(batch, steps, features)")
+        size = _positive(call.arg("size"), "size")
+        return Out([(shape[0], None if shape[1] is None else shape[1] * size, shape[2])])
+    batch, spatial, channels = _split(call, rank)
+    sizes = _tuple(call.arg("size"), rank, "size")
+    return Out([_join(call, batch, tuple(None if d is None else d * s for d, s in zip(spatial, sizes)), channels)])
+
+
+# --------------------------------------------------------------------------- convolution
+
+
+def _conv_rank(layer: str) -> int:
+    return int(layer.split("Conv")[1][0])
+
+
+@rule("Conv1D", "Conv2D", "Conv3D", "DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D")
+def conv(call: Call) -> Out:
+    _activation_ok(call)
+    rank = _conv_rank(call.layer)
+    batch, spatial, channels = _split(call, rank)
+    if channels is None:
+        raise ShapeError(f"needs a known channel dimension, got {fmt(call.shape)}")
+    kernel = _tuple(call.arg("kernel_size"), rank, "kernel_size")
+    strides = _tuple(call.arg("strides"), rank, "strides")
+    dilation = _tuple(call.arg("dilation_rate"), rank, "dilation_rate")
+    padding = str(call.arg("padding")).lower()
+    if padding == "causal" and rank != 1:
+        raise ShapeError("padding 'causal' is only for 1D convolutions")
+    out_spatial = tuple(_conv_length(d, k, s, r, padding) for d, k, s, r in zip(spatial, kernel, strides, dilation))
+    bias = bool(call.arg("use_bias"))
+    window = math.prod(kernel)
+    if call.layer.startswith("Depthwise"):
+        multiplier = _positive(call.arg("depth_multiplier"), "depth_multiplier")
+        filters = channels * multiplier
+        params = window * channels * multiplier + (filters if bias else 0)
+    elif call.layer.startswith("Separable"):
+        multiplier = _positive(call.arg("depth_multiplier"), "depth_multiplier")
+        filters = _positive(call.arg("filters"), "filters")
+        params = window * channels * multiplier + channels * multiplier * filters + (filters if bias else 0)
+    else:
+        filters = _positive(call.arg("filters"), "filters")
+        groups = _positive(call.arg("groups"), "groups")
+        if channels % groups or filters % groups:
+            raise ShapeError(f"groups={groups} must divide the {channels} input channels and {filters} filters")
+        params = window * (channels // groups) * filters + (filters if bias else 0)
+    return Out([_join(call, batch, out_spatial, filters)], params)
+
+
+@rule("Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose")
+def conv_transpose(call: Call) -> Out:
+    _activation_ok(call)
+    rank = _conv_rank(call.layer)
+    batch, spatial, channels = _split(call, rank)
+    if channels is None:
+        raise ShapeError(f"needs a known channel dimension, got {fmt(call.shape)}")
+    kernel = _tuple(call.arg("kernel_size"), rank, "kernel_size")
+    strides = _tuple(call.arg("strides"), rank, "strides")
+    dilation = _tuple(call.arg("dilation_rate"), rank, "dilation_rate")
+    output_padding = call.arg("output_padding")
+    output_padding = None if output_padding is None else _tuple(output_padding, rank, "output_padding")
+    padding = str(call.arg("padding")).lower()
+    out = []
+    for i, length in enumerate(spatial):
+        if length is None:
+            out.append(None)
+            continue
+        k = kernel[i] + (kernel[i] - 1) * (dilation[i] - 1)
+        if output_padding is None:
+            out.append(length * strides[i] + (max(k - strides[i], 0) if padding == "valid" else 0))
+        else:
+            pad = 0 if padding == "valid" else k // 2
+            out.append((length - 1) * strides[i] + k - 2 * pad + output_padding[i])
+    filters = _positive(call.arg("filters"), "filters")
+    params = math.prod(kernel) * channels * filters + (filters if call.arg("use_bias") else 0)
+    return Out([_join(call, batch, tuple(out), filters)], params)
+
+
+# --------------------------------------------------------------------------- pooling
+
+
+@rule(
+    "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "AveragePooling1D", "AveragePooling2D", "AveragePooling3D",
+    "MaxPool1D", "MaxPool2D", "MaxPool3D", "AvgPool1D", "AvgPool2D", "AvgPool3D",
+)
+def pooling(call: Call) -> Out:
+    rank = int(call.layer[-2])
+    batch, spatial, channels = _split(call, rank)
+    pool = _tuple(call.arg("pool_size"), rank, "pool_size")
+    strides = call.arg("strides")
+    strides = pool if strides is None else _tuple(strides, rank, "strides")
+    padding = str(call.arg("padding")).lower()
+    out = tuple(_conv_length(d, p, s, 1, padding) for d, p, s in zip(spatial, pool, strides))
+    return Out([_join(call, batch, out, channels)])
+
+
+@rule(
+    "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D", "GlobalAveragePooling1D",
+    "GlobalAveragePooling2D", "GlobalAveragePooling3D", "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalMaxPool3D",
+    "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalAvgPool3D",
+)
+def global_pooling(call: Call) -> Out:
+    rank = int(call.layer[-2])
+    batch, spatial, channels = _split(call, rank)
+    if call.arg("keepdims"):
+        return Out([_join(call, batch, (1,) * rank, channels)])
+    return Out([(batch, channels)])
+
+
+# --------------------------------------------------------------------------- recurrent
+
+_GATES = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}
+_STATES = {"SimpleRNN": 1, "LSTM": 2, "GRU": 1}
+
+
+@rule("SimpleRNN", "LSTM", "GRU")
+def recurrent(call: Call) -> Out:
+    shape = _rank(call, 3, "(batch, timesteps, features)")
+    batch, steps, features = shape
+    if features is None:
+        raise ShapeError(f"needs a known feature dimension, got {fmt(shape)}")
+    if call.arg("stateful") and batch is None:
+        raise ShapeError(
+            "is stateful and needs a fixed batch size; set `batch_size` on the input that feeds it"
+        )
+    units = _positive(call.arg("units"), "units")
+    gates = _GATES[call.layer]
+    params = gates * (units * (features + units))
+    if call.arg("use_bias"):
+        params += gates * units * (2 if call.layer == "GRU" and call.arg("reset_after") else 1)
+    output = (batch, steps, units) if call.arg("return_sequences") else (batch, units)
+    shapes = [output]
+    if call.arg("return_state"):
+        shapes += [(batch, units)] * _STATES[call.layer]
+    return Out(shapes, params)
+
+
+# --------------------------------------------------------------------------- merges
+
+
+def _describe(call: Call, i: int) -> str:
+    source = call.sources[i] if i < len(call.sources) else f"input {i}"
+    return f"{fmt(call.inputs[i])} from '{source}'"
+
+
+def _needs_several(call: Call, exactly: int | None = None) -> None:
+    count = len(call.inputs)
+    if exactly is not None and count != exactly:
+        raise ShapeError(f"takes exactly {exactly} inputs, got {count}")
+    if count < 2:
+        raise ShapeError(f"merges at least 2 inputs, got {count}")
+
+
+@rule("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum")
+def elementwise(call: Call) -> Out:
+    _needs_several(call, 2 if call.layer == "Subtract" else None)
+    shapes = call.inputs
+    rank = max(len(s) for s in shapes)
+    result: list[Dim] = []
+    for axis in range(1, rank):
+        dims = {s[axis] for s in shapes if len(s) == rank}
+        known = {d for d in dims if d is not None and d != 1}
+        if len(known) > 1 or any(len(s) != rank for s in shapes):
+            first, second = next((i, j) for i in range(len(shapes)) for j in range(i + 1, len(shapes))
+                                 if shapes[i] != shapes[j])
+            raise ShapeError(f"{_describe(call, first)} vs {_describe(call, second)}")
+        result.append(known.pop() if known else (1 if 1 in dims else None))
+    batch = next((s[0] for s in shapes if s[0] is not None), None)
+    return Out([(batch, *result)])
+
+
+@rule("Concatenate")
+def concatenate(call: Call) -> Out:
+    _needs_several(call)
+    shapes = call.inputs
+    rank = len(shapes[0])
+    axis = call.arg("axis")
+    if any(len(s) != rank for s in shapes):
+        bad = next(i for i, s in enumerate(shapes) if len(s) != rank)
+        raise ShapeError(f"inputs must have the same rank: {_describe(call, 0)} vs {_describe(call, bad)}")
+    axis = _normalize_axis(axis, rank)
+    if axis == 0:
+        raise ShapeError("cannot concatenate along the batch axis (axis 0)")
+    out = list(shapes[0])
+    for i, shape in enumerate(shapes[1:], start=1):
+        for d in range(1, rank):
+            if d == axis:
+                continue
+            if shape[d] is not None and out[d] is not None and shape[d] != out[d]:
+                raise ShapeError(
+                    f"shapes must match except on axis {call.arg('axis')}: {_describe(call, 0)} vs {_describe(call, i)}"
+                )
+            out[d] = out[d] if out[d] is not None else shape[d]
+    sizes = [s[axis] for s in shapes]
+    out[axis] = None if any(v is None for v in sizes) else sum(sizes)
+    return Out([tuple(out)])
+
+
+@rule("Dot")
+def dot(call: Call) -> Out:
+    _needs_several(call, 2)
+    a, b = call.inputs
+    axes = call.arg("axes")
+    axes = (axes, axes) if isinstance(axes, int) else tuple(axes)
+    ax = _normalize_axis(axes[0], len(a))
+    bx = _normalize_axis(axes[1], len(b))
+    if a[ax] is not None and b[bx] is not None and a[ax] != b[bx]:
+        raise ShapeError(f"axis sizes differ: {_describe(call, 0)} axis {axes[0]} vs {_describe(call, 1)} axis {axes[1]}")
+    rest = [d for i, d in enumerate(a) if i not in (0, ax)] + [d for i, d in enumerate(b) if i not in (0, bx)]
+    return Out([(a[0], *(rest or [1]))])

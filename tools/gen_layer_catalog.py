@@ -1,0 +1,140 @@
+"""Regenerate graphspec's static Keras catalog from the installed Keras.
+
+    python tools/gen_layer_catalog.py            # rewrite graphspec/schema/keras_catalog.json
+    python tools/gen_layer_catalog.py --check    # exit 1 if the checked-in file is stale
+
+The catalog lets `graphspec validate` reject unknown layer types and misspelt
+arguments (with "did you mean") without importing TensorFlow. The test suite
+runs the same comparison, so a Keras upgrade that changes a signature fails CI
+until this script is rerun.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+CATALOG_PATH = Path(__file__).resolve().parent.parent / "graphspec" / "schema" / "keras_catalog.json"
+
+# Base-Layer keyword arguments a spec may set on any layer. `name` is excluded on
+# purpose: a node's name is its key in the spec.
+_BASE_LAYER_KWARGS = ("activity_regularizer", "trainable", "dtype", "autocast")
+
+
+def _json_default(value):
+    """A JSON-able rendering of a signature default, or a marker for objects."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, (tuple, list)):
+        return [_json_default(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _json_default(v) for k, v in value.items()}
+    return {"__object__": type(value).__name__}
+
+
+def _signature_entry(cls) -> dict:
+    params = inspect.signature(cls.__init__).parameters
+    args: dict[str, dict] = {}
+    var_kwargs = False
+    for name, param in params.items():
+        if name == "self" or param.kind is param.VAR_POSITIONAL:
+            continue
+        if param.kind is param.VAR_KEYWORD:
+            var_kwargs = True
+            continue
+        if param.default is param.empty:
+            args[name] = {"required": True}
+        else:
+            args[name] = {"default": _json_default(param.default)}
+    return {"args": args, "kwargs": var_kwargs}
+
+
+def _classes(module, base) -> dict[str, type]:
+    found = {}
+    for name in sorted(dir(module)):
+        obj = getattr(module, name)
+        if isinstance(obj, type) and issubclass(obj, base) and not name.startswith("_"):
+            found[name] = obj
+    return found
+
+
+def build_catalog() -> dict:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+    from keras.src import losses, metrics
+
+    exported = _classes(keras.layers, keras.layers.Layer)
+    # Aliases (Convolution2D, MaxPooling2D) point at the name the class itself has.
+    canonical: dict[type, str] = {}
+    for name, cls in exported.items():
+        if name == cls.__name__ or cls not in canonical:
+            canonical[cls] = name
+    layers = {}
+    for name, cls in exported.items():
+        if canonical[cls] != name:
+            layers[name] = {"alias_of": canonical[cls]}
+            continue
+        entry = _signature_entry(cls)
+        entry["class"] = f"{cls.__module__}.{cls.__qualname__}"
+        layers[name] = entry
+
+    def named(module, base):
+        return {
+            name: _signature_entry(cls)
+            for name, cls in _classes(module, base).items()
+            if cls is not base
+        }
+
+    return {
+        "keras_version": keras.__version__,
+        "base_layer_kwargs": list(_BASE_LAYER_KWARGS),
+        "layers": layers,
+        "optimizers": named(keras.optimizers, keras.optimizers.Optimizer),
+        # Names compile() resolves from strings, aliases ("mse", "acc") included.
+        "losses": sorted(set(losses.ALL_OBJECTS_DICT) - {"Loss", "LossFunctionWrapper"}),
+        "metrics": sorted(
+            set(metrics.ALL_OBJECTS_DICT) - {"Metric", "MeanMetricWrapper", "metric", "mean_metric_wrapper"}
+            | {"acc", "crossentropy", "ce"}
+        ),
+        "callbacks": named(keras.callbacks, keras.callbacks.Callback),
+        "activations": sorted(
+            n for n in dir(keras.activations)
+            if not n.startswith("_") and callable(getattr(keras.activations, n))
+            and n not in {"serialize", "deserialize", "get"}
+        ),
+        "initializers": sorted(
+            n for n in dir(keras.initializers)
+            if not n.startswith("_") and n not in {"serialize", "deserialize", "get"}
+        ),
+    }
+
+
+def render(catalog: dict) -> str:
+    return json.dumps(catalog, indent=1, sort_keys=True) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="compare instead of writing")
+    options = parser.parse_args()
+    text = render(build_catalog())
+    if options.check:
+        current = CATALOG_PATH.read_text() if CATALOG_PATH.exists() else ""
+        if current != text:
+            print(f"{CATALOG_PATH} is stale: run python tools/gen_layer_catalog.py", file=sys.stderr)
+            return 1
+        return 0
+    CATALOG_PATH.write_text(text)
+    print(f"wrote {CATALOG_PATH}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
