@@ -42,6 +42,8 @@ _STANDARD_TAGS = {
     "!",
 }
 _MERGE_KEY = "<<"
+_STR_TAG = "tag:yaml.org,2002:str"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 @dataclass
@@ -165,6 +167,23 @@ class _Builder:
             frame.container[frame.key] = value
         frame.key = _NO_KEY
 
+    def scalar(self, event) -> Any:
+        if event.tag is None or event.tag == "!":
+            if not event.implicit[0]:  # quoted, block or '!'-tagged: always a string
+                return event.value
+            tag = self._scalars.resolve(yaml.ScalarNode, event.value, event.implicit)
+        else:
+            tag = event.tag
+        if tag == _STR_TAG:
+            return event.value
+        if tag == _MERGE_TAG:
+            return _MERGE_KEY
+        node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark)
+        try:
+            return self._scalars.construct_object(node)
+        except yaml.YAMLError as exc:
+            raise self.fail(f"bad scalar {event.value!r}: {getattr(exc, 'problem', exc)}", event.start_mark) from None
+
     def feed(self, event) -> None:
         if isinstance(event, yaml.DocumentStartEvent):
             self.documents += 1
@@ -173,15 +192,7 @@ class _Builder:
         elif isinstance(event, yaml.ScalarEvent):
             self.check_tag(event)
             self.count(1, event.start_mark)
-            if event.tag is None or event.tag == "!":
-                tag = self._scalars.resolve(yaml.ScalarNode, event.value, event.implicit)
-            else:
-                tag = event.tag
-            node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark)
-            try:
-                value = _MERGE_KEY if tag == "tag:yaml.org,2002:merge" else self._scalars.construct_object(node)
-            except yaml.YAMLError as exc:
-                raise self.fail(f"bad scalar {event.value!r}: {getattr(exc, 'problem', exc)}", event.start_mark) from None
+            value = self.scalar(event)
             if event.anchor:
                 self.anchors[event.anchor] = (value, 1)
             self.add_value(value, 1, event.start_mark)

@@ -53,6 +53,12 @@ def _sorted(found: list[Diagnostic]) -> list[Diagnostic]:
 
 
 def check_document_stages(document: Document) -> SpecFile:
+    result = _run_stages(document)
+    result.diagnostics = _sorted(result.diagnostics)
+    return result
+
+
+def _run_stages(document: Document) -> SpecFile:
     result = SpecFile(document.file, document)
     spec, found = check_document(document)
     result.diagnostics.extend(found)
@@ -66,7 +72,6 @@ def check_document_stages(document: Document) -> SpecFile:
         return result
     result.shapes = infer(graph)
     result.diagnostics.extend(result.shapes.diagnostics)
-    result.diagnostics = _sorted(result.diagnostics)
     return result
 
 

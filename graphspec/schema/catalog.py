@@ -64,6 +64,7 @@ class Catalog:
             return None
         return entry.get("alias_of", name)
 
+    @functools.lru_cache(maxsize=None)
     def layer(self, name: str) -> Signature:
         canonical = self.canonical_layer(name)
         if canonical is None:
