@@ -110,7 +110,10 @@ class Diagnostics:
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
     """A "did you mean 'x'?" hint for the closest candidate, case-insensitively."""
     candidates = list(candidates)
-    by_lower = {c.lower(): c for c in candidates}
+    by_lower: dict[str, str] = {}
+    for c in candidates:  # prefer the lower-case spelling when several differ only in case
+        if c.lower() not in by_lower or c == c.lower():
+            by_lower[c.lower()] = c
     if name.lower() in by_lower and by_lower[name.lower()] != name:
         return f"did you mean '{by_lower[name.lower()]}'?"
     close = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.75)

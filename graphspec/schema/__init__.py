@@ -124,6 +124,7 @@ def cross_check(spec: Spec, doc: Document) -> list[Diagnostic]:
     outputs = list(spec.outputs)
 
     def check_keys(mapping: Any, path: tuple, known: list[str], what: str) -> None:
+        plural = what.split()[-1] + "s"
         if not isinstance(mapping, dict):
             return
         for key in mapping:
@@ -131,7 +132,7 @@ def cross_check(spec: Spec, doc: Document) -> list[Diagnostic]:
                 found.append(doc.diagnostic(
                     f"'{key}' is not {what}",
                     path + (key,),
-                    hint=did_you_mean(key, known) or f"{what}s are: {', '.join(known)}",
+                    hint=did_you_mean(key, known) or f"{plural} are: {', '.join(known)}",
                 ))
 
     if spec.compile is not None:

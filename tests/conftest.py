@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import graphspec
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = sorted((ROOT / "specs" / "examples").glob("*.yaml"))
+
+
+def check(text: str, file: str = "spec.yaml") -> graphspec.SpecFile:
+    return graphspec.check_text(textwrap.dedent(text), file)
+
+
+def errors(result: graphspec.SpecFile, severity: str = "error") -> list[graphspec.Diagnostic]:
+    return [d for d in result.diagnostics if d.severity == severity]
+
+
+def only_error(text: str) -> graphspec.Diagnostic:
+    result = check(text)
+    found = errors(result)
+    assert len(found) == 1, "\n".join(str(d) for d in result.diagnostics)
+    return found[0]
+
+
+@pytest.fixture
+def write(tmp_path):
+    def _write(name: str, text: str) -> Path:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    return _write
