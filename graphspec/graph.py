@@ -109,6 +109,7 @@ class _Scope:
     def __init__(self, prefix: str = "", params: dict[str, Any] | None = None, renames: dict[str, str] | None = None):
         self.prefix = prefix
         self.aliases: dict[str, TensorRef] = {}
+        self.broken: set[str] = set()  # names whose definition already failed with its own error
         self.params = params or {}
         # A block's output node takes the instance's name, as a chain's last step takes its node's.
         self.renames = renames or {}
@@ -134,7 +135,7 @@ class _Builder:
         self.found = found
         self.nodes: dict[str, GNode] = {}
         self.pending: list[_Pending] = []
-        self.used_blocks: list[str] = []
+        self.unresolved = False  # a bad reference: reachability findings would only echo it
 
     # -- naming ---------------------------------------------------------------
     def error(self, message: str, path: tuple, hint: str | None = None, severity="error") -> None:
@@ -236,6 +237,7 @@ class _Builder:
     def instantiate(self, name: str, node: m.BlockNode, raw: list[str], outer: _Scope, path: tuple,
                     block_stack: tuple) -> None:
         block = self.defs.blocks.get(node.block)
+        outer.broken.add(name)  # until the instance's output resolves below
         if block is None:
             self.error(f"unknown block '{node.block}'", path + ("block",),
                        hint=did_you_mean(node.block, self.defs.blocks))
@@ -256,7 +258,9 @@ class _Builder:
         if len(raw) != len(block.inputs):
             self.error(f"block '{node.block}' takes {len(block.inputs)} input(s) ({', '.join(block.inputs)}), "
                        f"got {len(raw)}", path + ("from",))
-        scope = _Scope(prefix=f"{outer.prefix}{name}_", params={**block.defaults, **given},
+        # Missing parameters were reported above; binding them to None avoids a second report per use.
+        params = {**{p: None for p in missing}, **block.defaults, **given}
+        scope = _Scope(prefix=f"{outer.prefix}{name}_", params=params,
                        renames={block.output: outer.full(name)})
         bound = [self.resolve(r, outer, path + ("from",)) for r in raw]
         for formal, actual in zip(block.inputs, bound):
@@ -267,6 +271,7 @@ class _Builder:
         output = self.resolve(block.output, scope, block_path + ("output",))
         if output is not None:
             outer.aliases[name] = output
+            outer.broken.discard(name)
 
     # -- references -------------------------------------------------------------
     def resolve(self, raw: str, scope: _Scope, path: tuple) -> TensorRef | None:
@@ -279,6 +284,9 @@ class _Builder:
         name, index = match.group(1), match.group(2)
         target = scope.aliases.get(name)
         if target is None:
+            self.unresolved = True
+            if name in scope.broken:
+                return None
             visible = sorted(scope.aliases)
             self.error(f"unknown reference '{name}'", path,
                        hint=did_you_mean(name, visible) or f"defined names: {', '.join(visible[:12])}")
@@ -324,13 +332,16 @@ def _build_dag(builder: _Builder, outputs: list[TensorRef], output_paths: list[t
     try:
         order = list(nx.lexicographical_topological_sort(dag, key=position.__getitem__))
     except nx.NetworkXUnfeasible:
-        cycle = nx.find_cycle(dag)
-        names = [edge[0] for edge in cycle] + [cycle[0][0]]
+        cycle = [edge[0] for edge in nx.find_cycle(dag)]
+        start = min(range(len(cycle)), key=lambda i: position[cycle[i]])  # report from the first declared
+        names = cycle[start:] + cycle[:start] + [cycle[start]]
         first = nodes[names[0]]
         found.append(first.diagnostic(f"cycle: {' -> '.join(names)}",
                                       hint="a graph must be acyclic; one of these nodes must take another input"))
         order = []
     dag.graph["order"] = order
+    if builder.unresolved:
+        return dag
     inputs = {n for n, node in nodes.items() if node.kind == "input"}
     useful: set[str] = set()
     for ref, path in zip(outputs, output_paths):
@@ -484,7 +495,8 @@ def build_graph(spec: m.Spec, doc: Document) -> tuple[Graph, list[Diagnostic]]:
     resolver = _ModelResolver(found)
     resolver.file_stack.append(str(Path(doc.file).resolve()))
     graph = resolver.build_spec(spec, doc)
-    _check_top_outputs(graph, list(spec.outputs), found)
+    if not any(d.severity == "error" for d in found):  # otherwise they would echo earlier errors
+        _check_top_outputs(graph, list(spec.outputs), found)
     _check_model_use(graph, found)
     return graph, found
 

@@ -5,7 +5,7 @@ Example:
     >>> from graphspec.loader import load_text
     >>> doc = load_text("graphspec: 1\\nname: demo\\n", "demo.yaml")
     >>> doc.data["name"], doc.position(("name",))
-    ('demo', (2, 7))
+    ('demo', (2, 1))
 
 The document is built from the parser's event stream with an explicit stack, so
 no YAML input can recurse the interpreter, construct a Python object, or expand

@@ -6,8 +6,10 @@ Example:
     >>> from graphspec.schema import check_document
     >>> doc = load_text("graphspec: 1\\ninputs: {x: {shape: [2]}}\\nouputs: [x]\\n", "s.yaml")
     >>> spec, found = check_document(doc)
-    >>> [str(d) for d in found][:1]
-    ["s.yaml:3:1: error: ouputs: unknown key 'ouputs'; did you mean 'outputs'?"]
+    >>> for finding in found:
+    ...     print(finding)
+    s.yaml:1:1: error: outputs: missing required key 'outputs'
+    s.yaml:3:1: error: ouputs: unknown key 'ouputs'; did you mean 'outputs'?
 """
 
 from __future__ import annotations

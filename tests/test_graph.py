@@ -1,0 +1,244 @@
+"""Graph rules: references, cycles, reachability, names, blocks and sub-models."""
+
+from __future__ import annotations
+
+from conftest import check, errors, only_error
+
+HEAD = """\
+graphspec: 1
+inputs:
+  a: {shape: [32]}
+  b: {shape: [20]}
+nodes:
+"""
+
+
+def test_unknown_reference_suggests_the_close_name():
+    d = only_error(HEAD + "  dense_a: {layer: Dense, args: {units: 4}, from: a}\n"
+                          "  y: {layer: Dense, args: {units: 1}, from: dense_aa}\n"
+                          "outputs: [y]\n")
+    assert d.message == "unknown reference 'dense_aa'"
+    assert d.hint == "did you mean 'dense_a'?"
+    assert (d.line, d.column) == (7, 39)
+
+
+def test_cycle_is_printed_exactly():
+    d = only_error(HEAD + "  c: {layer: Dense, args: {units: 4}, from: e}\n"
+                          "  d: {layer: Dense, args: {units: 4}, from: c}\n"
+                          "  e: {merge: add, from: [d, a2]}\n"
+                          "  a2: {layer: Dense, args: {units: 4}, from: a}\n"
+                          "  y: {layer: Dense, args: {units: 1}, from: e}\n"
+                          "outputs: [y]\n")
+    assert d.message == "cycle: c -> d -> e -> c"
+    assert d.line == 6
+
+
+def test_dead_nodes_and_unused_inputs_are_warnings():
+    result = check(HEAD + "  y: {layer: Dense, args: {units: 1}, from: a}\n"
+                          "  dead: {layer: Dense, args: {units: 1}, from: a}\n"
+                          "outputs: [y]\n")
+    assert result.ok
+    warnings = {(d.message, d.line) for d in errors(result, "warning")}
+    assert warnings == {("node 'dead' reaches no output of 'spec'", 7),
+                        ("input 'b' reaches no output of 'spec'", 4)}
+
+
+def test_duplicate_names_across_inputs_and_generated_layers():
+    d = only_error(HEAD + "  a: {layer: Dense, args: {units: 1}, from: b}\n" "outputs: [a]\n")
+    assert d.message == "duplicate name 'a' (first defined on line 3)" and d.line == 6
+    d = only_error(HEAD + "  h_1: {layer: Dense, args: {units: 2}, from: a}\n"
+                          "  h: {layer: Dense, args: {units: 2}, repeat: 2, from: b}\n"
+                          "  y: {merge: concatenate, from: [h_1, h]}\n" "outputs: [y]\n")
+    assert d.message == "duplicate name 'h_1' (first defined on line 6)" and d.line == 7
+
+
+def test_outputs_must_be_named_by_the_layer_that_makes_them():
+    d = only_error(HEAD + "  y: {layer: LSTM, args: {units: 2, return_state: true}, from: r}\n"
+                          "  r: {layer: Reshape, args: {target_shape: [4, 8]}, from: a}\n"
+                          "  z: {merge: add, from: ['y[1]', 'y[2]']}\n"
+                          "outputs: ['y[1]', z]\n")
+    assert "one tensor of a multi-output layer" in d.message and d.line == 9
+    found = errors(check(HEAD.replace("nodes:\n", "") + "outputs: [a, b]\n"))
+    assert [(d.message.split(";")[0], d.line) for d in found] == [
+        ("output 'a' is an input", 5), ("output 'b' is an input", 5)]
+
+
+def test_indexing_a_single_output_node_is_an_error():
+    d = only_error(HEAD + "  y: {layer: Dense, args: {units: 1}, from: 'a[1]'}\n" "outputs: [y]\n")
+    assert d.message == "'a' has 1 output tensor(s); there is no [1]"
+
+
+def test_repeat_and_sequential_expand_with_the_node_name_last():
+    result = check(HEAD + "  h: {layer: Dense, args: {units: 8}, repeat: 3, from: a}\n"
+                          "  s:\n    from: b\n    sequential:\n"
+                          "      - {layer: Dense, args: {units: 4}, repeat: 2}\n"
+                          "      - {layer: Dropout, args: {rate: 0.5}, name: drop}\n"
+                          "      - {layer: Dense, args: {units: 8}}\n"
+                          "  y: {merge: add, from: [h, s]}\n" "outputs: [y]\n")
+    assert result.ok, result.diagnostics
+    assert result.graph.order == ["a", "b", "h_1", "h_2", "h", "s_1", "s_2", "drop", "s", "y"]
+
+
+BLOCK = """\
+graphspec: 1
+inputs:
+  img: {shape: [16, 16, 3]}
+blocks:
+  conv_bn:
+    params: [filters]
+    defaults: {kernel: 3}
+    inputs: [x]
+    nodes:
+      conv: {layer: Conv2D, args: {filters: $filters, kernel_size: $kernel, padding: same}, from: x}
+      out: {layer: BatchNormalization, from: conv}
+    output: out
+nodes:
+"""
+
+
+def test_block_instances_get_prefixed_names_and_their_own_weights():
+    result = check(BLOCK + "  one: {block: conv_bn, with: {filters: 8}, from: img}\n"
+                           "  two: {block: conv_bn, with: {filters: 4, kernel: 1}, from: one}\n"
+                           "outputs: [two]\n")
+    assert result.ok, result.diagnostics
+    assert result.graph.order == ["img", "one_conv", "one", "two_conv", "two"]
+    assert result.graph.nodes["two_conv"].spec.args == {"filters": 4, "kernel_size": 1, "padding": "same"}
+    assert result.shapes.row("two_conv").trainable == 8 * 4 + 4
+
+
+def test_block_parameter_errors():
+    d = only_error(BLOCK + "  one: {block: conv_bn, from: img}\n" "outputs: [one]\n")
+    assert d.message == "block 'conv_bn' needs parameter(s) filters" and d.line == 14
+    d = only_error(BLOCK + "  one: {block: conv_bn, with: {filters: 8, filter: 2}, from: img}\n" "outputs: [one]\n")
+    assert d.message == "block 'conv_bn' has no parameter 'filter'" and d.hint == "did you mean 'filters'?"
+    d = only_error(BLOCK.replace("$kernel", "$kernal") + "  one: {block: conv_bn, with: {filters: 8}, from: img}\n"
+                   "outputs: [one]\n")
+    assert d.message == "unknown block parameter '$kernal'" and d.hint == "did you mean 'kernel'?"
+    assert d.line == 10
+    d = only_error(BLOCK + "  one: {block: conv_bm, with: {filters: 8}, from: img}\n" "outputs: [one]\n")
+    assert d.message == "unknown block 'conv_bm'" and d.hint == "did you mean 'conv_bn'?"
+
+
+def test_block_that_instantiates_itself():
+    text = BLOCK.replace("      out: {layer: BatchNormalization, from: conv}",
+                         "      out: {block: conv_bn, with: {filters: 1}, from: conv}")
+    d = only_error(text + "  one: {block: conv_bn, with: {filters: 8}, from: img}\n" "outputs: [one]\n")
+    assert d.message == "block instantiates itself: conv_bn -> conv_bn"
+
+
+def test_shared_layer_is_one_layer_called_twice():
+    result = check("""\
+graphspec: 1
+inputs:
+  a: {shape: [5, 3]}
+  b: {shape: [5, 3]}
+layers:
+  enc: {layer: LSTM, args: {units: 4}}
+nodes:
+  ea: {apply: enc, from: a}
+  eb: {apply: enc, from: b}
+  y: {merge: concatenate, from: [ea, eb]}
+outputs: [y]
+""")
+    assert result.ok, result.diagnostics
+    assert result.shapes.total_params == 4 * (4 * (3 + 4) + 4)
+    assert [r.params for r in result.shapes.rows if r.name in ("ea", "eb")] == [128, 0]
+
+
+def test_unknown_shared_layer_and_name_clash():
+    d = only_error(HEAD + "  e: {apply: encoder, from: a}\n  y: {layer: Dense, args: {units: 1}, from: [e]}\n"
+                   "outputs: [y]\n")
+    assert d.message == "'encoder' is not a shared layer or sub-model"
+    result = check("""\
+graphspec: 1
+inputs:
+  a: {shape: [5]}
+layers:
+  y: {layer: Dense, args: {units: 4}}
+nodes:
+  y: {layer: Dense, args: {units: 1}, from: a}
+outputs: [y]
+""")
+    assert any("has the name of a shared layer" in d.message for d in errors(result))
+
+
+def test_sub_model_from_another_file(write):
+    write("parts/encoder.yaml", """\
+        graphspec: 1
+        inputs:
+          seq: {shape: [10, 3]}
+        nodes:
+          code: {layer: GRU, args: {units: 6}, from: seq}
+        outputs: [code]
+        """)
+    main = write("main.yaml", """\
+        graphspec: 1
+        inputs:
+          a: {shape: [10, 3]}
+        models:
+          encoder: {file: parts/encoder.yaml}
+        nodes:
+          code_a: {apply: encoder, from: a}
+          y: {layer: Dense, args: {units: 1}, from: code_a}
+        outputs: [y]
+        """)
+    import graphspec
+
+    result = graphspec.check(main)
+    assert result.ok, result.diagnostics
+    assert result.shapes.models["encoder"].total_params == 3 * (6 * (3 + 6) + 2 * 6)
+    assert result.shapes.outputs == {"y": (None, 1)}
+
+
+def test_sub_model_file_errors_point_into_that_file(write):
+    write("enc.yaml", "graphspec: 1\ninputs: {s: {shape: [3]}}\nnodes:\n  c: {layer: Dense, args: {unit: 2}, from: s}\n"
+          "outputs: [c]\n")
+    main = write("main.yaml", "graphspec: 1\ninputs: {a: {shape: [3]}}\nmodels:\n  enc: {file: enc.yaml}\n"
+                 "nodes:\n  y: {apply: enc, from: a}\n  z: {layer: Dense, args: {units: 1}, from: y}\n"
+                 "outputs: [z]\n")
+    import graphspec
+
+    found = errors(graphspec.check(main))
+    assert any(d.file.endswith("enc.yaml") and d.line == 4 and "unknown argument 'unit'" in d.message for d in found)
+
+
+def test_sub_model_files_that_include_each_other(write):
+    write("a.yaml", "graphspec: 1\ninputs: {s: {shape: [3]}}\nmodels:\n  b: {file: b.yaml}\n"
+          "nodes:\n  y: {apply: b, from: s}\n  z: {layer: Dense, args: {units: 1}, from: y}\noutputs: [z]\n")
+    write("b.yaml", "graphspec: 1\ninputs: {s: {shape: [3]}}\nmodels:\n  a: {file: a.yaml}\n"
+          "nodes:\n  y: {apply: a, from: s}\n  z: {layer: Dense, args: {units: 1}, from: y}\noutputs: [z]\n")
+    import graphspec
+
+    found = errors(graphspec.check(write("main.yaml", "graphspec: 1\ninputs: {s: {shape: [3]}}\nmodels:\n"
+                                         "  a: {file: a.yaml}\nnodes:\n  y: {apply: a, from: s}\n"
+                                         "  z: {layer: Dense, args: {units: 1}, from: y}\noutputs: [z]\n")))
+    assert any("sub-model files include each other: main.yaml -> a.yaml -> b.yaml -> a.yaml" in d.message for d in found)
+
+
+def test_inline_sub_models_that_use_each_other_in_a_cycle():
+    d = only_error("""\
+graphspec: 1
+inputs: {s: {shape: [3]}}
+models:
+  m1:
+    inputs: {i: {shape: [3]}}
+    nodes: {o: {apply: m2, from: i}}
+    outputs: [o]
+  m2:
+    inputs: {i: {shape: [3]}}
+    nodes: {o: {apply: m1, from: i}}
+    outputs: [o]
+nodes:
+  y: {apply: m1, from: s}
+  z: {layer: Dense, args: {units: 1}, from: y}
+outputs: [z]
+""")
+    assert d.message == "sub-models use each other in a cycle: m1 -> m2 -> m1"
+
+
+def test_topological_order_is_deterministic_and_follows_declaration():
+    text = HEAD + "  y2: {layer: Dense, args: {units: 1}, from: b}\n" \
+                  "  y1: {layer: Dense, args: {units: 1}, from: a}\n" \
+                  "  y: {merge: add, from: [y1, y2]}\n" "outputs: [y]\n"
+    orders = {tuple(check(text).graph.order) for _ in range(5)}
+    assert orders == {("a", "b", "y2", "y1", "y")}
