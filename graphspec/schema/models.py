@@ -251,7 +251,12 @@ class FileModelDef(Strict):
 
 
 def _model_kind(value: Any) -> str | None:
-    keys = value if isinstance(value, dict) else vars(value)
+    if isinstance(value, BaseModel):
+        keys = value.model_fields_set | set(type(value).model_fields)
+    elif isinstance(value, dict):
+        keys = value
+    else:
+        return None
     if "file" in keys:
         return "file"
     if "sequential" in keys:
@@ -345,6 +350,8 @@ class CompileSpec(Strict):
     @field_validator("metrics")
     @classmethod
     def _metrics(cls, value):
+        if value is None:
+            return value
         groups = value.values() if isinstance(value, dict) else [value]
         for group in groups:
             for metric in [group] if isinstance(group, str) else group:

@@ -1,0 +1,99 @@
+"""The command line, run as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import EXAMPLES, ROOT
+
+BAD = """\
+graphspec: 1
+inputs:
+  i: {shape: [8]}
+nodes:
+  a: {layer: Dense, args: {units: 32}, from: i}
+  b: {layer: Dense, args: {uints: 20}, from: i}
+  z: {merge: add, from: [a, b]}
+outputs: [z]
+"""
+
+
+def graphspec(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "graphspec", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_validate_examples_exits_0():
+    run = graphspec("validate", "specs/examples")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout.strip().endswith(f"{len(EXAMPLES)} files checked: all valid")
+
+
+def test_validate_invalid_exits_1_with_locations(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(BAD)
+    run = graphspec("validate", str(bad), "specs/examples/sine.yaml")
+    assert run.returncode == 1
+    assert f"{bad}:6:28: error: nodes.b.args.uints: unknown argument 'uints' for Dense (did you mean 'units'?)" \
+        in run.stdout
+    assert "2 files checked: 1 invalid, 1 error" in run.stdout
+    assert "Traceback" not in run.stdout + run.stderr
+
+
+def test_validate_usage_errors_exit_2(tmp_path):
+    assert graphspec("validate", str(tmp_path / "missing.yaml")).returncode == 2
+    assert graphspec("validate", "--format", "xml", "specs/examples").returncode == 2
+    assert graphspec("validate", str(tmp_path)).returncode == 2  # a folder with no specs
+
+
+def test_validate_json_and_github_formats(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(BAD.replace("uints", "units"))
+    run = graphspec("validate", "--format", "json", str(bad))
+    payload = json.loads(run.stdout)
+    assert run.returncode == 1 and payload["valid"] is False
+    (finding,) = payload["files"][0]["diagnostics"]
+    assert finding == {"severity": "error", "file": str(bad), "line": 7, "column": 3, "path": "nodes.z",
+                       "message": "add 'z': (None, 32) from 'a' vs (None, 20) from 'b'", "hint": None}
+    run = graphspec("validate", "--format", "github", str(bad))
+    assert run.stdout.strip() == (f"::error file={bad},line=7,col=3,title=graphspec::"
+                                  "nodes.z: add 'z': (None, 32) from 'a' vs (None, 20) from 'b'")
+
+
+def test_hostile_files_end_in_a_message_not_a_traceback(tmp_path):
+    hostile = tmp_path / "evil.yaml"
+    hostile.write_text("graphspec: 1\nx: !!python/object/apply:os.system ['touch pwned']\n")
+    run = graphspec("validate", str(hostile), "/dev/zero", cwd=tmp_path)
+    assert run.returncode == 1
+    assert "is not allowed" in run.stdout and "limit" in run.stdout
+    assert not (tmp_path / "pwned").exists()
+    assert "Traceback" not in run.stdout + run.stderr
+
+
+def test_schema_command_matches_the_checked_in_schema(tmp_path):
+    run = graphspec("schema")
+    assert run.returncode == 0
+    assert run.stdout == (ROOT / "schemas" / "graphspec.schema.json").read_text()
+    out = tmp_path / "s.json"
+    assert graphspec("schema", "-o", str(out)).returncode == 0
+    assert json.loads(out.read_text())["title"] == "graphspec"
+
+
+def test_validate_and_schema_never_import_tensorflow():
+    probe = (
+        "import sys\n"
+        "from graphspec.cli import app\n"
+        "for args in (['validate', 'specs/examples', 'specs/models'], ['schema'], ['validate', '--format', 'json', "
+        "'specs/examples']):\n"
+        "    try:\n"
+        "        app(args)\n"
+        "    except SystemExit as exit:\n"
+        "        assert exit.code in (0, None), exit.code\n"
+        "leaked = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras'))\n"
+        "assert not leaked, leaked\n"
+        "print('clean')\n"
+    )
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip().endswith("clean")

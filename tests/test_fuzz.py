@@ -1,0 +1,70 @@
+"""Random mutations of the examples never raise anything but GraphspecError."""
+
+from __future__ import annotations
+
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import graphspec
+from conftest import EXAMPLES
+
+DOCUMENTS = [yaml.safe_load(p.read_text()) for p in EXAMPLES]
+
+values = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 10**6) | st.floats(allow_nan=True) | st.text(max_size=12)
+    | st.sampled_from(["Dense", "LSTM", "x", "concatenate", "$filters", "a[1]", "relu", "same", "-1"]),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=8,
+)
+
+
+def _paths(data, prefix=()):
+    yield prefix
+    if isinstance(data, dict):
+        for key, value in data.items():
+            yield from _paths(value, prefix + (key,))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            yield from _paths(value, prefix + (index,))
+
+
+def _mutate(data, path, action, value):
+    if not path:
+        return value if action == "replace" else data
+    parent = data
+    for part in path[:-1]:
+        parent = parent[part]
+    last = path[-1]
+    if action == "replace":
+        parent[last] = value
+    elif action == "delete":
+        del parent[last]
+    elif action == "rename" and isinstance(parent, dict):
+        parent[f"{last}_x" if isinstance(value, (dict, list)) or value is None else str(value)] = parent.pop(last)
+    elif action == "duplicate" and isinstance(parent, list):
+        parent.append(parent[last])
+    return data
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_mutated_examples_only_fail_with_graphspec_errors(data):
+    document = yaml.safe_load(yaml.safe_dump(data.draw(st.sampled_from(DOCUMENTS))))
+    for _ in range(data.draw(st.integers(1, 3))):
+        paths = list(_paths(document))
+        path = data.draw(st.sampled_from(paths))
+        action = data.draw(st.sampled_from(["replace", "delete", "rename", "duplicate"]))
+        document = _mutate(document, path, action, data.draw(values))
+    text = yaml.safe_dump(document, allow_unicode=True)
+    result = graphspec.check_text(text, "mutant.yaml")  # raising anything here fails the test
+    for finding in result.diagnostics:
+        assert isinstance(finding, graphspec.Diagnostic)
+        assert finding.file == "mutant.yaml" or finding.file.endswith(".yaml")  # or a sub-model's file
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=200))
+def test_arbitrary_text_never_crashes(text):
+    result = graphspec.check_text(text, "noise.yaml")
+    assert all(d.file == "noise.yaml" for d in result.diagnostics)
