@@ -1,0 +1,62 @@
+"""Benchmark: cold `graphspec validate` against `import tensorflow`, and large generated specs.
+
+    python bench/validate_speed.py [--runs 5]
+
+Goals (issue 2): cold validate of specs/examples at least 10x faster than importing
+TensorFlow, measured in the same run; a 10,000-node spec in at most 2 s; 20,000 nodes in
+at most 2.2x the 10,000-node time. Prints a Markdown table for README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from generate import large_spec  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def timed(command: list[str], runs: int) -> float:
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(command, cwd=ROOT, check=False, capture_output=True)
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    runs = parser.parse_args().runs
+    graphspec = [sys.executable, "-m", "graphspec", "validate"]
+    validate = timed(graphspec + ["specs/examples"], runs)
+    tensorflow = timed([sys.executable, "-c", "import tensorflow"], runs)
+    with tempfile.TemporaryDirectory() as tmp:
+        sizes = {}
+        for count in (10_000, 20_000):
+            path = Path(tmp) / f"g{count}.yaml"
+            path.write_text(large_spec(count))
+            sizes[count] = timed(graphspec + [str(path)], runs)
+    ratio = tensorflow / validate
+    growth = sizes[20_000] / sizes[10_000]
+    print("| measure | result |")
+    print("|---|---|")
+    print(f"| cold `graphspec validate specs/examples` (median of {runs}) | {validate:.2f} s |")
+    print(f"| cold `python -c \"import tensorflow\"` (median of {runs}) | {tensorflow:.2f} s |")
+    print(f"| ratio | {ratio:.1f}x faster (goal ≥ 10x) |")
+    print(f"| generated 10,000-node spec | {sizes[10_000]:.2f} s (goal ≤ 2 s) |")
+    print(f"| generated 20,000-node spec | {sizes[20_000]:.2f} s ({growth:.2f}x the 10,000-node time; goal ≤ 2.2x) |")
+    ok = ratio >= 10 and sizes[10_000] <= 2 and growth <= 2.2
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
