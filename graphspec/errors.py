@@ -15,11 +15,10 @@ Example:
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Iterable, Literal, Sequence
 
 Severity = Literal["error", "warning", "info"]
-SpecPath = tuple  # keys and list indices from the document root
 
 
 @dataclass(frozen=True)
@@ -30,7 +29,7 @@ class Diagnostic:
     file: str | None = None
     line: int | None = None  # 1-based
     column: int | None = None  # 1-based
-    path: SpecPath = ()
+    path: tuple = ()  # keys and list indices from the document root
     hint: str | None = None
     severity: Severity = "error"
 
@@ -49,9 +48,6 @@ class Diagnostic:
             if self.column is not None:
                 parts.append(str(self.column))
         return ":".join(parts)
-
-    def with_location(self, file: str | None, line: int | None, column: int | None) -> "Diagnostic":
-        return replace(self, file=file, line=line, column=column)
 
     def to_dict(self) -> dict:
         return {
@@ -84,27 +80,6 @@ class GraphspecError(Exception):
     @property
     def errors(self) -> list[Diagnostic]:
         return [d for d in self.diagnostics if d.severity == "error"]
-
-
-@dataclass
-class Diagnostics:
-    """An ordered bag of findings that a stage appends to and the caller inspects."""
-
-    items: list[Diagnostic] = field(default_factory=list)
-
-    def add(self, diagnostic: Diagnostic) -> None:
-        self.items.append(diagnostic)
-
-    def extend(self, diagnostics: Iterable[Diagnostic]) -> None:
-        self.items.extend(diagnostics)
-
-    @property
-    def has_errors(self) -> bool:
-        return any(d.severity == "error" for d in self.items)
-
-    def raise_if_errors(self) -> None:
-        if self.has_errors:
-            raise GraphspecError(self.items)
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:

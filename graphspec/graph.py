@@ -98,10 +98,6 @@ class Graph:
     def input_names(self) -> list[str]:
         return [n for n in self.order if self.nodes[n].kind == "input"]
 
-    @property
-    def output_names(self) -> list[str]:
-        return [ref.node for ref in self.outputs]
-
 
 class _Scope:
     """Names visible to `from:` in one place: the top level, a sub-model or a block instance."""

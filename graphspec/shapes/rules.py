@@ -328,24 +328,41 @@ def upsampling(call: Call) -> Out:
 # --------------------------------------------------------------------------- convolution
 
 
-def _conv_rank(layer: str) -> int:
-    return int(layer.split("Conv")[1][0])
+@dataclass
+class _ConvGeometry:
+    rank: int
+    batch: Dim
+    spatial: tuple
+    channels: int
+    kernel: tuple
+    strides: tuple
+    dilation: tuple
+    padding: str
+
+
+def _conv_geometry(call: Call) -> _ConvGeometry:
+    """What every convolution reads from its arguments and input shape."""
+    _activation_ok(call)
+    rank = int(call.layer.split("Conv")[1][0])
+    batch, spatial, channels = _split(call, rank)
+    if channels is None:
+        raise ShapeError(f"needs a known channel dimension, got {fmt(call.shape)}")
+    return _ConvGeometry(
+        rank, batch, spatial, channels,
+        kernel=_tuple(call.arg("kernel_size"), rank, "kernel_size"),
+        strides=_tuple(call.arg("strides"), rank, "strides"),
+        dilation=_tuple(call.arg("dilation_rate"), rank, "dilation_rate"),
+        padding=str(call.arg("padding")).lower(),
+    )
 
 
 @rule("Conv1D", "Conv2D", "Conv3D", "DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D")
 def conv(call: Call) -> Out:
-    _activation_ok(call)
-    rank = _conv_rank(call.layer)
-    batch, spatial, channels = _split(call, rank)
-    if channels is None:
-        raise ShapeError(f"needs a known channel dimension, got {fmt(call.shape)}")
-    kernel = _tuple(call.arg("kernel_size"), rank, "kernel_size")
-    strides = _tuple(call.arg("strides"), rank, "strides")
-    dilation = _tuple(call.arg("dilation_rate"), rank, "dilation_rate")
-    padding = str(call.arg("padding")).lower()
-    if padding == "causal" and rank != 1:
+    g = _conv_geometry(call)
+    channels, kernel, padding = g.channels, g.kernel, g.padding
+    if padding == "causal" and g.rank != 1:
         raise ShapeError("padding 'causal' is only for 1D convolutions")
-    out_spatial = tuple(_conv_length(d, k, s, r, padding) for d, k, s, r in zip(spatial, kernel, strides, dilation))
+    out_spatial = tuple(_conv_length(*dims, padding) for dims in zip(g.spatial, kernel, g.strides, g.dilation))
     bias = bool(call.arg("use_bias"))
     window = math.prod(kernel)
     if call.layer.startswith("Depthwise"):
@@ -362,24 +379,17 @@ def conv(call: Call) -> Out:
         if channels % groups or filters % groups:
             raise ShapeError(f"groups={groups} must divide the {channels} input channels and {filters} filters")
         params = window * (channels // groups) * filters + (filters if bias else 0)
-    return Out([_join(call, batch, out_spatial, filters)], params)
+    return Out([_join(call, g.batch, out_spatial, filters)], params)
 
 
 @rule("Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose")
 def conv_transpose(call: Call) -> Out:
-    _activation_ok(call)
-    rank = _conv_rank(call.layer)
-    batch, spatial, channels = _split(call, rank)
-    if channels is None:
-        raise ShapeError(f"needs a known channel dimension, got {fmt(call.shape)}")
-    kernel = _tuple(call.arg("kernel_size"), rank, "kernel_size")
-    strides = _tuple(call.arg("strides"), rank, "strides")
-    dilation = _tuple(call.arg("dilation_rate"), rank, "dilation_rate")
+    g = _conv_geometry(call)
+    kernel, strides, dilation, padding = g.kernel, g.strides, g.dilation, g.padding
     output_padding = call.arg("output_padding")
-    output_padding = None if output_padding is None else _tuple(output_padding, rank, "output_padding")
-    padding = str(call.arg("padding")).lower()
+    output_padding = None if output_padding is None else _tuple(output_padding, g.rank, "output_padding")
     out = []
-    for i, length in enumerate(spatial):
+    for i, length in enumerate(g.spatial):
         if length is None:
             out.append(None)
             continue
@@ -390,8 +400,8 @@ def conv_transpose(call: Call) -> Out:
             pad = 0 if padding == "valid" else k // 2
             out.append((length - 1) * strides[i] + k - 2 * pad + output_padding[i])
     filters = _positive(call.arg("filters"), "filters")
-    params = math.prod(kernel) * channels * filters + (filters if call.arg("use_bias") else 0)
-    return Out([_join(call, batch, tuple(out), filters)], params)
+    params = math.prod(kernel) * g.channels * filters + (filters if call.arg("use_bias") else 0)
+    return Out([_join(call, g.batch, tuple(out), filters)], params)
 
 
 # --------------------------------------------------------------------------- pooling
