@@ -27,6 +27,10 @@ app = typer.Typer(
 )
 
 SPEC_SUFFIXES = (".yaml", ".yml")
+ALLOW_MODULE = typer.Option(
+    [], "--allow-module", metavar="MODULE",
+    help="Let specs use custom layer classes from this module (repeatable). Nothing is allowed by default.",
+)
 
 
 class ReportFormat(str, enum.Enum):
@@ -53,6 +57,7 @@ def validate(
     paths: List[Path] = typer.Argument(..., help="Spec files or folders (searched for *.yaml, *.yml)."),
     format: ReportFormat = typer.Option(ReportFormat.text, "--format", "-f", help="Report format."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Also show notes (layers checked at build)."),
+    allow_module: List[str] = ALLOW_MODULE,
 ) -> None:
     """Check specs statically (schema, graph, shapes) without importing TensorFlow.
 
@@ -65,7 +70,7 @@ def validate(
     if not files:
         typer.echo("graphspec: no spec files found", err=True)
         raise typer.Exit(2)
-    results = [check(f) for f in files]
+    results = [check(f, allow_module) for f in files]
     output = render(results, format.value, verbose)
     if output:
         typer.echo(output)

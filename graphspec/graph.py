@@ -34,6 +34,7 @@ import networkx as nx
 
 from graphspec.errors import Diagnostic, GraphspecError, did_you_mean
 from graphspec.loader import Document, load_file
+from graphspec.policy import ALLOW_HINT, ModulePolicy, split_dotted
 from graphspec.schema import check_document
 from graphspec.schema.catalog import catalog
 from graphspec.schema import models as m
@@ -182,7 +183,14 @@ class _Builder:
                 self.error(f"'{wrap}' is not a shared layer or sub-model", path + ("wrap",),
                            hint=did_you_mean(wrap, self.defs.layer_names))
         args = self.substitute(dict(definition.args), scope, path + ("args",))
-        return LayerSpec(catalog().canonical_layer(definition.layer), args, wrap)
+        layer = catalog().canonical_layer(definition.layer)
+        if layer is None:  # a custom class path (the schema checked its form)
+            layer = definition.layer
+            module = split_dotted(layer)[0]
+            if not self.defs.policy.allows(module):
+                self.error(f"layer '{layer}' comes from module '{module}', which is not allowed",
+                           path + ("layer",), hint=ALLOW_HINT.format(module=module))
+        return LayerSpec(layer, args, wrap)
 
     def repeat_count(self, definition: m.LayerDef, scope: _Scope, path: tuple) -> int:
         count = self.substitute(definition.repeat, scope, path + ("repeat",))
@@ -310,6 +318,7 @@ class _Definitions:
     models: dict[str, Any]
     blocks: dict[str, m.BlockDef]
     block_paths: dict[str, tuple]
+    policy: ModulePolicy
 
     @property
     def layer_names(self) -> set[str]:
@@ -406,14 +415,15 @@ def _add_inputs(builder: _Builder, inputs: dict[str, m.InputSpec], scope: _Scope
 class _ModelResolver:
     """Builds sub-model graphs once each, following `file:` references and catching cycles."""
 
-    def __init__(self, found: list[Diagnostic]):
+    def __init__(self, found: list[Diagnostic], policy: ModulePolicy):
         self.found = found
+        self.policy = policy
         self.file_stack: list[str] = []
         self.building: list[str] = []
 
     def build_spec(self, spec: m.Spec, doc: Document) -> Graph:
         defs = _Definitions(
-            spec.layers, spec.models, spec.blocks, {name: ("blocks", name) for name in spec.blocks}
+            spec.layers, spec.models, spec.blocks, {name: ("blocks", name) for name in spec.blocks}, self.policy
         )
         model_graphs: dict[str, Graph] = {}
         for model_name, definition in spec.models.items():
@@ -485,10 +495,13 @@ class _ModelResolver:
         return graph
 
 
-def build_graph(spec: m.Spec, doc: Document) -> tuple[Graph, list[Diagnostic]]:
-    """Expand and wire a validated spec. Returns the graph and every graph-level finding."""
+def build_graph(spec: m.Spec, doc: Document, policy: ModulePolicy | None = None) -> tuple[Graph, list[Diagnostic]]:
+    """Expand and wire a validated spec. Returns the graph and every graph-level finding.
+
+    `policy` says which modules custom layer classes may come from (none by default).
+    """
     found: list[Diagnostic] = []
-    resolver = _ModelResolver(found)
+    resolver = _ModelResolver(found, policy or ModulePolicy())
     resolver.file_stack.append(str(Path(doc.file).resolve()))
     graph = resolver.build_spec(spec, doc)
     if not any(d.severity == "error" for d in found):  # otherwise they would echo earlier errors

@@ -21,6 +21,7 @@ from pathlib import Path
 from graphspec.errors import Diagnostic, GraphspecError
 from graphspec.graph import Graph, build_graph
 from graphspec.loader import Document, load_file, load_text
+from graphspec.policy import ModulePolicy, policy_for
 from graphspec.schema import check_document
 from graphspec.schema.models import Spec
 from graphspec.shapes import ShapeReport, infer
@@ -52,20 +53,21 @@ def _sorted(found: list[Diagnostic]) -> list[Diagnostic]:
     return sorted(found, key=lambda d: (d.file or "", d.line or 0, d.column or 0))
 
 
-def check_document_stages(document: Document) -> SpecFile:
-    result = _run_stages(document)
+def check_document_stages(document: Document, allow_modules=()) -> SpecFile:
+    result = _run_stages(document, policy_for(document.file if Path(document.file).exists() else None,
+                                              allow_modules))
     result.diagnostics = _sorted(result.diagnostics)
     return result
 
 
-def _run_stages(document: Document) -> SpecFile:
+def _run_stages(document: Document, policy: ModulePolicy) -> SpecFile:
     result = SpecFile(document.file, document)
     spec, found = check_document(document)
     result.diagnostics.extend(found)
     if spec is None:
         return result
     result.spec = spec
-    graph, found = build_graph(spec, document)
+    graph, found = build_graph(spec, document, policy)
     result.diagnostics.extend(found)
     result.graph = graph
     if any(d.severity == "error" for d in found):
@@ -75,26 +77,30 @@ def _run_stages(document: Document) -> SpecFile:
     return result
 
 
-def check(path: str | os.PathLike) -> SpecFile:
-    """Run every static stage on a file; findings are collected, never raised."""
+def check(path: str | os.PathLike, allow_modules=()) -> SpecFile:
+    """Run every static stage on a file; findings are collected, never raised.
+
+    `allow_modules` names modules custom layers may come from, besides those in the
+    nearest pyproject.toml's [tool.graphspec] table.
+    """
     try:
         document = load_file(path)
     except GraphspecError as exc:
         return SpecFile(str(path), diagnostics=exc.diagnostics)
-    return check_document_stages(document)
+    return check_document_stages(document, allow_modules)
 
 
-def check_text(text: str, file: str = "<string>") -> SpecFile:
+def check_text(text: str, file: str = "<string>", allow_modules=()) -> SpecFile:
     try:
         document = load_text(text, file)
     except GraphspecError as exc:
         return SpecFile(file, diagnostics=exc.diagnostics)
-    return check_document_stages(document)
+    return check_document_stages(document, allow_modules)
 
 
-def load(path: str | os.PathLike) -> SpecFile:
+def load(path: str | os.PathLike, allow_modules=()) -> SpecFile:
     """Load and statically check a spec; raise `GraphspecError` with every error if it is invalid."""
-    result = check(path)
+    result = check(path, allow_modules)
     if not result.ok:
         raise GraphspecError(result.diagnostics)
     return result

@@ -20,6 +20,7 @@ Keras catalog, so a typo fails with "did you mean" and no TensorFlow import.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
@@ -39,6 +40,7 @@ from graphspec.errors import did_you_mean
 from graphspec.schema.catalog import UNSAFE_LAYERS, STRUCTURAL_LAYERS, catalog
 
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+CUSTOM_LAYER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$"
 REF_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\[[0-9]+\])?$"
 
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=200)]
@@ -74,6 +76,12 @@ class Strict(BaseModel):
 def check_layer_args(layer: str, args: dict[str, Any], owner: str = "layer") -> None:
     """Raise a schema error naming every unknown or missing argument of `layer`."""
     cat = catalog()
+    if "." in layer:
+        # A custom layer class `package.module.Class`: its module must be allowed by the
+        # user (checked in the graph stage) and its arguments are checked when it is built.
+        if not re.match(CUSTOM_LAYER_PATTERN, layer):
+            raise _error(f"'{layer}' is not a layer class path like 'package.module.Class'", None, ("layer",))
+        return
     if layer in UNSAFE_LAYERS:
         raise _error(
             f"{owner} type '{layer}' can run arbitrary code and is refused",
@@ -110,7 +118,10 @@ def check_layer_args(layer: str, args: dict[str, Any], owner: str = "layer") -> 
 class LayerDef(Strict):
     """A Keras layer with its constructor arguments."""
 
-    layer: str = Field(description="Keras layer class name, e.g. `Dense`, `LSTM`, `Conv2D`.")
+    layer: str = Field(
+        description="Keras layer class name, e.g. `Dense`, `LSTM`, `Conv2D`; or `package.module.Class` "
+        "for a custom layer from a module the user allows."
+    )
     args: dict[str, Any] = Field(
         default_factory=dict,
         description="Constructor arguments, exactly as Keras names them (nested initializers, "
@@ -129,7 +140,7 @@ class LayerDef(Strict):
     def _known_layer(self):
         args = dict(self.args)
         check_layer_args(self.layer, args)
-        canonical = catalog().canonical_layer(self.layer)
+        canonical = catalog().canonical_layer(self.layer) or self.layer
         wraps = canonical in ("TimeDistributed", "Bidirectional")
         if wraps and self.wrap is None and "layer" not in args:
             raise _error(f"{self.layer} needs the layer it wraps", "add `wrap: <layer or model>`", ("wrap",))
