@@ -1,0 +1,208 @@
+"""Backend: a checked spec → a compiled Keras 3 model. The first stage that imports Keras.
+
+Example:
+
+    >>> import graphspec
+    >>> model = graphspec.build("specs/examples/headline.yaml")
+    >>> model.output_names, model.count_params()
+    (['main_output', 'aux_output'], 5200610)
+
+Layers are named after spec nodes, outputs after spec outputs. A shared layer is
+one Keras layer object called once per `apply:` node; a sub-model is one nested
+`keras.Model` (or `keras.Sequential`) reused wherever the spec applies it,
+TimeDistributed included. Whatever Keras rejects while constructing is raised as a
+`GraphspecError` located at the spec node that caused it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any
+
+from graphspec.errors import GraphspecError
+from graphspec.graph import GNode, Graph, LayerSpec, TensorRef
+from graphspec.pipeline import SpecFile, load
+from graphspec.policy import ALLOW_HINT, ModulePolicy, policy_for, split_dotted
+from graphspec.schema.models import CompileSpec
+
+
+def keras_module():
+    """Import Keras on the TensorFlow backend, quietly, on first use."""
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+
+    return keras
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+class _GraphBuilder:
+    """Turns one Graph into a Keras model, reusing shared layers and sub-models by name."""
+
+    def __init__(self, keras, graph: Graph, policy: ModulePolicy, objects: dict[str, Any]):
+        self.keras = keras
+        self.graph = graph
+        self.policy = policy
+        # Shared layers and sub-models of one spec file, built at first use; inline
+        # sub-models share this namespace with the file that defines them.
+        self.objects = objects
+
+    # -- layers -------------------------------------------------------------------
+    def layer_class(self, spec: LayerSpec, node: GNode):
+        if "." not in spec.layer:
+            return getattr(self.keras.layers, spec.layer)
+        module_name, class_name = split_dotted(spec.layer)
+        if not self.policy.allows(module_name):
+            raise GraphspecError(node.diagnostic(f"layer '{spec.layer}' comes from module '{module_name}', "
+                                                 "which is not allowed", hint=ALLOW_HINT.format(module=module_name)))
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise GraphspecError(node.diagnostic(f"cannot import module '{module_name}': {exc}")) from None
+        cls = getattr(module, class_name, None)
+        if not (isinstance(cls, type) and issubclass(cls, self.keras.layers.Layer)):
+            raise GraphspecError(node.diagnostic(f"'{spec.layer}' is not a Keras layer class"))
+        return cls
+
+    def make_layer(self, spec: LayerSpec, name: str, node: GNode):
+        kwargs = dict(spec.args)
+        if spec.wrap is not None:
+            kwargs["layer"] = self.target(spec.wrap, f"{name}_{self.wrapped_name(spec.wrap)}", node)
+        return self.layer_class(spec, node)(**kwargs, name=name)
+
+    @staticmethod
+    def wrapped_name(wrap: LayerSpec | str) -> str:
+        return wrap.lower() if isinstance(wrap, str) else split_dotted(wrap.layer)[1].lower()
+
+    def target(self, target: LayerSpec | str, name: str, node: GNode):
+        """A layer to call: a new inline layer, or the one shared layer / sub-model of that name."""
+        if not isinstance(target, str):
+            return self.make_layer(target, name, node)
+        if target not in self.objects:
+            if target in self.graph.models:
+                sub = self.graph.models[target]
+                # Inline sub-models see this file's shared layers; a file model has its own.
+                objects = self.objects if sub.shared is self.graph.shared else {}
+                self.objects[target] = _GraphBuilder(self.keras, sub, self.policy, objects).build()
+            else:
+                self.objects[target] = self.make_layer(self.graph.shared[target], target, node)
+        return self.objects[target]
+
+    # -- graph --------------------------------------------------------------------
+    def located(self, node: GNode, make):
+        """Run `make()`; whatever Keras raises is reported at `node`."""
+        try:
+            return make()
+        except GraphspecError:
+            raise
+        except Exception as exc:
+            what = node.spec.layer if node.spec is not None else node.target
+            raise GraphspecError(node.diagnostic(f"Keras rejected {what} '{node.name}': {_reason(exc)}")) from None
+
+    def input_tensor(self, node: GNode, name: str | None):
+        spec = node.input_spec
+        return self.keras.Input(shape=tuple(spec.shape), dtype=spec.dtype, batch_size=spec.batch_size, name=name)
+
+    def build(self):
+        if self.graph.kind == "sequential":
+            return self.build_sequential()
+        tensors: dict[str, Any] = {}
+
+        def tensor(ref: TensorRef):
+            value = tensors[ref.node]
+            return value if ref.index is None else value[ref.index]
+
+        def call(node: GNode):
+            layer = (self.target(node.target, node.name, node) if node.kind == "apply"
+                     else self.make_layer(node.spec, node.name, node))
+            args = [tensor(ref) for ref in node.inputs]
+            return layer(args[0] if len(args) == 1 else args)
+
+        for name in self.graph.order:
+            node = self.graph.nodes[name]
+            if node.kind == "input":
+                tensors[name] = self.located(node, lambda: self.input_tensor(node, name))
+            else:
+                tensors[name] = self.located(node, lambda: call(node))
+        inputs = [tensors[n] for n in self.graph.input_names]
+        outputs = [tensor(ref) for ref in self.graph.outputs]
+        return self.keras.Model(
+            inputs=inputs[0] if len(inputs) == 1 else inputs,
+            outputs=outputs[0] if len(outputs) == 1 else outputs,
+            name=self.graph.name,
+        )
+
+    def build_sequential(self):
+        """A `keras.Sequential`, as a tutorial writes a one-input chain."""
+        input_name, *steps = self.graph.order
+        stack = [self.input_tensor(self.graph.nodes[input_name], None)]
+        for name in steps:
+            node = self.graph.nodes[name]
+            stack.append(self.located(node, lambda: self.make_layer(node.spec, name, node)))
+        last = self.graph.nodes[steps[-1]]
+        return self.located(last, lambda: self.keras.Sequential(stack, name=self.graph.name))
+
+
+def compile_model(model, settings: CompileSpec, output_names: list[str]) -> None:
+    """`model.compile` with every per-output setting keyed by output name."""
+    keras = keras_module()
+    optimizer = settings.optimizer
+    if not isinstance(optimizer, str):
+        from graphspec.schema.catalog import catalog
+
+        config = dict(optimizer.model_extra or {})
+        optimizer = keras.optimizers.get({"class_name": catalog().optimizer(optimizer.name).name, "config": config})
+
+    def per_output(value, wrap=lambda v: v):
+        if value is None:
+            return None
+        if isinstance(value, dict):
+            return {name: wrap(v) for name, v in value.items()}
+        return {name: wrap(value) for name in output_names}
+
+    def loss_object(loss):
+        if isinstance(loss, str):
+            return loss
+        return keras.losses.get({"class_name": loss.name, "config": dict(loss.model_extra or {})})
+
+    def metric_list(metrics):
+        return [metrics] if isinstance(metrics, str) else list(metrics)
+
+    model.compile(
+        optimizer=optimizer,
+        loss=per_output(settings.loss, loss_object),
+        loss_weights=per_output(settings.loss_weights),
+        metrics=per_output(settings.metrics, metric_list),
+    )
+
+
+def build(spec: SpecFile | str | os.PathLike, *, compile: bool = True, allow_modules=()):
+    """Build (and by default compile) the Keras model a spec describes.
+
+    `spec` is a path or a `SpecFile` from `graphspec.load`. With `train.seed` set,
+    weights are initialised from that seed, so two builds are identical.
+    """
+    if not isinstance(spec, SpecFile):
+        spec = load(spec, allow_modules)
+    keras = keras_module()
+    policy = policy_for(spec.file, allow_modules)
+    for module in sorted(policy.allowed):  # registers their Keras serializables by name
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise GraphspecError(f"cannot import allowed module '{module}': {exc}") from None
+    if spec.spec.train is not None and spec.spec.train.seed is not None:
+        keras.utils.set_random_seed(spec.spec.train.seed)
+    model = _GraphBuilder(keras, spec.graph, policy, {}).build()
+    if compile and spec.spec.compile is not None:
+        try:
+            compile_model(model, spec.spec.compile, [ref.node for ref in spec.graph.outputs])
+        except Exception as exc:
+            raise GraphspecError(spec.document.diagnostic(f"Keras rejected compile settings: {_reason(exc)}",
+                                                          ("compile",))) from None
+    return model

@@ -1,0 +1,200 @@
+"""The tutorials' models, written by hand in the Keras functional API (../shared/seeds/).
+
+Each function returns the model its tutorial builds, with the layer names the spec
+uses where the tutorial leaves names to Keras. Used by the exactness tests and by
+the build-speed benchmark.
+"""
+
+from __future__ import annotations
+
+from graphspec.backend import keras_module
+
+keras = keras_module()
+layers = keras.layers
+Input = keras.Input
+Model = keras.Model
+
+
+def sine():
+    x0 = Input(shape=(1,), name="x")
+    x1 = layers.Dense(32, kernel_initializer="uniform", activation="sigmoid", name="hidden_1")(x0)
+    x2 = layers.Dense(32, kernel_initializer="uniform", activation="sigmoid", name="hidden")(x1)
+    x3 = layers.Dense(1, kernel_initializer="uniform", name="y")(x2)
+    return Model(inputs=x0, outputs=x3)
+
+
+def sine_two_inputs():
+    x0_left = Input(shape=(1,), name="x0_left")
+    x0_right = Input(shape=(1,), name="x0_right")
+    x1_left = layers.Dense(32, kernel_initializer="uniform", activation="sigmoid", name="x1_left")(x0_left)
+    x1_right = layers.Dense(20, kernel_initializer="uniform", activation="sigmoid", name="x1_right")(x0_right)
+    x2 = layers.concatenate([x1_left, x1_right], name="x2")
+    x3 = layers.Dense(32, kernel_initializer="uniform", activation="sigmoid", name="x3")(x2)
+    x4 = layers.Dense(1, kernel_initializer="uniform", name="x4")(x3)
+    return Model(inputs=[x0_left, x0_right], outputs=x4)
+
+
+def sin_exp_two_outputs():
+    x0 = Input(shape=(1,), name="x0")
+    x1 = layers.Dense(20, kernel_initializer="uniform", activation="sigmoid", name="trunk_1")(x0)
+    x2 = layers.Dense(20, kernel_initializer="uniform", activation="sigmoid", name="trunk")(x1)
+    x3_left = layers.Dense(20, kernel_initializer="uniform", activation="sigmoid", name="x3_left")(x2)
+    x3_right = layers.Dense(30, kernel_initializer="uniform", activation="sigmoid", name="x3_right")(x2)
+    x4_left = layers.Dense(20, kernel_initializer="uniform", activation="sigmoid", name="x4_left")(x3_left)
+    x4_right = layers.Dense(30, kernel_initializer="uniform", activation="sigmoid", name="x4_right")(x3_right)
+    x5_left = layers.Dense(1, kernel_initializer="uniform", name="sin")(x4_left)
+    x5_right = layers.Dense(1, kernel_initializer="uniform", name="exp")(x4_right)
+    return Model(inputs=x0, outputs=[x5_left, x5_right])
+
+
+def two_stacks():
+    width = 8
+    input1 = layers.Input((width,), name="input1")
+    l1 = layers.Dense(20, name="stack1_1")(input1)
+    l2 = layers.Dense(10, name="stack1")(l1)
+    input2 = layers.Input((width,), name="input2")
+    l21 = layers.Dense(20, name="stack2_1")(input2)
+    l22 = layers.Dense(10, name="stack2")(l21)
+    common = layers.concatenate([l2, l22], name="common")
+    interm = layers.Dense(10, name="interm")(common)
+    output = layers.Dense(1, name="output")(interm)
+    return Model(inputs=[input1, input2], outputs=output)
+
+
+def mnist_mlp():
+    inputs = Input(shape=(784,), name="pixels")
+    x = layers.Dense(64, activation="relu", name="hidden_1")(inputs)
+    x = layers.Dense(64, activation="relu", name="hidden")(x)
+    predictions = layers.Dense(10, activation="softmax", name="predictions")(x)
+    return Model(inputs=inputs, outputs=predictions)
+
+
+def headline():
+    main_input = Input(shape=(100,), dtype="int32", name="main_input")
+    x = layers.Embedding(input_dim=10000, output_dim=512, name="embedding")(main_input)
+    lstm_out = layers.LSTM(32, name="lstm_out")(x)
+    auxiliary_output = layers.Dense(1, activation="sigmoid", name="aux_output")(lstm_out)
+    auxiliary_input = Input(shape=(5,), name="aux_input")
+    x = layers.concatenate([lstm_out, auxiliary_input], name="merged")
+    x = layers.Dense(64, activation="relu", name="deep_1")(x)
+    x = layers.Dense(64, activation="relu", name="deep_2")(x)
+    x = layers.Dense(64, activation="relu", name="deep")(x)
+    main_output = layers.Dense(1, activation="sigmoid", name="main_output")(x)
+    return Model(inputs=[main_input, auxiliary_input], outputs=[main_output, auxiliary_output])
+
+
+def shared_lstm():
+    tweet_a = Input(shape=(280, 256), name="tweet_a")
+    tweet_b = Input(shape=(280, 256), name="tweet_b")
+    shared = layers.LSTM(64, name="shared_lstm")
+    encoded_a = shared(tweet_a)
+    encoded_b = shared(tweet_b)
+    merged_vector = layers.concatenate([encoded_a, encoded_b], axis=-1, name="merged_vector")
+    predictions = layers.Dense(1, activation="sigmoid", name="predictions")(merged_vector)
+    return Model(inputs=[tweet_a, tweet_b], outputs=predictions)
+
+
+def shared_vision():
+    digit_input = Input(shape=(27, 27, 1), name="digit_input")
+    x = layers.Conv2D(64, (3, 3), name="features_1")(digit_input)
+    x = layers.Conv2D(64, (3, 3), name="features_2")(x)
+    x = layers.MaxPooling2D((2, 2), name="features_3")(x)
+    out = layers.Flatten(name="features")(x)
+    vision_model = Model(digit_input, out, name="vision_model")
+    digit_a = Input(shape=(27, 27, 1), name="digit_a")
+    digit_b = Input(shape=(27, 27, 1), name="digit_b")
+    out_a = vision_model(digit_a)
+    out_b = vision_model(digit_b)
+    concatenated = layers.concatenate([out_a, out_b], name="concatenated")
+    out = layers.Dense(1, activation="sigmoid", name="out")(concatenated)
+    return Model([digit_a, digit_b], out)
+
+
+def inception_module():
+    input_img = Input(shape=(256, 256, 3), name="input_img")
+    tower_1 = layers.Conv2D(64, (1, 1), padding="same", activation="relu", name="output_tower_1_1")(input_img)
+    tower_1 = layers.Conv2D(64, (3, 3), padding="same", activation="relu", name="output_tower_1")(tower_1)
+    tower_2 = layers.Conv2D(64, (1, 1), padding="same", activation="relu", name="output_tower_2_1")(input_img)
+    tower_2 = layers.Conv2D(64, (5, 5), padding="same", activation="relu", name="output_tower_2")(tower_2)
+    tower_3 = layers.MaxPooling2D((3, 3), strides=(1, 1), padding="same", name="output_tower_3_1")(input_img)
+    tower_3 = layers.Conv2D(64, (1, 1), padding="same", activation="relu", name="output_tower_3")(tower_3)
+    output = layers.concatenate([tower_1, tower_2, tower_3], axis=1, name="output")
+    return Model(input_img, output)
+
+
+def residual():
+    x = Input(shape=(256, 256, 3), name="x")
+    y = layers.Conv2D(3, (3, 3), padding="same", name="y")(x)
+    z = layers.add([x, y], name="z")
+    return Model(x, z)
+
+
+def _vision_model():
+    model = keras.Sequential(name="vision_model")
+    model.add(Input(shape=(224, 224, 3)))
+    model.add(layers.Conv2D(64, (3, 3), activation="relu", padding="same"))
+    model.add(layers.Conv2D(64, (3, 3), activation="relu"))
+    model.add(layers.MaxPooling2D((2, 2)))
+    model.add(layers.Conv2D(128, (3, 3), activation="relu", padding="same"))
+    model.add(layers.Conv2D(128, (3, 3), activation="relu"))
+    model.add(layers.MaxPooling2D((2, 2)))
+    model.add(layers.Conv2D(256, (3, 3), activation="relu", padding="same"))
+    model.add(layers.Conv2D(256, (3, 3), activation="relu"))
+    model.add(layers.Conv2D(256, (3, 3), activation="relu"))
+    model.add(layers.MaxPooling2D((2, 2)))
+    model.add(layers.Flatten())
+    return model
+
+
+def vqa():
+    vision_model = _vision_model()
+    image_input = Input(shape=(224, 224, 3), name="image_input")
+    encoded_image = vision_model(image_input)
+    question_input = Input(shape=(100,), dtype="int32", name="question_input")
+    embedded_question = layers.Embedding(input_dim=10000, output_dim=256, name="embedded_question")(question_input)
+    encoded_question = layers.LSTM(256, name="encoded_question")(embedded_question)
+    merged = layers.concatenate([encoded_question, encoded_image], name="merged")
+    output = layers.Dense(1000, activation="softmax", name="output")(merged)
+    return Model(inputs=[image_input, question_input], outputs=output)
+
+
+def video_qa():
+    vision_model = _vision_model()
+    question_input = Input(shape=(100,), dtype="int32", name="question_input")
+    embedded_question = layers.Embedding(input_dim=10000, output_dim=256, name="embedded_question")(question_input)
+    encoded_question = layers.LSTM(256, name="encoded_question")(embedded_question)
+    video_input = Input(shape=(100, 224, 224, 3), name="video_input")
+    encoded_frame_sequence = layers.TimeDistributed(vision_model, name="encoded_frames")(video_input)
+    encoded_video = layers.LSTM(256, name="encoded_video")(encoded_frame_sequence)
+    question_encoder = Model(inputs=question_input, outputs=encoded_question, name="question_encoder")
+    video_question_input = Input(shape=(100,), dtype="int32", name="video_question_input")
+    encoded_video_question = question_encoder(video_question_input)
+    merged = layers.concatenate([encoded_video, encoded_video_question], name="merged")
+    output = layers.Dense(1000, activation="softmax", name="output")(merged)
+    return Model(inputs=[video_input, video_question_input], outputs=output)
+
+
+def stacked_lstm():
+    data_dim, timesteps, num_classes = 16, 8, 10
+    sequence = Input(shape=(timesteps, data_dim), name="sequence")
+    x = layers.LSTM(32, return_sequences=True, name="encoder_1")(sequence)
+    x = layers.LSTM(32, return_sequences=True, name="encoder_2")(x)
+    x = layers.LSTM(32, name="encoder")(x)
+    classes = layers.Dense(num_classes, activation="softmax", name="classes")(x)
+    return Model(sequence, classes)
+
+
+def stateful_lstm():
+    data_dim, timesteps, num_classes, batch_size = 16, 8, 10, 32
+    sequence = Input(shape=(timesteps, data_dim), batch_size=batch_size, name="sequence")
+    x = layers.LSTM(32, return_sequences=True, stateful=True, name="encoder_1")(sequence)
+    x = layers.LSTM(32, return_sequences=True, stateful=True, name="encoder_2")(x)
+    x = layers.LSTM(32, stateful=True, name="encoder")(x)
+    classes = layers.Dense(num_classes, activation="softmax", name="classes")(x)
+    return Model(sequence, classes)
+
+
+BUILDERS = {fn.__name__: fn for fn in (
+    sine, sine_two_inputs, sin_exp_two_outputs, two_stacks, mnist_mlp, headline, shared_lstm, shared_vision,
+    inception_module, residual, vqa, video_qa, stacked_lstm, stateful_lstm,
+)}

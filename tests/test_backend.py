@@ -1,0 +1,229 @@
+"""The Keras backend: every example compiles to exactly the model its tutorial writes by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import graphspec
+from conftest import ROOT, check, only_error
+from handwritten import BUILDERS, keras
+
+EXAMPLES_DIR = ROOT / "specs" / "examples"
+
+
+def _without_names(value):
+    if isinstance(value, dict):
+        return {k: _without_names(v) for k, v in value.items() if k not in ("name",)}
+    if isinstance(value, (list, tuple)):
+        return [_without_names(v) for v in value]
+    return value
+
+
+def _flat_layers(model):
+    """Layers in Keras's order, descending into nested models and wrappers."""
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _flat_layers(layer)
+        inner = getattr(layer, "layer", None)
+        if isinstance(inner, keras.Model):
+            yield from _flat_layers(inner)
+
+
+def _sample(model, batch: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    arrays = []
+    for tensor in model.inputs:
+        shape = (batch, *[d or 4 for d in tensor.shape[1:]])
+        if "int" in str(tensor.dtype):
+            arrays.append(rng.integers(0, 1000, size=shape).astype(str(tensor.dtype)))
+        else:
+            arrays.append(rng.normal(size=shape).astype("float32"))
+    return arrays[0] if len(arrays) == 1 else arrays
+
+
+def _trainable(model) -> tuple[int, int]:
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    return trainable, sum(int(np.prod(w.shape)) for w in model.non_trainable_weights)
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_example_compiles_to_the_handwritten_model(name):
+    spec = graphspec.load(EXAMPLES_DIR / f"{name}.yaml")
+    ours = graphspec.build(spec)
+    theirs = BUILDERS[name]()
+
+    assert _trainable(ours) == _trainable(theirs)
+    assert (spec.shapes.trainable_params, spec.shapes.non_trainable_params) == _trainable(theirs)
+    assert [type(layer).__name__ for layer in _flat_layers(ours)] == \
+        [type(layer).__name__ for layer in _flat_layers(theirs)]
+    for mine, hand in zip(_flat_layers(ours), _flat_layers(theirs)):
+        if not isinstance(mine, keras.Model):
+            assert _without_names(mine.get_config()) == _without_names(hand.get_config()), mine.name
+    assert ours.output_names == [ref.node for ref in spec.graph.outputs]
+    assert ours.compiled == (spec.spec.compile is not None)
+
+    ours.set_weights(theirs.get_weights())
+    batch = spec.spec.inputs[next(iter(spec.spec.inputs))].batch_size or (1 if "video" in name else 3)
+    sample = _sample(theirs, batch)
+    expected = theirs(sample, training=False)
+    actual = ours(sample, training=False)
+    for a, b in zip(keras.tree.flatten(actual), keras.tree.flatten(expected)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_static_shapes_and_params_equal_keras(name):
+    spec = graphspec.load(EXAMPLES_DIR / f"{name}.yaml")
+    model = graphspec.build(spec, compile=False)
+    for row in spec.shapes.rows:
+        if row.kind in ("layer", "merge"):
+            layer = model.get_layer(row.name)
+            assert row.params == layer.count_params(), row.name
+            assert row.shapes == [tuple(t.shape) for t in keras.tree.flatten(layer.output)], row.name
+    for ref, shape in spec.shapes.outputs.items():
+        assert tuple(model.get_layer(ref).output.shape) == shape
+    nested = {layer.name: layer for layer in model.layers if isinstance(layer, keras.Model)}
+    for layer in model.layers:  # a sub-model inside TimeDistributed
+        if isinstance(getattr(layer, "layer", None), keras.Model):
+            nested[layer.layer.name] = layer.layer
+    assert set(nested) == set(spec.shapes.models)
+    for model_name, report in spec.shapes.models.items():
+        assert report.total_params == nested[model_name].count_params()
+
+
+def test_shared_layer_is_one_object_and_sub_model_weights_are_shared():
+    model = graphspec.build(EXAMPLES_DIR / "shared_lstm.yaml")
+    shared = model.get_layer("shared_lstm")
+    assert len(shared._inbound_nodes) == 2
+    vision = graphspec.build(EXAMPLES_DIR / "shared_vision.yaml")
+    nested = vision.get_layer("vision_model")
+    assert isinstance(nested, keras.Model) and len(nested._inbound_nodes) >= 2
+    video = graphspec.build(EXAMPLES_DIR / "video_qa.yaml", compile=False)
+    assert isinstance(video.get_layer("encoded_frames").layer, keras.Sequential)
+
+
+def test_compile_settings_reach_keras():
+    model = graphspec.build(EXAMPLES_DIR / "headline.yaml")
+    assert type(model.optimizer).__name__ == "RMSprop"
+    assert model.compiled_loss is not None or model.loss is not None
+    assert model.loss == {"main_output": "binary_crossentropy", "aux_output": "binary_crossentropy"}
+    assert model._compile_loss._user_loss_weights == {"main_output": 1.0, "aux_output": 0.2}
+
+
+def test_optimizer_with_arguments_and_seeded_builds(write):
+    path = write("s.yaml", """\
+        graphspec: 1
+        inputs: {x: {shape: [3]}}
+        nodes:
+          y: {layer: Dense, args: {units: 2, kernel_initializer: {class_name: GlorotUniform, config: {seed: 3}}}, from: x}
+        outputs: [y]
+        compile:
+          optimizer: {name: adam, learning_rate: 0.125}
+          loss: {name: Huber, delta: 2.0}
+          metrics: [mae]
+        train: {seed: 11}
+        """)
+    first, second = graphspec.build(path), graphspec.build(path)
+    assert float(first.optimizer.learning_rate) == 0.125
+    assert first.get_layer("y").get_config()["kernel_initializer"]["config"]["seed"] == 3
+    for a, b in zip(first.get_weights(), second.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_keras_construction_errors_name_the_node(write):
+    path = write("bad.yaml", """\
+        graphspec: 1
+        inputs: {x: {shape: [3]}}
+        nodes:
+          h: {layer: Dense, args: {units: 2}, from: x}
+          y: {layer: Dense, args: {units: 2, kernel_initializer: not_an_initializer}, from: h}
+        outputs: [y]
+        """)
+    with pytest.raises(graphspec.GraphspecError) as info:
+        graphspec.build(path)
+    (d,) = info.value.diagnostics
+    assert d.message.startswith("Keras rejected Dense 'y': ")
+    assert "not_an_initializer" in d.message
+    assert (d.file, d.line, d.column, d.dotted_path) == (str(path), 5, 3, "nodes.y")
+
+
+CUSTOM = """\
+graphspec: 1
+inputs: {x: {shape: [3]}}
+nodes:
+  s: {layer: gs_custom_layers.Scale, args: {factor: 2.0, kernel_regularizer: {class_name: "gs_custom>Tiny", config: {}}}, from: x}
+outputs: [s]
+"""
+
+CUSTOM_MODULE = """\
+import keras
+
+
+@keras.saving.register_keras_serializable(package="gs_custom")
+class Tiny(keras.regularizers.Regularizer):
+    def __call__(self, x):
+        return 0.0 * keras.ops.sum(x)
+
+    def get_config(self):
+        return {}
+
+
+@keras.saving.register_keras_serializable(package="gs_custom")
+class Scale(keras.layers.Layer):
+    def __init__(self, factor=1.0, kernel_regularizer=None, **kwargs):
+        super().__init__(**kwargs)
+        self.factor = factor
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+
+    def build(self, input_shape):
+        self.w = self.add_weight(shape=(input_shape[-1],), initializer="ones", regularizer=self.kernel_regularizer)
+
+    def call(self, x):
+        return x * self.w * self.factor
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor,
+                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer)}
+"""
+
+
+def test_custom_layers_need_an_allowed_module(write, monkeypatch, tmp_path):
+    write("gs_custom_layers.py", CUSTOM_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec_path = write("custom.yaml", CUSTOM)
+    d = only_error(CUSTOM)
+    assert d.message == "layer 'gs_custom_layers.Scale' comes from module 'gs_custom_layers', which is not allowed"
+    assert "--allow-module gs_custom_layers" in d.hint and d.line == 4
+
+    model = graphspec.build(spec_path, allow_modules=["gs_custom_layers"])
+    assert model.count_params() == 3
+    np.testing.assert_allclose(model(np.ones((1, 3), "float32")), [[2.0, 2.0, 2.0]])
+    model.save(tmp_path / "m.keras")
+    reloaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert type(reloaded.get_layer("s")).__name__ == "Scale"
+
+    write("pyproject.toml", '[tool.graphspec]\nallow-modules = ["gs_custom_layers"]\n')
+    assert graphspec.check(spec_path).ok
+
+
+def test_lambda_is_refused_with_how_to_allow_custom_code():
+    d = only_error("graphspec: 1\ninputs: {x: {shape: [3]}}\nnodes:\n"
+                   "  y: {layer: Lambda, args: {function: abs}, from: x}\noutputs: [y]\n")
+    assert "can run arbitrary code" in d.message and "--allow-module" in d.hint
+
+
+def test_importing_graphspec_does_not_import_tensorflow():
+    import subprocess
+    import sys
+
+    probe = ("import sys, graphspec\ngraphspec.load('specs/examples/vqa.yaml')\n"
+             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))")
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)
+    assert run.stdout.strip() == "[]", run.stderr
+
+
+def test_build_rejects_an_invalid_spec_with_all_errors():
+    result = check("graphspec: 1\ninputs: {x: {shape: [3]}}\nnodes:\n  y: {layer: Dense, from: q}\noutputs: [y]\n")
+    assert not result.ok
