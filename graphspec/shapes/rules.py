@@ -347,13 +347,16 @@ def _conv_geometry(call: Call) -> _ConvGeometry:
     batch, spatial, channels = _split(call, rank)
     if channels is None:
         raise ShapeError(f"needs a known channel dimension, got {fmt(call.shape)}")
-    return _ConvGeometry(
+    geometry = _ConvGeometry(
         rank, batch, spatial, channels,
         kernel=_tuple(call.arg("kernel_size"), rank, "kernel_size"),
         strides=_tuple(call.arg("strides"), rank, "strides"),
         dilation=_tuple(call.arg("dilation_rate"), rank, "dilation_rate"),
         padding=str(call.arg("padding")).lower(),
     )
+    if max(geometry.strides) > 1 and max(geometry.dilation) > 1:
+        raise ShapeError("strides > 1 cannot be combined with dilation_rate > 1")
+    return geometry
 
 
 @rule("Conv1D", "Conv2D", "Conv3D", "DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D")
