@@ -16,8 +16,11 @@ TimeDistributed included. Whatever Keras rejects while constructing is raised as
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
+import sys
+import tempfile
 from typing import Any
 
 from graphspec.errors import GraphspecError
@@ -27,11 +30,41 @@ from graphspec.policy import ALLOW_HINT, ModulePolicy, policy_for, split_dotted
 from graphspec.schema.models import CompileSpec
 
 
+@contextlib.contextmanager
+def _native_stderr_captured():
+    """Hold back what TensorFlow's C++ side prints while importing (oneDNN, CUDA notices).
+
+    They ignore TF_CPP_MIN_LOG_LEVEL. If the import fails, the captured text is
+    shown after all; GRAPHSPEC_TF_LOGS=1 lets everything through.
+    """
+    if os.environ.get("GRAPHSPEC_TF_LOGS"):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            sink.seek(0)
+            sys.stderr.write(sink.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def keras_module():
     """Import Keras on the TensorFlow backend, quietly, on first use."""
+    if "keras" in sys.modules:
+        return sys.modules["keras"]
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import keras
+    with _native_stderr_captured():
+        import keras
+        import tensorflow  # noqa: F401  (its native start-up notices come here, not mid-run)
 
     return keras
 

@@ -1,7 +1,8 @@
 """The `graphspec` command: a thin typer layer over the Python API.
 
     graphspec validate specs/examples --format github
-    graphspec schema -o schemas/graphspec.schema.json
+    graphspec summary specs/examples/headline.yaml
+    graphspec build specs/examples/headline.yaml -o headline.keras
 
 Commands that need Keras import it inside their own body, so `validate`,
 `schema` and `summary` start without TensorFlow.
@@ -89,6 +90,63 @@ def schema(
         typer.echo(text, nl=False)
     else:
         output.write_text(text)
+
+
+def _load_or_exit(spec: Path, allow_module: list[str]):
+    """Load a spec; an invalid one prints every finding and exits 1."""
+    from graphspec.pipeline import check
+    from graphspec.report import render
+
+    result = check(spec, allow_module)
+    if not result.ok:
+        typer.echo(render([result], "text"), err=True)
+        raise typer.Exit(1)
+    return result
+
+
+class TableFormat(str, enum.Enum):
+    text = "text"
+    json = "json"
+
+
+@app.command()
+def summary(
+    spec: Path = typer.Argument(..., help="Spec file."),
+    format: TableFormat = typer.Option(TableFormat.text, "--format", "-f"),
+    use_keras: bool = typer.Option(False, "--keras", help="Build the model and report Keras's own figures."),
+    allow_module: List[str] = ALLOW_MODULE,
+) -> None:
+    """Per-node table: type, output shape, parameters, inputs, and totals (static unless --keras)."""
+    import json
+
+    from graphspec.summary import keras_summary, render_text, static_summary
+
+    result = _load_or_exit(spec, allow_module)
+    if use_keras:
+        from graphspec.backend import build
+
+        table = keras_summary(build(result, compile=False, allow_modules=allow_module))
+    else:
+        table = static_summary(result)
+    typer.echo(json.dumps(table, indent=2) if format is TableFormat.json else render_text(table))
+
+
+@app.command()
+def build(
+    spec: Path = typer.Argument(..., help="Spec file."),
+    output: Path = typer.Option(..., "--output", "-o", help="Where to save the model (.keras)."),
+    allow_module: List[str] = ALLOW_MODULE,
+) -> None:
+    """Build and compile the model, and save it untrained."""
+    from graphspec.backend import build as build_model
+
+    if output.suffix != ".keras":
+        typer.echo("graphspec: the output file must end in .keras", err=True)
+        raise typer.Exit(2)
+    result = _load_or_exit(spec, allow_module)
+    model = build_model(result, allow_modules=allow_module)
+    model.save(output)
+    typer.echo(f"saved {output} ({model.count_params():,} parameters)")
 
 
 def main() -> None:
