@@ -1,0 +1,299 @@
+"""Data stage: CSV/NPZ files → checked arrays for each input and output, by name.
+
+Example:
+
+    >>> import graphspec
+    >>> from graphspec.data import load_data
+    >>> spec = graphspec.load("specs/examples/sine.yaml")
+    >>> data = load_data(spec, "specs/data/sine.csv")
+    >>> data.rows, data.inputs["x"].shape, data.outputs["y"].dtype
+    (1000, (1000, 1), dtype('float32'))
+
+Everything is checked before any training starts, and every problem names the
+file, the column or array, and the first bad row: missing columns or arrays,
+row counts that differ, shapes that don't fit the input, non-numeric values,
+empty cells, NaN and infinity. CSV files are parsed by pyarrow (multithreaded),
+NPZ files by numpy with pickles refused.
+
+Integer class labels: when an output has K > 1 units, its binding gives one
+integer column or a 1-D array, and its loss is a categorical (not sparse) one,
+the labels are one-hot encoded, as a Keras user would do by hand with
+`keras.utils.to_categorical`. `one_hot: false` on the binding turns that off;
+`sparse_categorical_crossentropy` takes the integers as they are.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from graphspec.errors import Diagnostic, GraphspecError, did_you_mean
+from graphspec.pipeline import SpecFile
+from graphspec.schema.models import Binding, ColumnGlob, ColumnRange
+
+_CATEGORICAL_LOSSES = {
+    "categorical_crossentropy", "CategoricalCrossentropy", "categorical_focal_crossentropy",
+    "CategoricalFocalCrossentropy", "categorical_hinge", "CategoricalHinge",
+}
+
+
+@dataclass
+class Dataset:
+    """Arrays keyed by input and output name, all with the same number of rows."""
+
+    source: str
+    rows: int
+    inputs: dict[str, np.ndarray]
+    outputs: dict[str, np.ndarray]
+
+
+def _fail(path: str, message: str, hint: str | None = None, line: int | None = None) -> GraphspecError:
+    return GraphspecError(Diagnostic(message, file=path, line=line, hint=hint))
+
+
+# --------------------------------------------------------------------------- reading
+
+
+class _Table:
+    """Named columns (CSV) or arrays (NPZ) of one file."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.kind = "npz" if path.lower().endswith(".npz") else "csv"
+        if not os.path.isfile(path):
+            raise _fail(path, "data file not found")
+        self.columns: dict[str, object] = {}
+        self.names: list[str] = []
+        self.rows = 0
+        if self.kind == "npz":
+            self._read_npz()
+        else:
+            self._read_csv()
+
+    def _read_csv(self) -> None:
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
+        try:
+            table = pacsv.read_csv(self.path, convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
+        except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
+            raise _fail(self.path, f"cannot parse CSV: {str(exc).splitlines()[0]}") from None
+        self.names = list(table.column_names)
+        self.columns = {name: table.column(name) for name in self.names}
+        self.rows = table.num_rows
+
+    def _read_npz(self) -> None:
+        try:
+            with np.load(self.path, allow_pickle=False) as archive:
+                self.columns = {name: archive[name] for name in archive.files}
+        except ValueError as exc:
+            raise _fail(self.path, f"cannot read NPZ (object arrays are refused): {exc}") from None
+        except (OSError, EOFError) as exc:
+            raise _fail(self.path, f"cannot read NPZ: {exc}") from None
+        self.names = list(self.columns)
+
+    # -- CSV column selection --------------------------------------------------
+    def select(self, binding: Binding, owner: str) -> list[str]:
+        columns = binding.columns
+        if isinstance(columns, str):
+            wanted = [columns]
+        elif isinstance(columns, list):
+            wanted = list(columns)
+        elif isinstance(columns, ColumnRange):
+            for end in (columns.first, columns.last):
+                self._require(end, owner)
+            start, stop = self.names.index(columns.first), self.names.index(columns.last)
+            if stop < start:
+                raise _fail(self.path, f"{owner}: column range {columns.first}..{columns.last} runs backwards")
+            return self.names[start:stop + 1]
+        else:
+            assert isinstance(columns, ColumnGlob)
+            wanted = [n for n in self.names if fnmatch.fnmatchcase(n, columns.glob)]
+            if not wanted:
+                raise _fail(self.path, f"{owner}: no column matches '{columns.glob}'")
+            return wanted
+        for name in wanted:
+            self._require(name, owner)
+        return wanted
+
+    def _require(self, name: str, owner: str) -> None:
+        if name not in self.columns:
+            what = "array" if self.kind == "npz" else "column"
+            raise _fail(self.path, f"{owner}: missing {what} '{name}'",
+                        did_you_mean(name, self.names) or f"the file has: {', '.join(self.names[:12])}")
+
+    def numeric_column(self, name: str, owner: str) -> np.ndarray:
+        """One CSV column as float64, refusing empty cells and text with the first bad row."""
+        import pyarrow as pa
+
+        column = self.columns[name]
+        if column.null_count:
+            row = next(i for i, v in enumerate(column.is_null().to_pylist()) if v)
+            raise _fail(self.path, f"{owner}: column '{name}' has an empty value in row {row + 1}", line=row + 2)
+        if pa.types.is_integer(column.type) or pa.types.is_floating(column.type) or pa.types.is_boolean(column.type):
+            return column.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+        numbers = []
+        for row, value in enumerate(column.to_pylist()):  # text: find the first cell that is not a number
+            try:
+                numbers.append(float(value))
+            except (TypeError, ValueError):
+                raise _fail(self.path, f"{owner}: column '{name}' has a non-numeric value {value!r} in row "
+                                       f"{row + 1}", line=row + 2) from None
+        return np.array(numbers, dtype=np.float64)
+
+
+# --------------------------------------------------------------------------- binding
+
+
+def _first_bad_row(values: np.ndarray) -> int | None:
+    if not np.issubdtype(values.dtype, np.floating):
+        return None
+    finite = np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+    if finite.all():
+        return None
+    return int(np.argmin(finite))
+
+
+def _loss_name(spec: SpecFile, output: str) -> str | None:
+    settings = spec.spec.compile
+    if settings is None:
+        return None
+    loss = settings.loss.get(output) if isinstance(settings.loss, dict) else settings.loss
+    if loss is None:
+        return None
+    return loss if isinstance(loss, str) else loss.name
+
+
+class _Binder:
+    def __init__(self, spec: SpecFile, table: _Table):
+        self.spec = spec
+        self.table = table
+        self.path = table.path
+
+    def raw(self, binding: Binding, owner: str) -> tuple[np.ndarray, str]:
+        """The bound values with rows first, and a description for messages."""
+        table = self.table
+        if table.kind == "npz":
+            if binding.array is None:
+                raise _fail(self.path, f"{owner} is bound to CSV columns but the file is NPZ",
+                            "bind it with `array: <name>`")
+            table._require(binding.array, owner)
+            values = table.columns[binding.array]
+            if values.dtype.kind not in "biuf":
+                raise _fail(self.path, f"{owner}: array '{binding.array}' has non-numeric dtype {values.dtype}")
+            if values.ndim == 0:
+                raise _fail(self.path, f"{owner}: array '{binding.array}' is a scalar, not rows")
+            return values, f"array '{binding.array}'"
+        if binding.columns is None:
+            raise _fail(self.path, f"{owner} is bound to an NPZ array but the file is CSV",
+                        "bind it with `columns: ...`")
+        names = table.select(binding, owner)
+        values = np.column_stack([table.numeric_column(n, owner) for n in names]) if len(names) > 1 else \
+            table.numeric_column(names[0], owner)[:, None]
+        what = f"column '{names[0]}'" if len(names) == 1 else f"columns {names[0]}..{names[-1]} ({len(names)})"
+        return values, what
+
+    def check_values(self, values: np.ndarray, owner: str, what: str, dtype: str) -> np.ndarray:
+        bad = _first_bad_row(values)
+        if bad is not None:
+            raise _fail(self.path, f"{owner}: {what} has NaN or infinity in row {bad + 1}",
+                        line=bad + 2 if self.table.kind == "csv" else None)
+        if dtype.startswith(("int", "uint")) and np.issubdtype(values.dtype, np.floating):
+            fractional = values.reshape(len(values), -1) % 1 != 0
+            if fractional.any():
+                row = int(np.argmax(fractional.any(axis=1)))
+                raise _fail(self.path, f"{owner}: {what} must hold integers ({dtype}); row {row + 1} does not",
+                            line=row + 2 if self.table.kind == "csv" else None)
+        return values.astype(dtype, copy=False)
+
+    def fit_shape(self, values: np.ndarray, shape: tuple, owner: str, what: str) -> np.ndarray:
+        """Reshape rows to `shape` (without batch), refusing what does not fit."""
+        rows = values.shape[0]
+        if self.table.kind == "npz":
+            actual = values.shape[1:]
+            if len(actual) == len(shape) and all(d is None or d == a for d, a in zip(shape, actual)):
+                return values
+            known = [d for d in shape if d is not None]
+            if None not in shape and math.prod(actual) == math.prod(known):
+                return values.reshape((rows, *shape))
+            raise _fail(self.path, f"{owner} expects rows of shape {tuple(shape)}, {what} has {tuple(actual)}")
+        if None in shape:
+            raise _fail(self.path, f"{owner} has a free dimension {tuple(shape)}; CSV rows need a fixed shape",
+                        "use an NPZ file for variable-length inputs")
+        per_row = math.prod(shape)
+        if values.shape[1] != per_row:
+            raise _fail(self.path, f"{owner} expects {per_row} values per row (shape {tuple(shape)}), "
+                                   f"{what} gives {values.shape[1]}")
+        return values.reshape((rows, *shape))
+
+    def input(self, name: str, binding: Binding) -> np.ndarray:
+        spec = self.spec.spec.inputs[name]
+        owner = f"input '{name}'"
+        values, what = self.raw(binding, owner)
+        values = self.check_values(values, owner, what, spec.dtype)
+        return self.fit_shape(values, tuple(spec.shape), owner, what)
+
+    def output(self, name: str, binding: Binding) -> np.ndarray:
+        owner = f"output '{name}'"
+        values, what = self.raw(binding, owner)
+        shape = self.spec.shapes.outputs.get(name)
+        target_shape = tuple(shape[1:]) if shape is not None else values.shape[1:]
+        classes = target_shape[-1] if target_shape else None
+        single = values.ndim == 1 or (values.ndim == 2 and values.shape[1] == 1)
+        loss = _loss_name(self.spec, name) or ""
+        sparse = "sparse" in loss.lower()
+        one_hot = binding.one_hot if binding.one_hot is not None else loss in _CATEGORICAL_LOSSES
+        if (sparse or one_hot) and single and len(target_shape) == 1 and classes and classes > 1:
+            labels = self.check_values(values.reshape(len(values)), owner, what, "int64")
+            bad = np.flatnonzero((labels < 0) | (labels >= classes))
+            if bad.size:
+                raise _fail(self.path, f"{owner}: {what} holds class {labels[bad[0]]} in row {bad[0] + 1}; "
+                                       f"the output has {classes} classes (0..{classes - 1})",
+                            line=int(bad[0]) + 2 if self.table.kind == "csv" else None)
+            return labels.astype("int32") if sparse else np.eye(classes, dtype="float32")[labels]
+        values = self.check_values(values, owner, what, "float32")
+        if values.ndim == 1:
+            values = values[:, None]
+        if shape is None or None in target_shape:
+            return values
+        return self.fit_shape(values, target_shape, owner, what)
+
+
+def load_data(spec: SpecFile, path: str | os.PathLike, *, outputs: bool = True) -> Dataset:
+    """Read and check one data file against the spec's binding (inputs, and outputs if asked)."""
+    binding = spec.spec.data
+    if binding is None:
+        raise GraphspecError(spec.document.diagnostic("the spec has no `data:` section to bind files to inputs",
+                                                      (), hint="add data.inputs and data.outputs bindings"))
+    table = _Table(str(path))
+    binder = _Binder(spec, table)
+    inputs = {}
+    for name in spec.spec.inputs:
+        if name not in binding.inputs:
+            raise GraphspecError(spec.document.diagnostic(f"input '{name}' has no data binding", ("data", "inputs")))
+        inputs[name] = binder.input(name, binding.inputs[name])
+    targets = {}
+    if outputs:
+        for ref in spec.graph.outputs:
+            if ref.node not in binding.outputs:
+                raise GraphspecError(spec.document.diagnostic(f"output '{ref.node}' has no data binding",
+                                                              ("data", "outputs")))
+            targets[ref.node] = binder.output(ref.node, binding.outputs[ref.node])
+    counts = {f"input '{k}'": len(v) for k, v in inputs.items()} | {f"output '{k}'": len(v) for k, v in targets.items()}
+    if len(set(counts.values())) > 1:
+        listing = ", ".join(f"{k}: {v}" for k, v in counts.items())
+        raise _fail(str(path), f"row counts differ: {listing}")
+    rows = next(iter(counts.values()))
+    if rows == 0:
+        raise _fail(str(path), "the file has no data rows")
+    return Dataset(str(path), rows, inputs, targets)
+
+
+def resolve(path: str, base: str | os.PathLike) -> str:
+    """A data path as written in a spec: relative to the spec file's folder."""
+    return str((Path(base).parent / path).resolve()) if not os.path.isabs(path) else path

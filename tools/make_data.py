@@ -1,0 +1,143 @@
+"""Write the small data files every example in specs/examples/ trains on as shipped.
+
+    python tools/make_data.py            # (re)writes specs/data/
+
+The sine and sin/exp files are the tutorial's own data (seed 7). The rest are
+synthetic but learnable: each label is a simple function of its inputs, so a few
+epochs show the loss falling. Images and videos are stored as uint8 (the specs'
+float32 inputs are cast on load) and compressed, to keep the repository small.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+OUT = Path(__file__).resolve().parent.parent / "specs" / "data"
+
+
+def write_csv(name: str, header: list[str], columns: list[np.ndarray], fmt: str = "{:.6g}") -> None:
+    with open(OUT / name, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for row in zip(*columns):
+            writer.writerow([fmt.format(v) if isinstance(v, (float, np.floating)) else int(v) for v in row])
+
+
+def sine_family() -> None:
+    np.random.seed(7)  # the tutorial's seed and order of draws
+    x_train = np.linspace(0.0, 1.0, 1000)
+    x_val = np.sort(np.random.rand(100))
+    for name, x in (("sine.csv", x_train), ("sine_val.csv", x_val)):
+        write_csv(name, ["x", "y"], [x, np.sin(2 * np.pi * x)])
+    for name, x in (("sin_exp.csv", x_train), ("sin_exp_val.csv", x_val)):
+        write_csv(name, ["x", "sin", "exp"], [x, np.sin(2 * np.pi * x), np.exp(x)])
+
+
+def two_stacks(rng: np.random.Generator) -> None:
+    a, b = rng.normal(size=(1000, 8)), rng.normal(size=(1000, 8))
+    target = a @ rng.normal(size=8) - b @ rng.normal(size=8) + 0.05 * rng.normal(size=1000)
+    header = [f"a{i}" for i in range(8)] + [f"b{i}" for i in range(8)] + ["target"]
+    write_csv("two_stacks.csv", header, [*a.T, *b.T, target])
+
+
+def mnist_like(rng: np.random.Generator) -> None:
+    labels = rng.integers(0, 10, size=500)
+    prototypes = rng.integers(0, 256, size=(10, 784))
+    pixels = np.clip(prototypes[labels] + rng.normal(0, 40, size=(500, 784)), 0, 255).astype(int)
+    write_csv("mnist_mlp.csv", [f"px{i}" for i in range(784)] + ["label"], [*pixels.T, labels])
+
+
+def headline(rng: np.random.Generator) -> None:
+    labels = rng.integers(0, 2, size=512)
+    # Positive headlines use words 1..4999, negative ones 5000..9999; the extra data leans the same way.
+    words = np.where(labels[:, None] == 1, rng.integers(1, 5000, (512, 100)), rng.integers(5000, 10000, (512, 100)))
+    additional = rng.normal(size=(512, 5)) + labels[:, None]
+    np.savez_compressed(OUT / "headline.npz", headline=words.astype("int32"),
+                        additional=additional.astype("float32"), labels=labels.astype("float32"))
+
+
+def shared_lstm(rng: np.random.Generator) -> None:
+    count = 96
+    author_a = rng.integers(0, 2, size=count)
+    same = rng.integers(0, 2, size=count)
+    author_b = np.where(same == 1, author_a, 1 - author_a)
+
+    def tweets(authors):
+        # Author 0 writes with characters 0..127, author 1 with 128..255: one-hot, 280 steps.
+        chars = rng.integers(0, 128, size=(len(authors), 280)) + 128 * authors[:, None]
+        return np.eye(256, dtype=bool)[chars]
+
+    np.savez_compressed(OUT / "shared_lstm.npz", tweet_a=tweets(author_a), tweet_b=tweets(author_b),
+                        same_author=same.astype("float32"))
+
+
+def shared_vision(rng: np.random.Generator) -> None:
+    count = 200
+    kind_a = rng.integers(0, 2, size=count)
+    same = rng.integers(0, 2, size=count)
+    kind_b = np.where(same == 1, kind_a, 1 - kind_a)
+    stripes = np.zeros((2, 27, 27), dtype=float)
+    stripes[0, ::3, :] = 255  # horizontal
+    stripes[1, :, ::3] = 255  # vertical
+
+    def digits(kinds):
+        noisy = stripes[kinds] + rng.normal(0, 30, size=(len(kinds), 27, 27))
+        return np.clip(noisy, 0, 255).astype("uint8")[..., None]
+
+    np.savez_compressed(OUT / "shared_vision.npz", digit_a=digits(kind_a), digit_b=digits(kind_b),
+                        same=same.astype("float32"))
+
+
+def smooth_images(rng: np.random.Generator, count: int, size: int) -> np.ndarray:
+    """Images made of a colour gradient: learnable, and they compress well."""
+    ramp = np.linspace(0, 1, size)
+    colours = rng.integers(0, 256, size=(count, 1, 1, 3))
+    return (colours * ramp[None, :, None, None] * ramp[None, None, :, None]).astype("uint8")
+
+
+def convolutional(rng: np.random.Generator) -> None:
+    images = smooth_images(rng, 4, 256)
+    np.savez_compressed(OUT / "inception_module.npz", images=images,
+                        targets=np.zeros((4, 768, 256, 64), dtype="float32"))
+    np.savez_compressed(OUT / "residual.npz", images=smooth_images(rng, 8, 256))
+
+
+def question_answering(rng: np.random.Generator) -> None:
+    answers = rng.integers(0, 4, size=4)  # the answer is the picture's dominant channel, more or less
+    images = smooth_images(rng, 4, 224)
+    images[np.arange(4), :, :, answers % 3] = 255
+    questions = rng.integers(1, 10000, size=(4, 100)).astype("int32")
+    np.savez_compressed(OUT / "vqa.npz", images=images, questions=questions, answers=answers.astype("int32"))
+    video_answers = rng.integers(0, 4, size=2)
+    videos = np.repeat(smooth_images(rng, 2, 224)[:, None], 100, axis=1)
+    np.savez_compressed(OUT / "video_qa.npz", videos=videos, questions=questions[:2],
+                        answers=video_answers.astype("int32"))
+
+
+def sequences(rng: np.random.Generator) -> None:
+    x = rng.normal(size=(320, 8, 16)).astype("float32")
+    y = np.argmax(x[:, :, :10].mean(axis=1), axis=1)  # the class is the feature that is largest on average
+    np.savez_compressed(OUT / "sequences.npz", x=x, y=y.astype("int32"))
+
+
+def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(2024)
+    sine_family()
+    two_stacks(rng)
+    mnist_like(rng)
+    headline(rng)
+    shared_lstm(rng)
+    shared_vision(rng)
+    convolutional(rng)
+    question_answering(rng)
+    sequences(rng)
+    for path in sorted(OUT.iterdir()):
+        print(f"{path.stat().st_size:>10,}  {path.name}")
+
+
+if __name__ == "__main__":
+    main()
