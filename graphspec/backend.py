@@ -214,6 +214,17 @@ def compile_model(model, settings: CompileSpec, output_names: list[str]) -> None
     )
 
 
+def import_allowed_modules(spec_file: str, allow_modules=()) -> ModulePolicy:
+    """Import every module the user allowed, so the Keras serializables they register resolve."""
+    policy = policy_for(spec_file, allow_modules)
+    for module in sorted(policy.allowed):
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise GraphspecError(f"cannot import allowed module '{module}': {exc}") from None
+    return policy
+
+
 def build(spec: SpecFile | str | os.PathLike, *, compile: bool = True, allow_modules=()):
     """Build (and by default compile) the Keras model a spec describes.
 
@@ -223,12 +234,7 @@ def build(spec: SpecFile | str | os.PathLike, *, compile: bool = True, allow_mod
     if not isinstance(spec, SpecFile):
         spec = load(spec, allow_modules)
     keras = keras_module()
-    policy = policy_for(spec.file, allow_modules)
-    for module in sorted(policy.allowed):  # registers their Keras serializables by name
-        try:
-            importlib.import_module(module)
-        except ImportError as exc:
-            raise GraphspecError(f"cannot import allowed module '{module}': {exc}") from None
+    policy = import_allowed_modules(spec.file, allow_modules)
     if spec.spec.train is not None and spec.spec.train.seed is not None:
         keras.utils.set_random_seed(spec.spec.train.seed)
     model = _GraphBuilder(keras, spec.graph, policy, {}).build()

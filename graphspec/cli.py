@@ -149,6 +149,85 @@ def build(
     typer.echo(f"saved {output} ({model.count_params():,} parameters)")
 
 
+@app.command()
+def train(
+    spec: Path = typer.Argument(..., help="Spec file."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Training file (CSV or NPZ) instead of data.train."),
+    validation_data: Optional[Path] = typer.Option(None, "--validation-data", help="Validation file."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o",
+                                          help="The run directory (default runs/<spec name>/<timestamp>)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --output from its last checkpoint."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty run directory."),
+    set_: List[str] = typer.Option([], "--set", metavar="KEY=VALUE",
+                                   help="Override any spec key, e.g. --set train.batch_size=64 (repeatable)."),
+    keep_checkpoints: int = typer.Option(3, "--keep-checkpoints", min=1, help="Epoch checkpoints to keep."),
+    allow_module: List[str] = ALLOW_MODULE,
+) -> None:
+    """Train a spec on its data and write a run directory (models, history, metrics, curves)."""
+    from graphspec.train import TrainOptions, train as run_training
+
+    if resume and output is None:
+        typer.echo("graphspec: --resume needs --output RUN_DIR", err=True)
+        raise typer.Exit(2)
+    options = TrainOptions(
+        data=str(data) if data else None, validation_data=str(validation_data) if validation_data else None,
+        epochs=epochs, batch_size=batch_size, seed=seed, output=str(output) if output else None,
+        resume=resume, overwrite=overwrite, overrides=list(set_), allow_modules=list(allow_module),
+        keep_checkpoints=keep_checkpoints,
+    )
+    try:
+        run_training(spec, options, echo=typer.echo)
+    except KeyboardInterrupt:
+        raise typer.Exit(130)
+
+
+@app.command()
+def evaluate(
+    target: Path = typer.Argument(..., help="A run directory or a .keras model."),
+    data: Path = typer.Option(..., "--data", help="CSV or NPZ file with inputs and targets."),
+    spec: Optional[Path] = typer.Option(None, "--spec", help="The spec of a bare .keras model."),
+    best: bool = typer.Option(False, "--best", help="Use the run's best model instead of its final one."),
+    format: TableFormat = typer.Option(TableFormat.text, "--format", "-f"),
+    allow_module: List[str] = ALLOW_MODULE,
+) -> None:
+    """Loss and metrics of a trained model on a data file, per output."""
+    import json
+
+    from graphspec.evaluate import open_trained
+
+    scores = open_trained(target, spec, best=best, allow_modules=allow_module).evaluate(data)
+    if format is TableFormat.json:
+        typer.echo(json.dumps(scores, indent=2))
+        return
+    typer.echo(f"{data} ({scores['rows']} rows): loss {scores['loss']:.6g}")
+    for name, values in scores["outputs"].items():
+        typer.echo(f"  {name}: " + ", ".join(f"{k} {v:.6g}" for k, v in values.items()))
+
+
+@app.command()
+def predict(
+    target: Path = typer.Argument(..., help="A run directory or a .keras model."),
+    data: Path = typer.Option(..., "--data", help="CSV or NPZ file with the inputs."),
+    output: Path = typer.Option(..., "--output", "-o", help="preds.csv or preds.npz"),
+    spec: Optional[Path] = typer.Option(None, "--spec", help="The spec of a bare .keras model."),
+    best: bool = typer.Option(False, "--best", help="Use the run's best model instead of its final one."),
+    allow_module: List[str] = ALLOW_MODULE,
+) -> None:
+    """Write predictions, named by output, to CSV or NPZ."""
+    from graphspec.evaluate import open_trained, write_predictions
+
+    if output.suffix not in (".csv", ".npz"):
+        typer.echo("graphspec: --output must end in .csv or .npz", err=True)
+        raise typer.Exit(2)
+    predictions = open_trained(target, spec, best=best, allow_modules=allow_module).predict(data)
+    write_predictions(predictions, output)
+    rows = len(next(iter(predictions.values())))
+    typer.echo(f"wrote {rows} predictions of {', '.join(predictions)} to {output}")
+
+
 def main() -> None:
     """Entry point: bad input ends in a message and exit 1, never in a traceback."""
     try:

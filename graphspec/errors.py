@@ -63,7 +63,8 @@ class Diagnostic:
     def __str__(self) -> str:
         where = f"{self.dotted_path}: " if self.path else ""
         tail = f"; {self.hint}" if self.hint else ""
-        return f"{self.location}: {self.severity}: {where}{self.message}{tail}"
+        prefix = f"{self.location}: " if self.file else "graphspec: "
+        return f"{prefix}{self.severity}: {where}{self.message}{tail}"
 
 
 class GraphspecError(Exception):

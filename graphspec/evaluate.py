@@ -1,0 +1,128 @@
+"""Evaluation and prediction with a trained model, on data bound the way its spec says.
+
+Example:
+
+    >>> from graphspec.evaluate import open_trained
+    >>> trained = open_trained("runs/sine/latest")  # doctest: +SKIP
+    >>> trained.evaluate("specs/data/sine_val.csv")  # doctest: +SKIP
+    {'loss': 0.0004, 'outputs': {'y': {'loss': 0.0004, 'mse': 0.0004}}}
+
+A run directory carries its resolved `spec.yaml`, so only the data file is needed.
+A bare `.keras` file needs the spec (`--spec`) that says which columns or arrays
+feed its inputs.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from graphspec.data import load_data
+from graphspec.errors import GraphspecError
+from graphspec.pipeline import SpecFile, check
+from graphspec.rundir import RunDir
+from graphspec.train import model_structure
+
+
+@dataclass
+class Trained:
+    model: object
+    spec: SpecFile
+    source: Path
+
+    @property
+    def output_names(self) -> list[str]:
+        return [ref.node for ref in self.spec.graph.outputs]
+
+    def evaluate(self, data_file: str | os.PathLike) -> dict:
+        """Loss and metrics: overall, and grouped per output name."""
+        data = load_data(self.spec, data_file)
+        batch = self._batch()
+        values = self.model.evaluate(model_structure(data.inputs), model_structure(data.outputs),
+                                     batch_size=batch, verbose=0, return_dict=True)
+        values = {k: float(v) for k, v in values.items()}
+        per_output: dict[str, dict[str, float]] = {name: {} for name in self.output_names}
+        for key, value in values.items():
+            owner = next((n for n in sorted(self.output_names, key=len, reverse=True)
+                          if key.startswith(n + "_")), None)
+            if owner is not None:
+                per_output[owner][key[len(owner) + 1:]] = value
+            elif key != "loss" and len(self.output_names) == 1:
+                per_output[self.output_names[0]][key] = value
+        if len(self.output_names) == 1 and "loss" in values:
+            per_output[self.output_names[0]].setdefault("loss", values["loss"])
+        return {"loss": values.get("loss"), "outputs": per_output, "rows": data.rows}
+
+    def predict(self, data_file: str | os.PathLike) -> dict[str, np.ndarray]:
+        data = load_data(self.spec, data_file, outputs=False)
+        predictions = self.model.predict(model_structure(data.inputs), batch_size=self._batch(), verbose=0)
+        if isinstance(predictions, dict):
+            return {name: np.asarray(predictions[name]) for name in self.output_names}
+        if not isinstance(predictions, (list, tuple)):
+            predictions = [predictions]
+        return {name: np.asarray(p) for name, p in zip(self.output_names, predictions)}
+
+    def _batch(self) -> int:
+        fixed = next((i.batch_size for i in self.spec.spec.inputs.values() if i.batch_size), None)
+        return fixed or (self.spec.spec.train.batch_size if self.spec.spec.train else 32)
+
+
+def open_trained(target: str | os.PathLike, spec_file: str | os.PathLike | None = None, *, best: bool = False,
+                 allow_modules=()) -> Trained:
+    """A run directory (its final or best model) or a `.keras` file with the spec that made it."""
+    from graphspec.backend import import_allowed_modules, keras_module
+
+    target = Path(target)
+    if target.is_dir():
+        run = RunDir(target)
+        model_file = run.best if best else run.model
+        spec_file = spec_file or run.spec
+        if not model_file.exists():
+            raise GraphspecError(f"{target} has no {model_file.name}: is it a finished run directory?")
+    else:
+        model_file = target
+        if not model_file.exists():
+            raise GraphspecError(f"no such model file: {model_file}")
+        if spec_file is None:
+            raise GraphspecError(f"{model_file} is a bare model: pass --spec SPEC so its data binding is known")
+    spec = check(spec_file, allow_modules)
+    if not spec.ok:
+        raise GraphspecError(spec.diagnostics)
+    keras = keras_module()
+    import_allowed_modules(spec.file, allow_modules)
+    try:
+        model = keras.saving.load_model(model_file)
+    except Exception as exc:
+        raise GraphspecError(f"cannot load model {model_file}: {str(exc).splitlines()[0]}") from None
+    return Trained(model, spec, model_file)
+
+
+def write_predictions(predictions: dict[str, np.ndarray], output: Path) -> None:
+    """NPZ with one array per output name, or CSV with one column per value (`name` or `name_i`)."""
+    from graphspec.rundir import RunDir
+
+    writer = RunDir(output.parent)
+    if output.suffix == ".npz":
+        with writer.atomic(output) as temporary:
+            with open(temporary, "wb") as handle:
+                np.savez(handle, **predictions)
+        return
+    if output.suffix != ".csv":
+        raise GraphspecError(f"predictions go to a .csv or .npz file, not {output.name}")
+    columns: list[str] = []
+    blocks = []
+    for name, values in predictions.items():
+        flat = values.reshape(len(values), -1)
+        blocks.append(flat)
+        columns += [name] if flat.shape[1] == 1 else [f"{name}_{i}" for i in range(flat.shape[1])]
+    table = np.concatenate(blocks, axis=1)
+    buffer = io.StringIO()
+    rows = csv.writer(buffer)
+    rows.writerow(columns)
+    rows.writerows(table.tolist())
+    writer.write_text(output, buffer.getvalue())

@@ -1,0 +1,1 @@
+"""Plotting: learning curves from training histories (and, later, architecture drawings)."""
