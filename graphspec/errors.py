@@ -92,7 +92,7 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
             by_lower[c.lower()] = c
     if name.lower() in by_lower and by_lower[name.lower()] != name:
         return f"did you mean '{by_lower[name.lower()]}'?"
-    close = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.75)
+    close = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.7)
     if not close and len(name) >= 3:
         close = [c for c in by_lower if c.startswith(name.lower())][:1]
     return f"did you mean '{by_lower[close[0]]}'?" if close else None

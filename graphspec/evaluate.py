@@ -54,12 +54,26 @@ class Trained:
                 per_output[owner][key[len(owner) + 1:]] = value
             elif key != "loss" and len(self.output_names) == 1:
                 per_output[self.output_names[0]][key] = value
-        if len(self.output_names) == 1 and "loss" in values:
-            per_output[self.output_names[0]].setdefault("loss", values["loss"])
+        # Keras 3.15 averages per-output losses over batches unweighted by batch size (wrong when the
+        # last batch is partial), so each output's loss is recomputed here over all rows at once.
+        for name, loss in self._output_losses(data).items():
+            per_output[name]["loss"] = loss
         return {"loss": values.get("loss"), "outputs": per_output, "rows": data.rows}
 
+    def _output_losses(self, data) -> dict[str, float]:
+        from graphspec.backend import keras_module
+
+        keras = keras_module()
+        losses = self.model.loss if isinstance(self.model.loss, dict) else \
+            {name: self.model.loss for name in self.output_names}
+        predictions = self._predict_arrays(data)
+        return {name: float(keras.ops.mean(keras.losses.get(losses[name])(data.outputs[name], predictions[name])))
+                for name in self.output_names if losses.get(name) is not None}
+
     def predict(self, data_file: str | os.PathLike) -> dict[str, np.ndarray]:
-        data = load_data(self.spec, data_file, outputs=False)
+        return self._predict_arrays(load_data(self.spec, data_file, outputs=False))
+
+    def _predict_arrays(self, data) -> dict[str, np.ndarray]:
         predictions = self.model.predict(model_structure(data.inputs), batch_size=self._batch(), verbose=0)
         if isinstance(predictions, dict):
             return {name: np.asarray(predictions[name]) for name in self.output_names}

@@ -5,7 +5,7 @@ Example (trains the shipped sine example for two epochs):
     >>> import tempfile
     >>> from graphspec.train import TrainOptions, train
     >>> run = train("specs/examples/sine.yaml",
-    ...             TrainOptions(output=tempfile.mkdtemp() + "/run", overrides=["train.epochs=2"]),
+    ...             TrainOptions(output=tempfile.mkdtemp() + "/run", overrides=["train.epochs=2"], verbose=0),
     ...             echo=lambda line: None)
     >>> sorted(p.name for p in run.root.iterdir() if not p.name.startswith("."))
     ['best.keras', 'checkpoints', 'curves', 'history.csv', 'metrics.json', 'model.keras', 'spec.yaml', 'tensorboard']
@@ -67,6 +67,7 @@ class TrainOptions:
     overrides: list[str] = field(default_factory=list)
     allow_modules: list[str] = field(default_factory=list)
     keep_checkpoints: int = 3
+    verbose: int | None = None  # Keras's: None picks the progress bar on a terminal, else a line per epoch
 
 
 # --------------------------------------------------------------------------- spec resolution
@@ -406,12 +407,12 @@ def train(spec_path: str | os.PathLike, options: TrainOptions | None = None,
         keras.callbacks.TensorBoard(log_dir=str(run.tensorboard), write_graph=False),
         *_spec_callbacks(keras, settings, state.history),
     ]
-    verbose = 1 if sys.stdout.isatty() else 2
+    verbose = options.verbose if options.verbose is not None else (1 if sys.stdout.isatty() else 2)
     try:
         with interrupt:
             model.fit(stream, epochs=settings.epochs, initial_epoch=first_epoch, steps_per_epoch=steps,
                       validation_data=validation_data, validation_batch_size=batch, callbacks=callbacks,
-                      verbose=verbose)
+                      shuffle=False, verbose=verbose)  # the stream is already shuffled per epoch
     except KeyboardInterrupt:
         state.interrupted = True
         echo(f"\ninterrupted; the last complete epoch ({state.epochs_done}) is checkpointed in {run.checkpoints}")

@@ -1,0 +1,181 @@
+"""Training end to end on the shipped data, through the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from handwritten import keras
+
+EXAMPLES = ROOT / "specs" / "examples"
+DATA = ROOT / "specs" / "data"
+
+
+def cli(*args, cwd=ROOT, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "graphspec", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, **kwargs)
+
+
+def weights(path) -> list[np.ndarray]:
+    return keras.saving.load_model(path).get_weights()
+
+
+def test_sine_trains_evaluates_and_predicts(tmp_path):
+    run = tmp_path / "sine"
+    trained = cli("train", EXAMPLES / "sine.yaml", "--output", run)
+    assert trained.returncode == 0, trained.stderr
+    lines = trained.stdout.splitlines()
+    # Not a terminal: one line per epoch, then the closing summary.
+    assert sum(line.startswith("Epoch ") for line in lines) == 400
+    assert any(" - val_loss: " in line for line in lines)
+    assert lines[-2].startswith("best epoch ") and lines[-1] == (
+        f"artifacts in {run}/: model.keras, best.keras, history.csv, metrics.json, checkpoints/, curves/, tensorboard/")
+    for name in ("spec.yaml", "model.keras", "best.keras", "history.csv", "metrics.json", "curves/loss.png",
+                 "curves/mse.png"):
+        assert (run / name).is_file(), name
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
+        "epoch_0398.keras", "epoch_0399.keras", "epoch_0400.keras"]
+    assert any((run / "tensorboard").rglob("events.out.tfevents.*"))
+    assert (run / "curves" / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["epochs_completed"] == 400 and metrics["monitor"] == "val_loss"
+    assert metrics["best_value"] < 1e-3  # the stated threshold: validation MSE under 0.001
+
+    scores = cli("evaluate", run, "--data", DATA / "sine_val.csv", "--format", "json")
+    assert scores.returncode == 0, scores.stderr
+    result = json.loads(scores.stdout)
+    assert result["rows"] == 100 and result["outputs"]["y"]["mse"] < 1e-3
+
+    out = tmp_path / "preds.csv"
+    assert cli("predict", run, "--data", DATA / "sine_val.csv", "-o", out).returncode == 0
+    header, *rows = out.read_text().splitlines()
+    assert header == "y" and len(rows) == 100
+    x = np.loadtxt(DATA / "sine_val.csv", delimiter=",", skiprows=1)[:, 0]
+    assert np.abs(np.array(rows, dtype=float) - np.sin(2 * np.pi * x)).max() < 0.1
+
+
+def test_two_outputs_with_loss_weights(tmp_path):
+    run = tmp_path / "run"
+    assert cli("train", EXAMPLES / "sin_exp_two_outputs.yaml", "--output", run, "--epochs", "40",
+               "--set", "compile.loss_weights.exp=0.5").returncode == 0
+    history = (run / "history.csv").read_text().splitlines()[0].split(",")
+    assert {"loss", "sin_loss", "exp_loss", "sin_mse", "exp_mse", "val_sin_loss", "val_exp_loss"} <= set(history)
+    spec = (run / "spec.yaml").read_text()
+    assert "exp: 0.5" in spec
+    result = json.loads(cli("evaluate", run, "--data", DATA / "sin_exp_val.csv", "-f", "json").stdout)
+    assert set(result["outputs"]) == {"sin", "exp"}
+    sin, exp = result["outputs"]["sin"]["loss"], result["outputs"]["exp"]["loss"]
+    assert result["loss"] == pytest.approx(sin + 0.5 * exp, rel=1e-4)
+    out = tmp_path / "p.npz"
+    assert cli("predict", run, "--data", DATA / "sin_exp_val.csv", "-o", out).returncode == 0
+    with np.load(out) as arrays:
+        assert sorted(arrays.files) == ["exp", "sin"] and arrays["exp"].shape == (100, 1)
+
+
+def test_headline_two_dtypes_two_outputs(tmp_path):
+    run = tmp_path / "run"
+    trained = cli("train", EXAMPLES / "headline.yaml", "--output", run, "--epochs", "3")
+    assert trained.returncode == 0, trained.stderr
+    history = json.loads((run / "metrics.json").read_text())
+    assert history["final"]["main_output_loss"] < 0.6  # learnable: it falls from ~0.69
+    result = json.loads(cli("evaluate", run, "--data", DATA / "headline.npz", "-f", "json").stdout)
+    assert set(result["outputs"]) == {"main_output", "aux_output"}
+    out = tmp_path / "p.csv"
+    assert cli("predict", run, "--data", DATA / "headline.npz", "-o", out).returncode == 0
+    assert out.read_text().splitlines()[0] == "main_output,aux_output"
+
+
+def test_shared_lstm_trains(tmp_path):
+    run = tmp_path / "run"
+    trained = cli("train", EXAMPLES / "shared_lstm.yaml", "--output", run, "--epochs", "2", "--batch-size", "16")
+    assert trained.returncode == 0, trained.stderr
+    model = keras.saving.load_model(run / "model.keras")
+    assert len(model.get_layer("shared_lstm")._inbound_nodes) == 2
+    assert json.loads((run / "metrics.json").read_text())["epochs_completed"] == 2
+
+
+def test_same_seed_gives_identical_weights(tmp_path):
+    for name in ("a", "b"):
+        assert cli("train", EXAMPLES / "two_stacks.yaml", "--output", tmp_path / name, "--epochs", "3",
+                   "--seed", "5").returncode == 0
+    for first, second in zip(weights(tmp_path / "a" / "model.keras"), weights(tmp_path / "b" / "model.keras")):
+        np.testing.assert_array_equal(first, second)
+    assert cli("train", EXAMPLES / "two_stacks.yaml", "--output", tmp_path / "c", "--epochs", "3",
+               "--seed", "6").returncode == 0
+    assert not all(np.array_equal(a, c) for a, c in zip(weights(tmp_path / "a" / "model.keras"),
+                                                        weights(tmp_path / "c" / "model.keras")))
+
+
+def _wait_for_checkpoint(run, epoch: int, process, limit: float = 120.0) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if (run / "checkpoints" / f"epoch_{epoch:04d}.keras").exists():
+            return
+        assert process.poll() is None, process.stdout.read()
+        time.sleep(0.05)
+    raise AssertionError("no checkpoint appeared")
+
+
+def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
+    spec, args = EXAMPLES / "sine.yaml", ["--epochs", "30", "--seed", "3"]
+    assert cli("train", spec, "--output", tmp_path / "whole", *args).returncode == 0
+    run = tmp_path / "killed"
+    process = subprocess.Popen([sys.executable, "-m", "graphspec", "train", str(spec), "--output", str(run), *args],
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    _wait_for_checkpoint(run, 8, process)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (run / "model.keras").exists()
+    resumed = cli("train", spec, "--output", run, "--resume", *args)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming" in resumed.stdout
+    for a, b in zip(weights(tmp_path / "whole" / "model.keras"), weights(run / "model.keras")):
+        np.testing.assert_array_equal(a, b)
+    history = (run / "history.csv").read_text().splitlines()
+    assert len(history) == 31 and history[1:] == (tmp_path / "whole" / "history.csv").read_text().splitlines()[1:]
+
+
+def test_ctrl_c_checkpoints_and_says_how_to_resume(tmp_path):
+    run = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "-m", "graphspec", "train", str(EXAMPLES / "sine.yaml"),
+                                "--output", str(run)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    _wait_for_checkpoint(run, 2, process)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert "stopping after this epoch" in stderr
+    assert f"resume with: graphspec train {EXAMPLES / 'sine.yaml'} --output {run} --resume" in stdout
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["interrupted"] is True and 2 <= metrics["epochs_completed"] < 400
+    assert (run / "checkpoints" / f"epoch_{metrics['epochs_completed']:04d}.keras").exists()
+
+
+def test_existing_run_directory_is_never_overwritten(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "keep.txt").write_text("mine")
+    refused = cli("train", EXAMPLES / "sine.yaml", "--output", run, "--epochs", "1")
+    assert refused.returncode == 1 and "already exists and is not empty" in refused.stderr
+    assert (run / "keep.txt").read_text() == "mine"
+    assert cli("train", EXAMPLES / "sine.yaml", "--output", run, "--epochs", "1", "--overwrite").returncode == 0
+    assert not (run / "keep.txt").exists() and (run / "model.keras").exists()
+    assert cli("train", EXAMPLES / "sine.yaml", "--resume").returncode == 2
+
+
+def test_set_overrides_are_validated(tmp_path):
+    run = tmp_path / "run"
+    bad = cli("train", EXAMPLES / "sine.yaml", "--output", run, "--set", "train.batch_size=-4")
+    assert bad.returncode == 1 and "train.batch_size: Input should be greater than 0" in bad.stderr
+    typo = cli("train", EXAMPLES / "sine.yaml", "--output", run, "--set", "train.epoks=3")
+    assert typo.returncode == 1 and "unknown key 'epoks'; did you mean 'epochs'?" in typo.stderr
+    assert not run.exists()
+    assert cli("train", EXAMPLES / "sine.yaml", "--output", run, "--set", "nope").returncode == 1
