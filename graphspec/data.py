@@ -80,7 +80,9 @@ class _Table:
         import pyarrow.csv as pacsv
 
         try:
-            table = pacsv.read_csv(self.path, convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
+            # Only an empty cell is missing; "nan" and "inf" parse as numbers and fail the finite check.
+            options = pacsv.ConvertOptions(null_values=[""], strings_can_be_null=True)
+            table = pacsv.read_csv(self.path, convert_options=options)
         except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
             raise _fail(self.path, f"cannot parse CSV: {str(exc).splitlines()[0]}") from None
         self.names = list(table.column_names)
