@@ -24,6 +24,7 @@ the labels are one-hot encoded, as a Keras user would do by hand with
 
 from __future__ import annotations
 
+import csv
 import fnmatch
 import math
 import os
@@ -73,20 +74,38 @@ class _Table:
         if self.kind == "npz":
             self._read_npz()
         else:
-            self._read_csv()
+            self._read_header()
 
-    def _read_csv(self) -> None:
+    def _read_header(self) -> None:
+        try:
+            with open(self.path, newline="", encoding="utf-8-sig") as handle:
+                self.names = next(csv.reader(handle), [])
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            raise _fail(self.path, f"cannot read CSV header: {exc}") from None
+        if not self.names:
+            raise _fail(self.path, "the CSV file is empty: it needs a header row naming the columns")
+
+    def read_columns(self, types: dict[str, str]) -> None:
+        """Parse only the bound columns, straight into their dtypes (no type inference).
+
+        A column that does not parse as numbers is read again untyped, so the error can
+        name its first bad row.
+        """
         import pyarrow as pa
         import pyarrow.csv as pacsv
 
+        arrow_types = {name: pa.float32() if dtype == "float32" else pa.float64() for name, dtype in types.items()}
+        # Only an empty cell is missing; "nan" and "inf" parse as numbers and fail the finite check.
+        base = dict(null_values=[""], strings_can_be_null=True, include_columns=list(types))
         try:
-            # Only an empty cell is missing; "nan" and "inf" parse as numbers and fail the finite check.
-            options = pacsv.ConvertOptions(null_values=[""], strings_can_be_null=True)
-            table = pacsv.read_csv(self.path, convert_options=options)
+            try:
+                table = pacsv.read_csv(self.path, convert_options=pacsv.ConvertOptions(
+                    column_types=arrow_types, **base))
+            except pa.ArrowInvalid:
+                table = pacsv.read_csv(self.path, convert_options=pacsv.ConvertOptions(**base))
         except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
             raise _fail(self.path, f"cannot parse CSV: {str(exc).splitlines()[0]}") from None
-        self.names = list(table.column_names)
-        self.columns = {name: table.column(name) for name in self.names}
+        self.columns = {name: table.column(name) for name in table.column_names}
         self.rows = table.num_rows
 
     def _read_npz(self) -> None:
@@ -124,13 +143,27 @@ class _Table:
         return wanted
 
     def _require(self, name: str, owner: str) -> None:
-        if name not in self.columns:
+        if name not in self.names:
             what = "array" if self.kind == "npz" else "column"
             raise _fail(self.path, f"{owner}: missing {what} '{name}'",
                         did_you_mean(name, self.names) or f"the file has: {', '.join(self.names[:12])}")
 
+    def fill_column(self, name: str, owner: str, target: np.ndarray) -> None:
+        """Write one CSV column into `target` (a column view), chunk by chunk, with no joined copy."""
+        import pyarrow as pa
+
+        column = self.columns[name]
+        if column.null_count or not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)
+                                     or pa.types.is_boolean(column.type)):
+            target[:] = self.numeric_column(name, owner)  # raises with the first bad row
+            return
+        offset = 0
+        for chunk in column.chunks:
+            target[offset:offset + len(chunk)] = chunk.to_numpy(zero_copy_only=False)
+            offset += len(chunk)
+
     def numeric_column(self, name: str, owner: str) -> np.ndarray:
-        """One CSV column as float64, refusing empty cells and text with the first bad row."""
+        """One CSV column as numbers, refusing empty cells and text with the first bad row."""
         import pyarrow as pa
 
         column = self.columns[name]
@@ -138,7 +171,7 @@ class _Table:
             row = next(i for i, v in enumerate(column.is_null().to_pylist()) if v)
             raise _fail(self.path, f"{owner}: column '{name}' has an empty value in row {row + 1}", line=row + 2)
         if pa.types.is_integer(column.type) or pa.types.is_floating(column.type) or pa.types.is_boolean(column.type):
-            return column.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+            return column.to_numpy(zero_copy_only=False)
         numbers = []
         for row, value in enumerate(column.to_pylist()):  # text: find the first cell that is not a number
             try:
@@ -177,8 +210,12 @@ class _Binder:
         self.table = table
         self.path = table.path
 
-    def raw(self, binding: Binding, owner: str) -> tuple[np.ndarray, str]:
-        """The bound values with rows first, and a description for messages."""
+    def raw(self, binding: Binding, owner: str, dtype: str = "float64") -> tuple[np.ndarray, str]:
+        """The bound values with rows first, and a description for messages.
+
+        CSV columns are stacked straight into `dtype` (float32 for float inputs saves a
+        full-size copy); integer targets keep float64 so fractions can still be found.
+        """
         table = self.table
         if table.kind == "npz":
             if binding.array is None:
@@ -195,8 +232,10 @@ class _Binder:
             raise _fail(self.path, f"{owner} is bound to an NPZ array but the file is CSV",
                         "bind it with `columns: ...`")
         names = table.select(binding, owner)
-        values = np.column_stack([table.numeric_column(n, owner) for n in names]) if len(names) > 1 else \
-            table.numeric_column(names[0], owner)[:, None]
+        by_column = np.empty((len(names), table.rows), dtype=dtype)  # contiguous writes, one row per column
+        for index, column in enumerate(names):
+            table.fill_column(column, owner, by_column[index])
+        values = np.ascontiguousarray(by_column.T)
         what = f"column '{names[0]}'" if len(names) == 1 else f"columns {names[0]}..{names[-1]} ({len(names)})"
         return values, what
 
@@ -236,7 +275,7 @@ class _Binder:
     def input(self, name: str, binding: Binding) -> np.ndarray:
         spec = self.spec.spec.inputs[name]
         owner = f"input '{name}'"
-        values, what = self.raw(binding, owner)
+        values, what = self.raw(binding, owner, spec.dtype if spec.dtype.startswith(("float", "bfloat")) else "float64")
         values = self.check_values(values, owner, what, spec.dtype)
         return self.fit_shape(values, tuple(spec.shape), owner, what)
 
@@ -266,6 +305,24 @@ class _Binder:
         return self.fit_shape(values, target_shape, owner, what)
 
 
+def _column_types(spec: SpecFile, table: _Table, outputs: bool) -> dict[str, str]:
+    """The CSV columns the spec binds, each with the dtype to parse it as."""
+    binding = spec.spec.data
+    wanted: list[tuple[Binding, str, str]] = []
+    for name, input_spec in spec.spec.inputs.items():
+        if name in binding.inputs and binding.inputs[name].columns is not None:
+            dtype = "float32" if input_spec.dtype == "float32" else "float64"  # integers keep exactness checks
+            wanted.append((binding.inputs[name], f"input '{name}'", dtype))
+    for ref in spec.graph.outputs if outputs else []:
+        if ref.node in binding.outputs and binding.outputs[ref.node].columns is not None:
+            wanted.append((binding.outputs[ref.node], f"output '{ref.node}'", "float64"))
+    types: dict[str, str] = {}
+    for bound, owner, dtype in wanted:
+        for column in table.select(bound, owner):
+            types[column] = dtype if types.get(column, dtype) == dtype else "float64"
+    return types
+
+
 def load_data(spec: SpecFile, path: str | os.PathLike, *, outputs: bool = True) -> Dataset:
     """Read and check one data file against the spec's binding (inputs, and outputs if asked)."""
     binding = spec.spec.data
@@ -273,6 +330,8 @@ def load_data(spec: SpecFile, path: str | os.PathLike, *, outputs: bool = True) 
         raise GraphspecError(spec.document.diagnostic("the spec has no `data:` section to bind files to inputs",
                                                       (), hint="add data.inputs and data.outputs bindings"))
     table = _Table(str(path))
+    if table.kind == "csv":
+        table.read_columns(_column_types(spec, table, outputs))
     binder = _Binder(spec, table)
     inputs = {}
     for name in spec.spec.inputs:

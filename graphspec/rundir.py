@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -74,6 +75,10 @@ class RunDir:
     def write_text(self, target: Path, text: str) -> None:
         with self.atomic(target) as temporary:
             temporary.write_text(text)
+
+    def copy_file(self, source: Path, target: Path) -> None:
+        with self.atomic(target) as temporary:
+            shutil.copyfile(source, temporary)
 
     def save_model(self, model, target: Path) -> None:
         with self.atomic(target) as temporary:

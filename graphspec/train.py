@@ -36,6 +36,7 @@ from typing import Callable
 
 import numpy as np
 import yaml
+from concurrent.futures import ThreadPoolExecutor
 
 from graphspec.data import Dataset, load_data, resolve
 from graphspec.errors import Diagnostic, GraphspecError
@@ -166,8 +167,8 @@ def _trim(data: Dataset, batch: int) -> Dataset:
                    {k: v[:rows] for k, v in data.outputs.items()})
 
 
-def _training_stream(tf, data: Dataset, batch: int, shuffle: bool, seed: int, first_epoch: int, fixed: bool):
-    """Batches for epochs first_epoch, first_epoch + 1, …: epoch e is shuffled by (seed, e) alone."""
+def _training_stream(tf, data: Dataset, batch: int, shuffle: bool, seed: int, epochs: range, fixed: bool):
+    """Batches for each epoch in `epochs`; epoch e is shuffled by (seed, e) alone."""
     rows = data.rows
     inputs = {k: tf.constant(v) for k, v in data.inputs.items()}
     targets = {k: tf.constant(v) for k, v in data.outputs.items()}
@@ -182,7 +183,8 @@ def _training_stream(tf, data: Dataset, batch: int, shuffle: bool, seed: int, fi
         return (model_structure({k: tf.gather(v, index) for k, v in inputs.items()}),
                 model_structure({k: tf.gather(v, index) for k, v in targets.items()}))
 
-    stream = tf.data.Dataset.range(first_epoch, 2**62).flat_map(epoch_batches)
+    # Finite on purpose: an endless prefetching pipeline makes interpreter exit wait seconds.
+    stream = tf.data.Dataset.range(epochs.start, epochs.stop).flat_map(epoch_batches)
     steps = rows // batch if fixed else math.ceil(rows / batch)
     return stream.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE), steps
 
@@ -243,9 +245,23 @@ class _Interrupt:
         return False
 
 
-def _make_recorder(keras, run: RunDir, state: "_RunState", keep: int, interrupt: _Interrupt):
+def _make_recorder(keras, tf, run: RunDir, state: "_RunState", keep: int, interrupt: _Interrupt):
+    # Epoch scalars in TensorBoard's layout (train/ and validation/, "epoch_<metric>"). Keras's own
+    # TensorBoard callback costs a summary op per batch; these cost one write per epoch.
+    writers: dict[str, object] = {}
+
+    def log_scalars(epoch: int, logs: dict[str, float]) -> None:
+        for key, value in logs.items():
+            split = "validation" if key.startswith("val_") else "train"
+            if split not in writers:
+                writers[split] = tf.summary.create_file_writer(str(run.tensorboard / split))
+            with writers[split].as_default():
+                tf.summary.scalar(f"epoch_{key.removeprefix('val_')}", value, step=epoch)
+        for writer in writers.values():
+            writer.flush()
+
     class Recorder(keras.callbacks.Callback):
-        """After each epoch: history, metrics, checkpoint and best model, each written atomically."""
+        """After each epoch: history, metrics, checkpoint, best model and TensorBoard scalars."""
 
         def on_epoch_begin(self, epoch, logs=None):
             for layer in self.model.layers:
@@ -257,15 +273,16 @@ def _make_recorder(keras, run: RunDir, state: "_RunState", keep: int, interrupt:
             for key, value in logs.items():
                 state.history.setdefault(key, []).append(value)
             state.epochs_done = epoch + 1
+            run.save_model(self.model, run.checkpoint(epoch + 1))
             monitored = logs.get(state.monitor)
             if monitored is not None and state.improves(monitored):
                 state.best_value, state.best_epoch = monitored, epoch + 1
-                run.save_model(self.model, run.best)
-            run.save_model(self.model, run.checkpoint(epoch + 1))
+                run.copy_file(run.checkpoint(epoch + 1), run.best)  # the same bytes: no second save
             for old in run.checkpoint_epochs()[:-keep]:
                 run.checkpoint(old).unlink(missing_ok=True)
             run.write_text(run.history, _history_rows(state.history))
             run.write_text(run.metrics, json.dumps(state.metrics(), indent=2) + "\n")
+            log_scalars(epoch, logs)
             if interrupt.requested:
                 self.model.stop_training = True
 
@@ -337,6 +354,24 @@ def _prepare_run_dir(run: RunDir, options: TrainOptions) -> None:
         shutil.rmtree(run.root)
 
 
+def _read_data_while_importing_keras(spec: SpecFile, spec_path: str) -> tuple[Dataset, Dataset | None]:
+    """Parse and check the data files in a worker thread while Keras imports in this one.
+
+    pyarrow and numpy release the GIL, so the two overlap on a second core. Nothing is
+    written by either, so bad data still stops training before the run directory exists.
+    """
+    from graphspec.backend import keras_module
+
+    files = [resolve(spec.spec.data.train, spec_path)]
+    if spec.spec.data.validation:
+        files.append(resolve(spec.spec.data.validation, spec_path))
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        loading = [pool.submit(load_data, spec, path) for path in files]
+        keras_module()
+        loaded = [future.result() for future in loading]
+    return loaded[0], (loaded[1] if len(loaded) > 1 else None)
+
+
 def train(spec_path: str | os.PathLike, options: TrainOptions | None = None,
           echo: Callable[[str], None] = print) -> RunDir:
     """Train a spec on its data; returns the run directory. Raises GraphspecError on bad input."""
@@ -347,11 +382,8 @@ def train(spec_path: str | os.PathLike, options: TrainOptions | None = None,
         spec_path = str(resumed_spec)  # a resumed run keeps the spec it started with
     spec, resolved = resolve_spec(spec_path, options)
     settings = spec.spec.train or TrainSpec()
-    data = load_data(spec, resolve(spec.spec.data.train, spec_path))
-    validation = None
-    if spec.spec.data.validation:
-        validation = load_data(spec, resolve(spec.spec.data.validation, spec_path))
-    elif settings.validation_split:
+    data, validation = _read_data_while_importing_keras(spec, spec_path)
+    if validation is None and settings.validation_split:
         data, validation = _split(data, settings.validation_split)
     fixed_batch = next((i.batch_size for i in spec.spec.inputs.values() if i.batch_size), None)
     batch = fixed_batch or settings.batch_size
@@ -396,15 +428,14 @@ def train(spec_path: str | os.PathLike, options: TrainOptions | None = None,
         echo(f"{run.root} already has {first_epoch} of {settings.epochs} epochs")
         return run
 
-    stream, steps = _training_stream(tf, data, batch, settings.shuffle and not fixed_batch, seed, first_epoch,
-                                     fixed=bool(fixed_batch))
+    stream, steps = _training_stream(tf, data, batch, settings.shuffle and not fixed_batch, seed,
+                                     range(first_epoch, settings.epochs), fixed=bool(fixed_batch))
     validation_data = None
     if validation is not None:
         validation_data = (model_structure(validation.inputs), model_structure(validation.outputs))
     interrupt = _Interrupt()
     callbacks = [
-        _make_recorder(keras, run, state, max(1, options.keep_checkpoints), interrupt),
-        keras.callbacks.TensorBoard(log_dir=str(run.tensorboard), write_graph=False),
+        _make_recorder(keras, tf, run, state, max(1, options.keep_checkpoints), interrupt),
         *_spec_callbacks(keras, settings, state.history),
     ]
     verbose = options.verbose if options.verbose is not None else (1 if sys.stdout.isatty() else 2)

@@ -26,15 +26,16 @@ def _groups(history: dict[str, list[float]]) -> dict[str, list[str]]:
 
 def write_curves(history: dict[str, list[float]], folder: Path, first_epoch: int = 1) -> list[Path]:
     """Draw each metric of `history` to `folder/<metric>.png`; returns the files written."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
+    # The object API without pyplot: no global state, no GUI backend, a faster import.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for metric, keys in _groups(history).items():
-        figure, axes = pyplot.subplots(figsize=(6, 4))
+        figure = Figure(figsize=(6, 4))
+        FigureCanvasAgg(figure)
+        axes = figure.add_subplot()
         for key in keys:
             values = history[key]
             epochs = range(first_epoch, first_epoch + len(values))
@@ -51,7 +52,6 @@ def write_curves(history: dict[str, list[float]], folder: Path, first_epoch: int
         target = folder / f"{metric}.png"
         temporary = folder / f".{metric}.tmp.png"
         figure.savefig(temporary, dpi=100)
-        pyplot.close(figure)
         temporary.replace(target)
         written.append(target)
     return written
