@@ -5,11 +5,16 @@
 Goals (issue 2): cold validate of specs/examples at least 10x faster than importing
 TensorFlow, measured in the same run; a 10,000-node spec in at most 2 s; 20,000 nodes in
 at most 2.2x the 10,000-node time. Prints a Markdown table for README.
+
+"Cold" is measured literally when the script may empty the kernel's page cache (root):
+before every timed process, as on a CI machine's first run. The warm figures (a new
+process with the files cached) are printed too.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -23,9 +28,24 @@ from generate import large_spec  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def timed(command: list[str], runs: int) -> float:
+DROP_CACHES = Path("/proc/sys/vm/drop_caches")
+
+
+def drop_file_cache() -> bool:
+    """Empty the kernel's page cache (root only), so the next process starts truly cold."""
+    try:
+        os.sync()
+        DROP_CACHES.write_text("3\n")
+        return True
+    except OSError:
+        return False
+
+
+def timed(command: list[str], runs: int, cold: bool = False) -> float:
     samples = []
     for _ in range(runs):
+        if cold:
+            drop_file_cache()
         start = time.perf_counter()
         subprocess.run(command, cwd=ROOT, check=False, capture_output=True)
         samples.append(time.perf_counter() - start)
@@ -37,6 +57,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     runs = parser.parse_args().runs
     graphspec = [sys.executable, "-m", "graphspec", "validate"]
+    cold = drop_file_cache()
+    validate_cold = timed(graphspec + ["specs/examples"], runs, cold=cold) if cold else None
+    tensorflow_cold = timed([sys.executable, "-c", "import tensorflow"], runs, cold=cold) if cold else None
     validate = timed(graphspec + ["specs/examples"], runs)
     tensorflow = timed([sys.executable, "-c", "import tensorflow"], runs)
     with tempfile.TemporaryDirectory() as tmp:
@@ -49,12 +72,18 @@ def main() -> int:
     growth = sizes[20_000] / sizes[10_000]
     print("| measure | result |")
     print("|---|---|")
-    print(f"| cold `graphspec validate specs/examples` (median of {runs}) | {validate:.2f} s |")
-    print(f"| cold `python -c \"import tensorflow\"` (median of {runs}) | {tensorflow:.2f} s |")
-    print(f"| ratio | {ratio:.1f}x faster (goal ≥ 10x) |")
+    if cold:
+        cold_ratio = tensorflow_cold / validate_cold
+        print(f"| cold, page cache dropped: `graphspec validate specs/examples` (median of {runs}) "
+              f"| {validate_cold:.2f} s |")
+        print(f"| cold, page cache dropped: `python -c \"import tensorflow\"` | {tensorflow_cold:.2f} s |")
+        print(f"| cold ratio | {cold_ratio:.1f}x faster (goal ≥ 10x) |")
+    print(f"| new process, warm cache: `graphspec validate specs/examples` (median of {runs}) | {validate:.2f} s |")
+    print(f"| new process, warm cache: `python -c \"import tensorflow\"` | {tensorflow:.2f} s |")
+    print(f"| warm ratio | {ratio:.1f}x faster |")
     print(f"| generated 10,000-node spec | {sizes[10_000]:.2f} s (goal ≤ 2 s) |")
     print(f"| generated 20,000-node spec | {sizes[20_000]:.2f} s ({growth:.2f}x the 10,000-node time; goal ≤ 2.2x) |")
-    ok = ratio >= 10 and sizes[10_000] <= 2 and growth <= 2.2
+    ok = (tensorflow_cold / validate_cold if cold else ratio) >= 10 and sizes[10_000] <= 2 and growth <= 2.2
     return 0 if ok else 1
 
 

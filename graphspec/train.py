@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import yaml
 from concurrent.futures import ThreadPoolExecutor
 

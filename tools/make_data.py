@@ -85,17 +85,17 @@ def shared_vision(rng: np.random.Generator) -> None:
 
     def digits(kinds):
         noisy = stripes[kinds] + rng.normal(0, 30, size=(len(kinds), 27, 27))
-        return np.clip(noisy, 0, 255).astype("uint8")[..., None]
+        return (np.clip(noisy, 0, 255) / 255).astype("float16")[..., None]  # pixels in [0, 1]
 
     np.savez_compressed(OUT / "shared_vision.npz", digit_a=digits(kind_a), digit_b=digits(kind_b),
                         same=same.astype("float32"))
 
 
 def smooth_images(rng: np.random.Generator, count: int, size: int) -> np.ndarray:
-    """Images made of a colour gradient: learnable, and they compress well."""
+    """Images in [0, 1] made of a colour gradient (float16): learnable, and they compress well."""
     ramp = np.linspace(0, 1, size)
-    colours = rng.integers(0, 256, size=(count, 1, 1, 3))
-    return (colours * ramp[None, :, None, None] * ramp[None, None, :, None]).astype("uint8")
+    colours = rng.integers(0, 256, size=(count, 1, 1, 3)) / 255
+    return (colours * ramp[None, :, None, None] * ramp[None, None, :, None]).astype("float16")
 
 
 def convolutional(rng: np.random.Generator) -> None:
@@ -108,11 +108,13 @@ def convolutional(rng: np.random.Generator) -> None:
 def question_answering(rng: np.random.Generator) -> None:
     answers = rng.integers(0, 4, size=4)  # the answer is the picture's dominant channel, more or less
     images = smooth_images(rng, 4, 224)
-    images[np.arange(4), :, :, answers % 3] = 255
+    images[np.arange(4), :, :, answers % 3] = 1.0
     questions = rng.integers(1, 10000, size=(4, 100)).astype("int32")
     np.savez_compressed(OUT / "vqa.npz", images=images, questions=questions, answers=answers.astype("int32"))
     video_answers = rng.integers(0, 4, size=2)
-    videos = np.repeat(smooth_images(rng, 2, 224)[:, None], 100, axis=1)
+    # One colour per video, the answer's channel lit: tiny once compressed (a gradient per frame is 30 MB).
+    videos = np.zeros((2, 100, 224, 224, 3), dtype="float16")
+    videos[np.arange(2), :, :, :, video_answers % 3] = 1.0
     np.savez_compressed(OUT / "video_qa.npz", videos=videos, questions=questions[:2],
                         answers=video_answers.astype("int32"))
 
