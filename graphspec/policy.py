@@ -17,6 +17,7 @@ never by the spec: `--allow-module pkg.layers` on the command line, or in the
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from dataclasses import dataclass, field
@@ -47,17 +48,18 @@ class ModulePolicy:
         return ModulePolicy(self.allowed | set(more))
 
 
-def _pyproject_modules(start: Path) -> list[str]:
+@functools.lru_cache(maxsize=64)  # one parse per folder, however many specs it holds
+def _pyproject_modules(start: Path) -> tuple[str, ...]:
     for folder in [start, *start.parents]:
         candidate = folder / "pyproject.toml"
         if candidate.is_file():
             try:
                 table = tomllib.loads(candidate.read_text()).get("tool", {}).get("graphspec", {})
             except (OSError, tomllib.TOMLDecodeError):
-                return []
+                return ()
             modules = table.get("allow-modules", table.get("allow_modules", []))
-            return [m for m in modules if isinstance(m, str)]
-    return []
+            return tuple(m for m in modules if isinstance(m, str))
+    return ()
 
 
 def policy_for(spec_file: str | os.PathLike | None, allow_modules=()) -> ModulePolicy:
