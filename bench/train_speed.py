@@ -13,6 +13,7 @@ TensorBoard logs).
 from __future__ import annotations
 
 import argparse
+import compileall
 import statistics
 import subprocess
 import sys
@@ -83,6 +84,8 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=1)
     options = parser.parse_args()
+    # pip byte-compiles an installed package; do the same for a checkout (see validate_speed.py).
+    compileall.compile_dir(str(Path(__file__).resolve().parent.parent / "graphspec"), quiet=1)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         write_data(folder / "data.csv", options.rows)

@@ -449,7 +449,12 @@ def train(spec_path: str | os.PathLike, options: TrainOptions | None = None,
         echo(f"resume with: graphspec train {spec_path} --output {run.root} --resume")
         raise
     state.interrupted = interrupt.requested
-    run.save_model(model, run.model)
+    restored = (settings.callbacks.get("early_stopping") or {}).get("restore_best_weights")
+    last = run.checkpoint(state.epochs_done)
+    if last.exists() and not restored:
+        run.copy_file(last, run.model)  # the model is exactly its last checkpoint: no second save
+    else:
+        run.save_model(model, run.model)
     run.write_text(run.metrics, json.dumps(state.metrics(), indent=2) + "\n")
     from graphspec.plot.curves import write_curves
 
