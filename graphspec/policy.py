@@ -48,18 +48,25 @@ class ModulePolicy:
         return ModulePolicy(self.allowed | set(more))
 
 
-@functools.lru_cache(maxsize=64)  # one parse per folder, however many specs it holds
 def _pyproject_modules(start: Path) -> tuple[str, ...]:
     for folder in [start, *start.parents]:
         candidate = folder / "pyproject.toml"
-        if candidate.is_file():
-            try:
-                table = tomllib.loads(candidate.read_text()).get("tool", {}).get("graphspec", {})
-            except (OSError, tomllib.TOMLDecodeError):
-                return ()
-            modules = table.get("allow-modules", table.get("allow_modules", []))
-            return tuple(m for m in modules if isinstance(m, str))
+        try:
+            stamp = candidate.stat().st_mtime_ns
+        except OSError:
+            continue
+        return _allowed_in(candidate, stamp)
     return ()
+
+
+@functools.lru_cache(maxsize=64)  # one parse per file version, however many specs share it
+def _allowed_in(pyproject: Path, stamp: int) -> tuple[str, ...]:
+    try:
+        table = tomllib.loads(pyproject.read_text()).get("tool", {}).get("graphspec", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        return ()
+    modules = table.get("allow-modules", table.get("allow_modules", []))
+    return tuple(m for m in modules if isinstance(m, str))
 
 
 def policy_for(spec_file: str | os.PathLike | None, allow_modules=()) -> ModulePolicy:
