@@ -19,6 +19,7 @@ import io
 from typing import Any
 
 from graphspec.pipeline import SpecFile
+from graphspec.shapes import shapes_text
 
 
 def static_summary(spec: SpecFile) -> dict[str, Any]:
@@ -75,12 +76,6 @@ def keras_summary(model) -> dict[str, Any]:
     }
 
 
-def _shape_text(shapes) -> str:
-    if shapes is None:
-        return "checked at build"
-    return ", ".join("(" + ", ".join("None" if d is None else str(d) for d in s) + ")" for s in shapes)
-
-
 def render_text(table: dict[str, Any]) -> str:
     """A rich table, plain text when not on a terminal."""
     from rich.console import Console
@@ -92,7 +87,7 @@ def render_text(table: dict[str, Any]) -> str:
         grid.add_column(column, justify=justify)
     for row in table["rows"]:
         params = "?" if row["params"] is None else f"{row['params']:,}"
-        grid.add_row(row["name"], row["type"], _shape_text(row["output_shapes"]), params, ", ".join(row["inputs"]))
+        grid.add_row(row["name"], row["type"], shapes_text(row["output_shapes"]), params, ", ".join(row["inputs"]))
     buffer = io.StringIO()
     console = Console(file=buffer, width=120, force_terminal=False, color_system=None)
     console.print(grid)

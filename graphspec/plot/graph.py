@@ -21,7 +21,7 @@ from typing import Literal
 
 from graphspec.graph import Graph
 from graphspec.pipeline import SpecFile
-from graphspec.shapes import NodeInfo, ShapeReport, infer
+from graphspec.shapes import NodeInfo, ShapeReport, infer, shapes_text
 
 Role = Literal["input", "layer", "merge", "output", "call", "shared", "model"]
 
@@ -62,18 +62,12 @@ class Drawing:
     anchors: dict[str, str] = field(default_factory=dict)  # node id → the cluster it stands for
 
 
-def _shape_text(row: NodeInfo) -> str:
-    if row.shapes is None:
-        return "checked at build"
-    return ", ".join("(" + ", ".join("None" if d is None else str(d) for d in s) + ")" for s in row.shapes)
-
-
 def _params_text(value: int | None) -> str:
     return "params ?" if value is None else f"{value:,} params"
 
 
 def _lines(row: NodeInfo) -> list[str]:
-    return [row.name, row.type, _shape_text(row), _params_text(row.params)]
+    return [row.name, row.type, shapes_text(row.shapes), _params_text(row.params)]
 
 
 class _Builder:

@@ -44,19 +44,6 @@ class NodeInfo:
             return None
         return self.trainable + self.non_trainable
 
-    def to_dict(self) -> dict:
-        return {
-            "name": self.name,
-            "type": self.type,
-            "kind": self.kind,
-            "inputs": self.inputs,
-            "output_shapes": None if self.shapes is None else [list(s) for s in self.shapes],
-            "params": self.params,
-            "trainable_params": self.trainable,
-            "non_trainable_params": self.non_trainable,
-            "status": self.status,
-        }
-
 
 @dataclass
 class ShapeReport:
@@ -76,17 +63,12 @@ class ShapeReport:
     def row(self, name: str) -> NodeInfo:
         return next(r for r in self.rows if r.name == name)
 
-    def to_dict(self) -> dict:
-        return {
-            "name": self.name,
-            "total_params": self.total_params,
-            "trainable_params": self.trainable_params,
-            "non_trainable_params": self.non_trainable_params,
-            "complete": self.complete,
-            "outputs": {k: None if v is None else list(v) for k, v in self.outputs.items()},
-            "rows": [r.to_dict() for r in self.rows],
-            "models": {k: v.to_dict() for k, v in self.models.items()},
-        }
+
+def shapes_text(shapes: list[Shape] | None) -> str:
+    """Output shapes as summaries and drawings print them: `(None, 32)`, or "checked at build"."""
+    if shapes is None:
+        return "checked at build"
+    return ", ".join("(" + ", ".join("None" if d is None else str(d) for d in s) + ")" for s in shapes)
 
 
 class _Unchecked(Exception):
