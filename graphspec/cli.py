@@ -186,6 +186,18 @@ def train(
         run_training(spec, options, echo=typer.echo)
     except KeyboardInterrupt:
         raise typer.Exit(130)
+    _exit_now()
+
+
+def _exit_now() -> None:
+    """End a finished training process at once.
+
+    Every artifact is already written atomically, fsynced and flushed, so the second or
+    more that the interpreter spends tearing TensorFlow down buys nothing but waiting.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 @app.command()
