@@ -74,6 +74,7 @@ class GNode:
     target: str | None = None  # apply nodes: shared layer or sub-model name
     input_spec: m.InputSpec | None = None  # input nodes
     note: str | None = None
+    incomplete: bool = False  # an input names a node that failed validation: shapes skip it
 
     def diagnostic(self, message: str, severity="error", hint=None, path: tuple | None = None) -> Diagnostic:
         return self.doc.diagnostic(message, self.path if path is None else path, severity=severity, hint=hint)
@@ -107,6 +108,7 @@ class _Scope:
         self.prefix = prefix
         self.aliases: dict[str, TensorRef] = {}
         self.broken: set[str] = set()  # names whose definition already failed with its own error
+        self.incomplete = False  # a block instance with parameter errors: its nodes get no shapes
         self.params = params or {}
         # A block's output node takes the instance's name, as a chain's last step takes its node's.
         self.renames = renames or {}
@@ -148,6 +150,7 @@ class _Builder:
         if node.name in self.defs.layer_names:
             self.error(f"node '{node.name}' has the name of a shared layer or sub-model", node.path,
                        hint="Keras layer names must be unique in a model")
+        node.incomplete = scope.incomplete
         self.nodes[node.name] = node
         self.pending.append(_Pending(node, raw, scope, node.path))
 
@@ -169,6 +172,7 @@ class _Builder:
     def param(self, name: str, scope: _Scope, path: tuple) -> Any:
         if name in scope.params:
             return scope.params[name]
+        scope.incomplete = True
         self.error(f"unknown block parameter '${name}'", path,
                    hint=did_you_mean(name, scope.params) or f"parameters: {', '.join(scope.params) or 'none'}")
         return None
@@ -266,6 +270,7 @@ class _Builder:
         params = {**{p: None for p in missing}, **block.defaults, **given}
         scope = _Scope(prefix=f"{outer.prefix}{name}_", params=params,
                        renames={block.output: outer.full(name)})
+        scope.incomplete = outer.incomplete or bool(missing) or any(key not in known for key in given)
         bound = [self.resolve(r, outer, path + ("from",)) for r in raw]
         for formal, actual in zip(block.inputs, bound):
             if actual is not None:
@@ -308,6 +313,7 @@ class _Builder:
             refs = [self.resolve(r, item.scope, from_path if len(item.raw) == 1 else from_path + (i,))
                     for i, r in enumerate(item.raw)]
             item.node.inputs = [r for r in refs if r is not None]
+            item.node.incomplete |= len(item.node.inputs) < len(refs)
 
 
 @dataclass
@@ -421,7 +427,7 @@ class _ModelResolver:
         self.file_stack: list[str] = []
         self.building: list[str] = []
 
-    def build_spec(self, spec: m.Spec, doc: Document) -> Graph:
+    def build_spec(self, spec: m.Spec, doc: Document, broken: frozenset[str] = frozenset()) -> Graph:
         defs = _Definitions(
             spec.layers, spec.models, spec.blocks, {name: ("blocks", name) for name in spec.blocks}, self.policy
         )
@@ -432,6 +438,7 @@ class _ModelResolver:
                 model_graphs[model_name] = graph
         builder = _Builder(defs, doc, self.found)
         scope = _Scope()
+        scope.broken |= broken
         _add_inputs(builder, spec.inputs, scope, ("inputs",))
         builder.expand(spec.nodes, scope, ("nodes",))
         name = spec.name or Path(doc.file).stem.replace("-", "_")
@@ -495,16 +502,19 @@ class _ModelResolver:
         return graph
 
 
-def build_graph(spec: m.Spec, doc: Document, policy: ModulePolicy | None = None) -> tuple[Graph, list[Diagnostic]]:
+def build_graph(spec: m.Spec, doc: Document, policy: ModulePolicy | None = None,
+                broken: frozenset[str] = frozenset()) -> tuple[Graph, list[Diagnostic]]:
     """Expand and wire a validated spec. Returns the graph and every graph-level finding.
 
     `policy` says which modules custom layer classes may come from (none by default).
+    `broken` names top-level nodes that failed schema validation and were left out: references
+    to them are not reported again, and nodes that use them get no shapes.
     """
     found: list[Diagnostic] = []
     resolver = _ModelResolver(found, policy or ModulePolicy())
     resolver.file_stack.append(str(Path(doc.file).resolve()))
-    graph = resolver.build_spec(spec, doc)
-    if not any(d.severity == "error" for d in found):  # otherwise they would echo earlier errors
+    graph = resolver.build_spec(spec, doc, broken)
+    if not broken and not any(d.severity == "error" for d in found):  # else they would echo earlier errors
         _check_top_outputs(graph, list(spec.outputs), found)
     _check_model_use(graph, found)
     return graph, found
@@ -527,5 +537,6 @@ def _check_model_use(graph: Graph, found: list[Diagnostic]) -> None:
     except nx.NetworkXNoCycle:
         return
     names = [edge[0] for edge in cycle] + [cycle[0][0]]
+    graph.dag.graph["model_cycle"] = True
     found.append(graph.doc.diagnostic(f"sub-models use each other in a cycle: {' -> '.join(names)}",
                                       ("models", names[0])))

@@ -22,7 +22,9 @@ from graphspec.errors import Diagnostic, GraphspecError
 from graphspec.graph import Graph, build_graph
 from graphspec.loader import Document, load_file, load_text
 from graphspec.policy import ModulePolicy, policy_for
-from graphspec.schema import check_document
+from pydantic import ValidationError
+
+from graphspec.schema import check_document, cross_check
 from graphspec.schema.models import Spec
 from graphspec.shapes import ShapeReport, infer
 
@@ -64,17 +66,62 @@ def _run_stages(document: Document, policy: ModulePolicy) -> SpecFile:
     result = SpecFile(document.file, document)
     spec, found = check_document(document)
     result.diagnostics.extend(found)
+    broken: frozenset[str] = frozenset()
     if spec is None:
-        return result
-    result.spec = spec
-    graph, found = build_graph(spec, document, policy)
+        spec, broken = salvage(document, found)
+        if spec is None:
+            return result
+        result.diagnostics.extend(cross_check(spec, document))
+    else:
+        result.spec = spec
+    graph, found = build_graph(spec, document, policy, broken)
     result.diagnostics.extend(found)
-    result.graph = graph
-    if any(d.severity == "error" for d in found):
-        return result
-    result.shapes = infer(graph)
-    result.diagnostics.extend(result.shapes.diagnostics)
+    if not broken:
+        result.graph = graph
+    if _has_cycle(graph):
+        return result  # no order to infer shapes in
+    # Shapes are checked even after graph errors: nodes that lost an input are skipped silently.
+    shapes = infer(graph)
+    result.diagnostics.extend(shapes.diagnostics)
+    if not broken and not any(d.severity == "error" for d in found):
+        result.shapes = shapes
     return result
+
+
+def _has_cycle(graph) -> bool:
+    """A cycle among nodes (no order) or among sub-models (inference would never end)."""
+    graphs = [graph, *graph.models.values()]
+    return graph.dag.graph.get("model_cycle", False) or any(g.nodes and not g.order for g in graphs)
+
+
+_SECTIONS_OUTSIDE_THE_GRAPH = ("compile", "train", "data", "doc", "name")
+
+
+def salvage(document: Document, found: list[Diagnostic]) -> tuple[Spec | None, frozenset[str]]:
+    """The spec without what failed the schema, so the graph and shape checks can still run.
+
+    Nodes with schema errors are left out (and remembered, so references to them are not
+    reported twice); bad compile/train/data sections are dropped. Errors anywhere else
+    (inputs, shared layers, sub-models, blocks, outputs) leave nothing sound to check.
+    """
+    data = dict(document.data) if isinstance(document.data, dict) else None
+    if data is None:
+        return None, frozenset()
+    broken: set[str] = set()
+    for diagnostic in found:
+        path = diagnostic.path
+        if len(path) >= 2 and path[0] == "nodes":
+            broken.add(path[1])
+        elif path and path[0] in _SECTIONS_OUTSIDE_THE_GRAPH:
+            data.pop(path[0], None)
+        else:
+            return None, frozenset()
+    if isinstance(data.get("nodes"), dict):
+        data["nodes"] = {k: v for k, v in data["nodes"].items() if k not in broken}
+    try:
+        return Spec.model_validate(data), frozenset(broken)
+    except ValidationError:
+        return None, frozenset()
 
 
 def check(path: str | os.PathLike, allow_modules=()) -> SpecFile:

@@ -242,3 +242,27 @@ def test_topological_order_is_deterministic_and_follows_declaration():
                   "  y: {merge: add, from: [y1, y2]}\n" "outputs: [y]\n"
     orders = {tuple(check(text).graph.order) for _ in range(5)}
     assert orders == {("a", "b", "y2", "y1", "y")}
+
+
+def test_errors_of_every_stage_are_reported_together():
+    result = check("""\
+graphspec: 1
+inputs:
+  i: {shape: [8]}
+nodes:
+  a: {layer: Dense, args: {units: 32}, from: i}
+  b: {layer: Dense, args: {units: 20}, from: i}
+  typo: {layer: Dens, args: {units: 3}, from: a}
+  z: {merge: add, from: [a, b]}
+  y: {layer: Dense, args: {units: 1}, from: typo}
+  w: {merge: concatenate, from: [y, zz]}
+outputs: [y, z]
+compile: {loss: {yy: mse}}
+""")
+    assert [(d.line, d.message) for d in errors(result)] == [
+        (7, "unknown layer type 'Dens'"),                               # schema
+        (8, "add 'z': (None, 32) from 'a' vs (None, 20) from 'b'"),     # shapes
+        (10, "unknown reference 'zz'"),                                 # graph
+        (12, "'yy' is not an output"),                                  # compile keys
+    ]
+    assert result.spec is None and result.graph is None  # nothing half-valid is handed on

@@ -37,7 +37,6 @@ def spec(nodes: str, tail: str = "outputs: [y]\n") -> str:
         (spec("  y: {layer: Dense, args: {units: 1}}\n"), "missing required key 'from'", None, 5, 3),
         (spec("  y: {layer: Dense, args: {units: 1}, from: x, repeat: 0}\n"),
          "greater than 0", None, 5, 48),
-        (spec("  2y: {layer: Dense, args: {units: 1}, from: x}\n"), "'2y' is not a valid name", None, 5, 3),
         (spec("  y: {layer: Dense, args: {units: 1}, from: 'x[a]'}\n"), "is not a valid name", None, 5, 39),
         (spec("  y: {layer: TimeDistributed, from: x}\n"), "TimeDistributed needs the layer it wraps", None, 5, 3),
         (spec("  y: {layer: Dense, args: {units: 1}, wrap: x, from: x}\n"),
@@ -127,3 +126,11 @@ def test_misspelt_node_key_reports_it_and_the_missing_one():
         ("unknown key 'form'", "did you mean 'from'?", 5, 39),
         ("missing required key 'from'", None, 5, 3),
     }
+
+
+def test_an_invalid_name_and_the_reference_it_breaks():
+    result = check(spec("  2y: {layer: Dense, args: {units: 1}, from: x}\n"))
+    assert [(d.message, d.line, d.column) for d in errors(result)] == [
+        ("'2y' is not a valid name (letters, digits and _, not starting with a digit)", 5, 3),
+        ("unknown reference 'y'", 6, 11),
+    ]

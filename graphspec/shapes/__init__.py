@@ -75,6 +75,10 @@ class _Unchecked(Exception):
     """The layer has no static rule; Keras checks it when the model is built."""
 
 
+class _Unresolved(Exception):
+    """The node uses something the graph stage already reported as undefined."""
+
+
 def _compatible(actual: Shape, declared: Shape) -> bool:
     return len(actual) == len(declared) and all(
         a is None or d is None or a == d for a, d in zip(actual[1:], declared[1:])
@@ -115,6 +119,8 @@ class _Inferer:
         if isinstance(target, str):
             if target in self.graph.models:
                 return self.call_model(target, shapes)
+            if target not in self.graph.shared:
+                raise _Unresolved()  # already reported by the graph stage
             return self.call_layer(self.graph.shared[target], shapes, sources, node)
         return self.call_layer(target, shapes, sources, node)
 
@@ -182,8 +188,8 @@ class _Inferer:
                 row.shapes = [(spec.batch_size, *spec.shape)]
                 continue
             shapes: list[Shape] = []
-            unknown = False
-            for ref in node.inputs:
+            unknown = node.incomplete
+            for ref in node.inputs if not unknown else []:
                 source = info.get(ref.node)
                 if source is None or source.shapes is None:
                     unknown = True
@@ -206,6 +212,9 @@ class _Inferer:
             try:
                 target = node.spec if node.kind != "apply" else node.target
                 out = self.call_target(target, shapes, sources, name)
+            except _Unresolved:
+                row.status, row.trainable, row.non_trainable = "unchecked", None, None
+                continue
             except _Unchecked:
                 row.status, row.trainable, row.non_trainable = "unchecked", None, None
                 self.found.append(node.diagnostic(
