@@ -148,6 +148,9 @@ def build(
         raise typer.Exit(2)
     result = _load_or_exit(spec, allow_module)
     model = build_model(result, allow_modules=allow_module)
+    if model.optimizer is not None:
+        # Save the optimizer's slots too, so loading the file restores it without warnings.
+        model.optimizer.build(model.trainable_variables)
     model.save(output)
     typer.echo(f"saved {output} ({model.count_params():,} parameters)")
 
