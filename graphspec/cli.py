@@ -298,10 +298,9 @@ def plot(
     if output is None:
         typer.echo(content.decode(), nl=False)
         return
-    from graphspec.rundir import RunDir
+    from graphspec.rundir import write_bytes
 
-    with RunDir(output.parent).atomic(output) as temporary:
-        temporary.write_bytes(content)
+    write_bytes(output, content)
     typer.echo(f"wrote {output}")
 
 

@@ -25,7 +25,7 @@ import numpy as np
 from graphspec.data import load_data
 from graphspec.errors import GraphspecError
 from graphspec.pipeline import SpecFile, check
-from graphspec.rundir import RunDir
+from graphspec.rundir import RunDir, atomic, write_text
 from graphspec.train import model_structure
 
 
@@ -82,8 +82,7 @@ class Trained:
         return {name: np.asarray(p) for name, p in zip(self.output_names, predictions)}
 
     def _batch(self) -> int:
-        fixed = next((i.batch_size for i in self.spec.spec.inputs.values() if i.batch_size), None)
-        return fixed or (self.spec.spec.train.batch_size if self.spec.spec.train else 32)
+        return self.spec.fixed_batch_size or (self.spec.spec.train.batch_size if self.spec.spec.train else 32)
 
 
 def open_trained(target: str | os.PathLike, spec_file: str | os.PathLike | None = None, *, best: bool = False,
@@ -118,11 +117,8 @@ def open_trained(target: str | os.PathLike, spec_file: str | os.PathLike | None 
 
 def write_predictions(predictions: dict[str, np.ndarray], output: Path) -> None:
     """NPZ with one array per output name, or CSV with one column per value (`name` or `name_i`)."""
-    from graphspec.rundir import RunDir
-
-    writer = RunDir(output.parent)
     if output.suffix == ".npz":
-        with writer.atomic(output) as temporary:
+        with atomic(output) as temporary:
             with open(temporary, "wb") as handle:
                 np.savez(handle, **predictions)
         return
@@ -139,4 +135,4 @@ def write_predictions(predictions: dict[str, np.ndarray], output: Path) -> None:
     rows = csv.writer(buffer)
     rows.writerow(columns)
     rows.writerows(table.tolist())
-    writer.write_text(output, buffer.getvalue())
+    write_text(output, buffer.getvalue())

@@ -45,6 +45,11 @@ class SpecFile:
         return not any(d.severity == "error" for d in self.diagnostics)
 
     @property
+    def fixed_batch_size(self) -> int | None:
+        """The batch size an input fixes (stateful RNNs), which training and inference must use."""
+        return next((i.batch_size for i in self.spec.inputs.values() if i.batch_size), None)
+
+    @property
     def name(self) -> str:
         if self.graph is not None:
             return self.graph.name

@@ -26,6 +26,35 @@ from pathlib import Path
 _CHECKPOINT = re.compile(r"^epoch_(\d{4,})\.keras$")
 
 
+@contextmanager
+def atomic(target: Path):
+    """Yield a temporary path beside `target`; rename it over `target` only on success."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix, dir=target.parent)
+    os.close(handle)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temporary, 0o666 & ~umask)  # mkstemp's 0600 would make run files private
+    try:
+        yield Path(temporary)
+        with open(temporary, "rb+") as written:
+            os.fsync(written.fileno())
+        os.replace(temporary, target)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+def write_text(target: Path, text: str) -> None:
+    with atomic(target) as temporary:
+        temporary.write_text(text)
+
+
+def write_bytes(target: Path, data: bytes) -> None:
+    with atomic(target) as temporary:
+        temporary.write_bytes(data)
+
+
 class RunDir:
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
@@ -54,32 +83,13 @@ class RunDir:
         found = (_CHECKPOINT.match(p.name) for p in self.checkpoints.iterdir())
         return sorted(int(m.group(1)) for m in found if m)
 
-    @contextmanager
-    def atomic(self, target: Path):
-        """Yield a temporary path beside `target`; rename it over `target` only on success."""
-        target.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix, dir=target.parent)
-        os.close(handle)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp's 0600 would make run files private
-        try:
-            yield Path(temporary)
-            with open(temporary, "rb+") as written:
-                os.fsync(written.fileno())
-            os.replace(temporary, target)
-        finally:
-            if os.path.exists(temporary):
-                os.unlink(temporary)
-
     def write_text(self, target: Path, text: str) -> None:
-        with self.atomic(target) as temporary:
-            temporary.write_text(text)
+        write_text(target, text)
 
     def copy_file(self, source: Path, target: Path) -> None:
-        with self.atomic(target) as temporary:
+        with atomic(target) as temporary:
             shutil.copyfile(source, temporary)
 
     def save_model(self, model, target: Path) -> None:
-        with self.atomic(target) as temporary:
+        with atomic(target) as temporary:
             model.save(temporary)

@@ -384,7 +384,7 @@ def train(spec_path: str | os.PathLike, options: TrainOptions | None = None,
     data, validation = _read_data_while_importing_keras(spec, spec_path)
     if validation is None and settings.validation_split:
         data, validation = _split(data, settings.validation_split)
-    fixed_batch = next((i.batch_size for i in spec.spec.inputs.values() if i.batch_size), None)
+    fixed_batch = spec.fixed_batch_size
     batch = fixed_batch or settings.batch_size
     if fixed_batch and settings.batch_size != fixed_batch:
         echo(f"note: the inputs fix the batch size at {fixed_batch}; training uses it")

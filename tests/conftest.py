@@ -10,6 +10,16 @@ import graphspec
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "specs" / "examples").glob("*.yaml"))
 
+# Two branches of different widths from one input: merging them is the classic shape mismatch.
+TWO_BRANCHES = """\
+graphspec: 1
+inputs:
+  i: {shape: [8]}
+nodes:
+  a: {layer: Dense, args: {units: 32}, from: i}
+  b: {layer: Dense, args: {units: 20}, from: i}
+"""
+
 
 def check(text: str, file: str = "spec.yaml") -> graphspec.SpecFile:
     return graphspec.check_text(textwrap.dedent(text), file)

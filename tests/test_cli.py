@@ -6,18 +6,9 @@ import json
 import subprocess
 import sys
 
-from conftest import EXAMPLES, ROOT
+from conftest import EXAMPLES, ROOT, TWO_BRANCHES
 
-BAD = """\
-graphspec: 1
-inputs:
-  i: {shape: [8]}
-nodes:
-  a: {layer: Dense, args: {units: 32}, from: i}
-  b: {layer: Dense, args: {uints: 20}, from: i}
-  z: {merge: add, from: [a, b]}
-outputs: [z]
-"""
+BAD = TWO_BRANCHES.replace("units: 20", "uints: 20") + "  z: {merge: add, from: [a, b]}\noutputs: [z]\n"
 
 
 def graphspec(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:

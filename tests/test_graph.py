@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import check, errors, only_error
+from conftest import TWO_BRANCHES, check, errors, only_error
 
 HEAD = """\
 graphspec: 1
@@ -245,13 +245,7 @@ def test_topological_order_is_deterministic_and_follows_declaration():
 
 
 def test_errors_of_every_stage_are_reported_together():
-    result = check("""\
-graphspec: 1
-inputs:
-  i: {shape: [8]}
-nodes:
-  a: {layer: Dense, args: {units: 32}, from: i}
-  b: {layer: Dense, args: {units: 20}, from: i}
+    result = check(TWO_BRANCHES + """\
   typo: {layer: Dens, args: {units: 3}, from: a}
   z: {merge: add, from: [a, b]}
   y: {layer: Dense, args: {units: 1}, from: typo}

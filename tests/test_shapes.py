@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import check, errors, only_error
+from conftest import TWO_BRANCHES, check, errors, only_error
 
 
 def one_layer(shape, layer: str, args: str = "{}", batch: int | None = None):
@@ -118,14 +118,7 @@ outputs: [y]
     assert (row.shapes[0], row.trainable) == expected
 
 
-MERGE_HEAD = """\
-graphspec: 1
-inputs:
-  i: {shape: [8]}
-nodes:
-  a: {layer: Dense, args: {units: 32}, from: i}
-  b: {layer: Dense, args: {units: 20}, from: i}
-"""
+MERGE_HEAD = TWO_BRANCHES
 
 
 @pytest.mark.parametrize("kind", ["add", "subtract", "multiply", "average", "maximum", "minimum"])

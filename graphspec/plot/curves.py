@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from graphspec.rundir import atomic
+
 
 def _groups(history: dict[str, list[float]]) -> dict[str, list[str]]:
     """Metric name → the history keys to draw on its figure (train and `val_` twin)."""
@@ -50,8 +52,7 @@ def write_curves(history: dict[str, list[float]], folder: Path, first_epoch: int
         axes.legend()
         figure.tight_layout()
         target = folder / f"{metric}.png"
-        temporary = folder / f".{metric}.tmp.png"
-        figure.savefig(temporary, dpi=100)
-        temporary.replace(target)
+        with atomic(target) as temporary:
+            figure.savefig(temporary, dpi=100, format="png")
         written.append(target)
     return written
