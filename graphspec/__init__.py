@@ -13,16 +13,17 @@ Example:
 
 from graphspec.errors import Diagnostic, GraphspecError
 from graphspec.pipeline import SpecFile, check, check_text, load
+from graphspec.policy import Trust
 
 __version__ = "0.1.0"
-__all__ = ["Diagnostic", "GraphspecError", "SpecFile", "build", "check", "check_text", "load", "__version__"]
+__all__ = ["Diagnostic", "GraphspecError", "SpecFile", "Trust", "build", "check", "check_text", "load", "__version__"]
 
 
-def build(spec, *, compile: bool = True, allow_modules=()):
+def build(spec, *, compile: bool = True, trust: Trust | None = None):
     """Build the compiled Keras model of a spec (a path or a `SpecFile`); imports Keras lazily.
 
     See `graphspec.backend.build`.
     """
     from graphspec.backend import build as build_model
 
-    return build_model(spec, compile=compile, allow_modules=allow_modules)
+    return build_model(spec, compile=compile, trust=trust)

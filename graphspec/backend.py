@@ -26,7 +26,8 @@ from typing import Any
 from graphspec.errors import GraphspecError
 from graphspec.graph import GNode, Graph, LayerSpec, TensorRef
 from graphspec.pipeline import SpecFile, load
-from graphspec.policy import ALLOW_HINT, ModulePolicy, policy_for, split_dotted
+from graphspec.policy import Policy, Trust, split_dotted
+from graphspec.schema.catalog import UNSAFE_LAYERS
 from graphspec.schema.models import CompileSpec
 
 
@@ -77,7 +78,7 @@ def _reason(exc: Exception) -> str:
 class _GraphBuilder:
     """Turns one Graph into a Keras model, reusing shared layers and sub-models by name."""
 
-    def __init__(self, keras, graph: Graph, policy: ModulePolicy, objects: dict[str, Any]):
+    def __init__(self, keras, graph: Graph, policy: Policy, objects: dict[str, Any]):
         self.keras = keras
         self.graph = graph
         self.policy = policy
@@ -92,7 +93,7 @@ class _GraphBuilder:
         module_name, class_name = split_dotted(spec.layer)
         if not self.policy.allows(module_name):
             raise GraphspecError(node.diagnostic(f"layer '{spec.layer}' comes from module '{module_name}', "
-                                                 "which is not allowed", hint=ALLOW_HINT.format(module=module_name)))
+                                                 "which is not allowed", hint=self.policy.refusal_hint(module_name)))
         try:
             module = importlib.import_module(module_name)
         except ImportError as exc:
@@ -100,6 +101,10 @@ class _GraphBuilder:
         cls = getattr(module, class_name, None)
         if not (isinstance(cls, type) and issubclass(cls, self.keras.layers.Layer)):
             raise GraphspecError(node.diagnostic(f"'{spec.layer}' is not a Keras layer class"))
+        refused = next((base for base in code_running_classes(self.keras) if issubclass(cls, base)), None)
+        if refused is not None:
+            raise GraphspecError(node.diagnostic(
+                f"'{spec.layer}' is a {refused.__name__}, which can run arbitrary code, and is refused"))
         return cls
 
     def make_layer(self, spec: LayerSpec, name: str, node: GNode):
@@ -214,27 +219,33 @@ def compile_model(model, settings: CompileSpec, output_names: list[str]) -> None
     )
 
 
-def import_allowed_modules(spec_file: str, allow_modules=()) -> ModulePolicy:
+def code_running_classes(keras) -> tuple[type, ...]:
+    """The Keras classes behind catalog.UNSAFE_LAYERS that this Keras version has."""
+    return tuple(cls for cls in (getattr(keras.layers, name, None) for name in sorted(UNSAFE_LAYERS))
+                 if isinstance(cls, type))
+
+
+def import_allowed_modules(policy: Policy) -> None:
     """Import every module the user allowed, so the Keras serializables they register resolve."""
-    policy = policy_for(spec_file, allow_modules)
-    for module in sorted(policy.allowed):
+    for module in sorted(policy.modules):
         try:
             importlib.import_module(module)
         except ImportError as exc:
             raise GraphspecError(f"cannot import allowed module '{module}': {exc}") from None
-    return policy
 
 
-def build(spec: SpecFile | str | os.PathLike, *, compile: bool = True, allow_modules=()):
+def build(spec: SpecFile | str | os.PathLike, *, compile: bool = True, trust: Trust | None = None):
     """Build (and by default compile) the Keras model a spec describes.
 
-    `spec` is a path or a `SpecFile` from `graphspec.load`. With `train.seed` set,
-    weights are initialised from that seed, so two builds are identical.
+    `spec` is a path or a `SpecFile` from `graphspec.load` (which fixed what it may
+    import and read; `trust` applies to a path). With `train.seed` set, weights are
+    initialised from that seed, so two builds are identical.
     """
     if not isinstance(spec, SpecFile):
-        spec = load(spec, allow_modules)
+        spec = load(spec, trust)
     keras = keras_module()
-    policy = import_allowed_modules(spec.file, allow_modules)
+    policy = spec.policy
+    import_allowed_modules(policy)
     if spec.spec.train is not None and spec.spec.train.seed is not None:
         keras.utils.set_random_seed(spec.spec.train.seed)
     model = _GraphBuilder(keras, spec.graph, policy, {}).build()

@@ -33,6 +33,26 @@ ALLOW_MODULE = typer.Option(
     [], "--allow-module", metavar="MODULE",
     help="Let specs use custom layer classes from this module (repeatable). Nothing is allowed by default.",
 )
+TRUST_PROJECT = typer.Option(
+    False, "--trust-project", envvar="GRAPHSPEC_TRUST_PROJECT",
+    help="Honour [tool.graphspec] allow-modules in the pyproject.toml nearest the spec (imports those modules).",
+)
+ALLOW_PATH = typer.Option(
+    [], "--allow-path", metavar="DIR",
+    help="Let layer arguments (a vocabulary file) read files in this folder outside the spec's project.",
+)
+
+
+def _trust(allow_module: list[str], trust_project: bool, allow_path: list[Path]):
+    """The user's grants; a bad module name is a usage error."""
+    from graphspec.policy import Trust, module_problem
+
+    for module in allow_module:
+        problem = module_problem(module)
+        if problem is not None:
+            typer.echo(f"graphspec: --allow-module {module!r}: {problem}", err=True)
+            raise typer.Exit(2)
+    return Trust(tuple(allow_module), trust_project, tuple(str(p) for p in allow_path))
 
 
 class ReportFormat(str, enum.Enum):
@@ -60,6 +80,8 @@ def validate(
     format: ReportFormat = typer.Option(ReportFormat.text, "--format", "-f", help="Report format."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Also show notes (layers checked at build)."),
     allow_module: List[str] = ALLOW_MODULE,
+    trust_project: bool = TRUST_PROJECT,
+    allow_path: List[Path] = ALLOW_PATH,
 ) -> None:
     """Check specs statically (schema, graph, shapes) without importing TensorFlow.
 
@@ -72,7 +94,8 @@ def validate(
     if not files:
         typer.echo("graphspec: no spec files found", err=True)
         raise typer.Exit(2)
-    results = [check(f, allow_module) for f in files]
+    trust = _trust(allow_module, trust_project, allow_path)
+    results = [check(f, trust) for f in files]
     output = render(results, format.value, verbose)
     if output:
         typer.echo(output)
@@ -93,12 +116,12 @@ def schema(
         output.write_text(text)
 
 
-def _load_or_exit(spec: Path, allow_module: list[str]):
+def _load_or_exit(spec: Path, trust):
     """Load a spec; an invalid one prints every finding and exits 1."""
     from graphspec.pipeline import check
     from graphspec.report import render
 
-    result = check(spec, allow_module)
+    result = check(spec, trust)
     if not result.ok:
         typer.echo(render([result], "text"), err=True)
         raise typer.Exit(1)
@@ -116,18 +139,20 @@ def summary(
     format: TableFormat = typer.Option(TableFormat.text, "--format", "-f"),
     use_keras: bool = typer.Option(False, "--keras", help="Build the model and report Keras's own figures."),
     allow_module: List[str] = ALLOW_MODULE,
+    trust_project: bool = TRUST_PROJECT,
+    allow_path: List[Path] = ALLOW_PATH,
 ) -> None:
     """Per-node table: type, output shape, parameters, inputs, and totals (static unless --keras)."""
     import json
 
     from graphspec.summary import keras_summary, render_text, static_summary
 
-    result = _load_or_exit(spec, allow_module)
+    result = _load_or_exit(spec, _trust(allow_module, trust_project, allow_path))
     if use_keras:
         from graphspec.backend import build
 
         _long_running()
-        table = keras_summary(build(result, compile=False, allow_modules=allow_module))
+        table = keras_summary(build(result, compile=False))
     else:
         table = static_summary(result)
     typer.echo(json.dumps(table, indent=2) if format is TableFormat.json else render_text(table))
@@ -138,6 +163,8 @@ def build(
     spec: Path = typer.Argument(..., help="Spec file."),
     output: Path = typer.Option(..., "--output", "-o", help="Where to save the model (.keras)."),
     allow_module: List[str] = ALLOW_MODULE,
+    trust_project: bool = TRUST_PROJECT,
+    allow_path: List[Path] = ALLOW_PATH,
 ) -> None:
     """Build and compile the model, and save it untrained."""
     _long_running()
@@ -146,9 +173,9 @@ def build(
     if output.suffix != ".keras":
         typer.echo("graphspec: the output file must end in .keras", err=True)
         raise typer.Exit(2)
-    result = _load_or_exit(spec, allow_module)
-    model = build_model(result, allow_modules=allow_module)
-    if model.optimizer is not None:
+    result = _load_or_exit(spec, _trust(allow_module, trust_project, allow_path))
+    model = build_model(result)
+    if result.spec.compile is not None:
         # Save the optimizer's slots too, so loading the file restores it without warnings.
         model.optimizer.build(model.trainable_variables)
     model.save(output)
@@ -171,6 +198,8 @@ def train(
                                    help="Override any spec key, e.g. --set train.batch_size=64 (repeatable)."),
     keep_checkpoints: int = typer.Option(3, "--keep-checkpoints", min=1, help="Epoch checkpoints to keep."),
     allow_module: List[str] = ALLOW_MODULE,
+    trust_project: bool = TRUST_PROJECT,
+    allow_path: List[Path] = ALLOW_PATH,
 ) -> None:
     """Train a spec on its data and write a run directory (models, history, metrics, curves)."""
     _long_running()
@@ -182,7 +211,8 @@ def train(
     options = TrainOptions(
         data=str(data) if data else None, validation_data=str(validation_data) if validation_data else None,
         epochs=epochs, batch_size=batch_size, seed=seed, output=str(output) if output else None,
-        resume=resume, overwrite=overwrite, overrides=list(set_), allow_modules=list(allow_module),
+        resume=resume, overwrite=overwrite, overrides=list(set_),
+        trust=_trust(allow_module, trust_project, allow_path),
         keep_checkpoints=keep_checkpoints,
     )
     try:
@@ -211,6 +241,8 @@ def evaluate(
     best: bool = typer.Option(False, "--best", help="Use the run's best model instead of its final one."),
     format: TableFormat = typer.Option(TableFormat.text, "--format", "-f"),
     allow_module: List[str] = ALLOW_MODULE,
+    trust_project: bool = TRUST_PROJECT,
+    allow_path: List[Path] = ALLOW_PATH,
 ) -> None:
     """Loss and metrics of a trained model on a data file, per output."""
     _long_running()
@@ -218,7 +250,8 @@ def evaluate(
 
     from graphspec.evaluate import open_trained
 
-    scores = open_trained(target, spec, best=best, allow_modules=allow_module).evaluate(data)
+    trained = open_trained(target, spec, best=best, trust=_trust(allow_module, trust_project, allow_path))
+    scores = trained.evaluate(data)
     if format is TableFormat.json:
         typer.echo(json.dumps(scores, indent=2))
         return
@@ -234,16 +267,21 @@ def predict(
     output: Path = typer.Option(..., "--output", "-o", help="preds.csv or preds.npz"),
     spec: Optional[Path] = typer.Option(None, "--spec", help="The spec of a bare .keras model."),
     best: bool = typer.Option(False, "--best", help="Use the run's best model instead of its final one."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing output file (never an input)."),
     allow_module: List[str] = ALLOW_MODULE,
+    trust_project: bool = TRUST_PROJECT,
+    allow_path: List[Path] = ALLOW_PATH,
 ) -> None:
     """Write predictions, named by output, to CSV or NPZ."""
     _long_running()
-    from graphspec.evaluate import open_trained, write_predictions
+    from graphspec.evaluate import check_prediction_target, open_trained, write_predictions
 
     if output.suffix not in (".csv", ".npz"):
         typer.echo("graphspec: --output must end in .csv or .npz", err=True)
         raise typer.Exit(2)
-    predictions = open_trained(target, spec, best=best, allow_modules=allow_module).predict(data)
+    check_prediction_target(output, [data, target, *([spec] if spec else [])], force)
+    trained = open_trained(target, spec, best=best, trust=_trust(allow_module, trust_project, allow_path))
+    predictions = trained.predict(data)
     write_predictions(predictions, output)
     rows = len(next(iter(predictions.values())))
     typer.echo(f"wrote {rows} predictions of {', '.join(predictions)} to {output}")
@@ -269,6 +307,8 @@ def plot(
     rankdir: Rankdir = typer.Option(Rankdir.TB, "--rankdir", help="Top to bottom, or left to right."),
     use_keras: bool = typer.Option(False, "--keras", help="Build the model and draw it with keras.utils.plot_model."),
     allow_module: List[str] = ALLOW_MODULE,
+    trust_project: bool = TRUST_PROJECT,
+    allow_path: List[Path] = ALLOW_PATH,
 ) -> None:
     """Draw the architecture: Mermaid or DOT text, or an SVG/PNG/PDF image."""
     from graphspec.plot.graph import IMAGE_FORMATS, TEXT_FORMATS
@@ -281,7 +321,7 @@ def plot(
     if fmt not in IMAGE_FORMATS and fmt not in TEXT_FORMATS.values():
         typer.echo(f"graphspec: cannot draw .{suffix}: use .dot .mmd .svg .png or .pdf", err=True)
         raise typer.Exit(2)
-    result = _load_or_exit(spec, allow_module)
+    result = _load_or_exit(spec, _trust(allow_module, trust_project, allow_path))
     if use_keras:
         from graphspec.plot.keras_plot import plot_with_keras
 
@@ -289,7 +329,7 @@ def plot(
         if output is None or fmt == "mermaid":
             typer.echo("graphspec: --keras writes an image or .dot file: give --output", err=True)
             raise typer.Exit(2)
-        plot_with_keras(result, output, expand=expand, rankdir=rankdir.value, allow_modules=allow_module)
+        plot_with_keras(result, output, expand=expand, rankdir=rankdir.value)
         typer.echo(f"wrote {output} (keras.utils.plot_model)")
         return
     from graphspec.plot.graph import drawing, render_bytes

@@ -355,6 +355,6 @@ def load_data(spec: SpecFile, path: str | os.PathLike, *, outputs: bool = True) 
     return Dataset(str(path), rows, inputs, targets)
 
 
-def resolve(path: str, base: str | os.PathLike) -> str:
+def resolve(path: str, folder: str | os.PathLike) -> str:
     """A data path as written in a spec: relative to the spec file's folder."""
-    return str((Path(base).parent / path).resolve()) if not os.path.isabs(path) else path
+    return str((Path(folder) / path).resolve()) if not os.path.isabs(path) else path

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,8 +26,9 @@ import numpy as np
 
 from graphspec.data import load_data
 from graphspec.errors import GraphspecError
-from graphspec.pipeline import SpecFile, check
-from graphspec.rundir import RunDir, atomic, write_text
+from graphspec.pipeline import SpecFile, check, check_document_stages
+from graphspec.policy import Trust
+from graphspec.rundir import RunDir, atomic, inside_run_dir, write_text
 from graphspec.train import model_structure
 
 
@@ -86,15 +89,17 @@ class Trained:
 
 
 def open_trained(target: str | os.PathLike, spec_file: str | os.PathLike | None = None, *, best: bool = False,
-                 allow_modules=()) -> Trained:
+                 trust: Trust | None = None) -> Trained:
     """A run directory (its final or best model) or a `.keras` file with the spec that made it."""
     from graphspec.backend import import_allowed_modules, keras_module
 
     target = Path(target)
+    document = None
     if target.is_dir():
         run = RunDir(target)
         model_file = run.best if best else run.model
-        spec_file = spec_file or run.spec
+        if spec_file is None:
+            document = run.load_spec()
         if not model_file.exists():
             raise GraphspecError(f"{target} has no {model_file.name}: is it a finished run directory?")
     else:
@@ -103,16 +108,46 @@ def open_trained(target: str | os.PathLike, spec_file: str | os.PathLike | None 
             raise GraphspecError(f"no such model file: {model_file}")
         if spec_file is None:
             raise GraphspecError(f"{model_file} is a bare model: pass --spec SPEC so its data binding is known")
-    spec = check(spec_file, allow_modules)
+    spec = check_document_stages(document, trust) if document is not None else check(spec_file, trust)
     if not spec.ok:
         raise GraphspecError(spec.diagnostics)
     keras = keras_module()
-    import_allowed_modules(spec.file, allow_modules)
+    import_allowed_modules(spec.policy)
+    refuse_code_running_archive(model_file)
     try:
         model = keras.saving.load_model(model_file)
     except Exception as exc:
         raise GraphspecError(f"cannot load model {model_file}: {str(exc).splitlines()[0]}") from None
     return Trained(model, spec, model_file)
+
+
+def refuse_code_running_archive(model_file: Path) -> None:
+    """Refuse a `.keras` file whose config names a layer that runs code, before Keras loads any of it."""
+    from graphspec.schema.models import code_running_objects
+
+    try:
+        with zipfile.ZipFile(model_file) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise GraphspecError(f"cannot load model {model_file}: not a .keras archive ({exc})") from None
+    refused = next(code_running_objects(config), None)
+    if refused is not None:
+        raise GraphspecError(f"model {model_file} holds a {refused[1]} layer, which can run arbitrary code, "
+                             "and is refused")
+
+
+def check_prediction_target(output: Path, inputs: list[Path], force: bool) -> None:
+    """`predict -o` writes only a new file, or with --force an existing one that is no input of the command."""
+    resolved = output.resolve()
+    if any(resolved == path.resolve() for path in inputs):
+        raise GraphspecError(f"--output {output} is an input of this command; it is never overwritten")
+    run = inside_run_dir(output)
+    if run is not None and RunDir(run).owns(output):
+        raise GraphspecError(f"--output {output} is one of run {run}'s own files; it is never overwritten")
+    if output.is_dir():
+        raise GraphspecError(f"--output {output} is a directory")
+    if output.exists() and not force:
+        raise GraphspecError(f"--output {output} already exists; pass --force to replace it")
 
 
 def write_predictions(predictions: dict[str, np.ndarray], output: Path) -> None:

@@ -34,9 +34,9 @@ import networkx as nx
 
 from graphspec.errors import Diagnostic, GraphspecError, did_you_mean
 from graphspec.loader import Document, load_file
-from graphspec.policy import ALLOW_HINT, ModulePolicy, split_dotted
+from graphspec.policy import Policy, policy_for, split_dotted
 from graphspec.schema import check_document
-from graphspec.schema.catalog import catalog
+from graphspec.schema.catalog import FILE_ARGS, catalog
 from graphspec.schema import models as m
 
 NodeKind = Literal["input", "layer", "merge", "apply"]
@@ -193,8 +193,26 @@ class _Builder:
             module = split_dotted(layer)[0]
             if not self.defs.policy.allows(module):
                 self.error(f"layer '{layer}' comes from module '{module}', which is not allowed",
-                           path + ("layer",), hint=ALLOW_HINT.format(module=module))
+                           path + ("layer",), hint=self.defs.policy.refusal_hint(module))
+        for arg in FILE_ARGS.get(layer, ()):
+            if isinstance(args.get(arg), str):
+                args[arg] = self.readable_file(args[arg], path + ("args", arg))
         return LayerSpec(layer, args, wrap)
+
+    def readable_file(self, value: str, path: tuple) -> str:
+        """A file a layer argument names, resolved against the spec's folder and kept inside its project."""
+        if "://" in value:
+            self.error(f"'{value}' is a URL; layer arguments read local files only", path)
+            return value
+        resolved = (self.doc.folder / value).resolve()
+        if not self.defs.policy.may_read(resolved):
+            roots = ", ".join(str(r) for r in self.defs.policy.readable)
+            self.error(f"'{value}' resolves to {resolved}, outside the spec's project ({roots}): layer arguments "
+                       "may read files inside it only", path,
+                       hint="move the file into the project, or allow its folder with --allow-path DIR")
+        elif not resolved.is_file():
+            self.error(f"'{value}' is not an existing file (resolved to {resolved})", path)
+        return str(resolved)
 
     def repeat_count(self, definition: m.LayerDef, scope: _Scope, path: tuple) -> int:
         count = self.substitute(definition.repeat, scope, path + ("repeat",))
@@ -324,7 +342,7 @@ class _Definitions:
     models: dict[str, Any]
     blocks: dict[str, m.BlockDef]
     block_paths: dict[str, tuple]
-    policy: ModulePolicy
+    policy: Policy
 
     @property
     def layer_names(self) -> set[str]:
@@ -421,7 +439,7 @@ def _add_inputs(builder: _Builder, inputs: dict[str, m.InputSpec], scope: _Scope
 class _ModelResolver:
     """Builds sub-model graphs once each, following `file:` references and catching cycles."""
 
-    def __init__(self, found: list[Diagnostic], policy: ModulePolicy):
+    def __init__(self, found: list[Diagnostic], policy: Policy):
         self.found = found
         self.policy = policy
         self.file_stack: list[str] = []
@@ -476,7 +494,7 @@ class _ModelResolver:
         return _graph_from(builder, name, list(definition.outputs), path + ("outputs",), scope, path=path)
 
     def build_file(self, name: str, definition: m.FileModelDef, doc: Document, path: tuple) -> Graph | None:
-        target = (Path(doc.file).parent / definition.file).resolve()
+        target = (doc.folder / definition.file).resolve()
         if str(target) in self.file_stack or len(self.file_stack) > MAX_BLOCK_DEPTH:
             chain = " -> ".join(Path(f).name for f in self.file_stack + [str(target)])
             self.found.append(doc.diagnostic(f"sub-model files include each other: {chain}", path + ("file",)))
@@ -502,7 +520,7 @@ class _ModelResolver:
         return graph
 
 
-def build_graph(spec: m.Spec, doc: Document, policy: ModulePolicy | None = None,
+def build_graph(spec: m.Spec, doc: Document, policy: Policy | None = None,
                 broken: frozenset[str] = frozenset()) -> tuple[Graph, list[Diagnostic]]:
     """Expand and wire a validated spec. Returns the graph and every graph-level finding.
 
@@ -511,7 +529,7 @@ def build_graph(spec: m.Spec, doc: Document, policy: ModulePolicy | None = None,
     to them are not reported again, and nodes that use them get no shapes.
     """
     found: list[Diagnostic] = []
-    resolver = _ModelResolver(found, policy or ModulePolicy())
+    resolver = _ModelResolver(found, policy or policy_for(doc.folder))
     resolver.file_stack.append(str(Path(doc.file).resolve()))
     graph = resolver.build_spec(spec, doc, broken)
     if not broken and not any(d.severity == "error" for d in found):  # else they would echo earlier errors

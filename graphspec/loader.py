@@ -14,7 +14,9 @@ aliases past the node budget. libyaml's parser is used when PyYAML has it.
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,44 @@ _STANDARD_TAGS = {
     "tag:yaml.org,2002:merge",
     "!",
 }
+# YAML 1.2 core schema: `1e-3` is a float; `yes`, `no`, `on`, `off` and `2024-01-01` are strings.
+_CORE_PATTERNS = (
+    ("tag:yaml.org,2002:null", r"~|null|Null|NULL|"),
+    ("tag:yaml.org,2002:bool", r"true|True|TRUE|false|False|FALSE"),
+    ("tag:yaml.org,2002:int", r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+"),
+    ("tag:yaml.org,2002:float",
+     r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)"),
+)
+_CORE = [(tag, re.compile(pattern)) for tag, pattern in _CORE_PATTERNS]
+
+
+def core_tag(text: str) -> str:
+    """The tag a plain scalar resolves to under the YAML 1.2 core schema."""
+    return next((tag for tag, pattern in _CORE if pattern.fullmatch(text)), _STR_TAG)
+
+
+def _core_value(tag: str, text: str) -> Any:
+    if tag == "tag:yaml.org,2002:null":
+        return None
+    if tag == "tag:yaml.org,2002:bool":
+        return text.lower() == "true"
+    if tag == "tag:yaml.org,2002:int":
+        base = {"0o": 8, "0x": 16}.get(text[:2], 10)
+        return int(text[2:] if base != 10 else text, base)
+    lowered = text.lower().lstrip("+")
+    if lowered in (".inf", "-.inf"):
+        return -math.inf if lowered.startswith("-") else math.inf
+    return math.nan if lowered == ".nan" else float(text)
+
+
+class CoreDumper(yaml.SafeDumper):
+    """Dumps YAML that the YAML 1.2 core schema reads back unchanged (quotes '1e-3', not 'no')."""
+
+
+CoreDumper.yaml_implicit_resolvers = {}
+for _tag, _pattern in _CORE_PATTERNS:
+    CoreDumper.add_implicit_resolver(_tag, re.compile(f"^(?:{_pattern})$"), list("~nNtTfF0123456789+-.") + [""])
+
 _MERGE_KEY = "<<"
 _STR_TAG = "tag:yaml.org,2002:str"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
@@ -53,6 +93,13 @@ class Document:
     data: Any
     file: str
     positions: dict[tuple, tuple[int, int]] = field(default_factory=dict)
+    # The folder relative paths resolve against: the file's own, except for a run directory's
+    # recorded spec, which resolves against the folder of the spec it was made from.
+    base: str | None = None
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.base) if self.base is not None else Path(self.file).parent
 
     def position(self, path: tuple) -> tuple[int | None, int | None]:
         """The position of `path`, or of its nearest ancestor that has one."""
@@ -171,9 +218,16 @@ class _Builder:
         if event.tag is None or event.tag == "!":
             if not event.implicit[0]:  # quoted, block or '!'-tagged: always a string
                 return event.value
-            tag = self._scalars.resolve(yaml.ScalarNode, event.value, event.implicit)
-        else:
-            tag = event.tag
+            if event.value == _MERGE_KEY:
+                return _MERGE_KEY
+            tag = core_tag(event.value)
+            if tag == _STR_TAG:
+                return event.value
+            try:
+                return _core_value(tag, event.value)
+            except ValueError as exc:  # e.g. an integer of more digits than Python converts
+                raise self.fail(f"bad scalar {event.value[:40]!r}: {exc}", event.start_mark) from None
+        tag = event.tag
         if tag == _STR_TAG:
             return event.value
         if tag == _MERGE_TAG:
@@ -234,12 +288,28 @@ def load_text(text: str, file: str = "<string>") -> Document:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         message = " ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
+        if "maximum nesting depth" in message:  # libyaml's own depth limit, below ours for flow style
+            raise builder.fail(f"nesting deeper than {MAX_DEPTH} levels", mark) from None
         raise builder.fail(f"invalid YAML: {message}", mark) from None
     except yaml.YAMLError as exc:
         raise builder.fail(f"invalid YAML: {exc}", None) from None
     except RecursionError:
         raise builder.fail(f"nesting deeper than {MAX_DEPTH} levels", None) from None
     return Document(builder.root, file, builder.positions)
+
+
+def _decode_limited(raw: bytes, name: str) -> str:
+    """Spec text from bytes, refusing oversize, NUL-holding and non-UTF-8 input."""
+    if len(raw) > MAX_BYTES:
+        raise GraphspecError(
+            Diagnostic(f"file is larger than the {MAX_BYTES // (1024 * 1024)} MiB limit for a spec", file=name)
+        )
+    if b"\0" in raw:
+        raise GraphspecError(Diagnostic("file contains NUL bytes: not a YAML text file", file=name))
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise GraphspecError(Diagnostic(f"file is not UTF-8 text (byte {exc.start})", file=name)) from None
 
 
 def read_limited(path: str | os.PathLike) -> str:
@@ -252,16 +322,12 @@ def read_limited(path: str | os.PathLike) -> str:
         raise GraphspecError(Diagnostic("is a directory, not a spec file", file=name)) from None
     except OSError as exc:
         raise GraphspecError(Diagnostic(f"cannot read file: {exc.strerror or exc}", file=name)) from None
-    if len(raw) > MAX_BYTES:
-        raise GraphspecError(
-            Diagnostic(f"file is larger than the {MAX_BYTES // (1024 * 1024)} MiB limit for a spec", file=name)
-        )
-    if b"\0" in raw:
-        raise GraphspecError(Diagnostic("file contains NUL bytes: not a YAML text file", file=name))
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise GraphspecError(Diagnostic(f"file is not UTF-8 text (byte {exc.start})", file=name)) from None
+    return _decode_limited(raw, name)
+
+
+def load_bytes(raw: bytes, file: str) -> Document:
+    """Parse spec bytes with every limit a spec file gets."""
+    return load_text(_decode_limited(raw, file), file)
 
 
 def load_file(path: str | os.PathLike) -> Document:

@@ -21,7 +21,7 @@ from pathlib import Path
 from graphspec.errors import Diagnostic, GraphspecError
 from graphspec.graph import Graph, build_graph
 from graphspec.loader import Document, load_file, load_text
-from graphspec.policy import ModulePolicy, policy_for
+from graphspec.policy import Policy, Trust, policy_for
 from pydantic import ValidationError
 
 from graphspec.schema import check_document, cross_check
@@ -38,6 +38,7 @@ class SpecFile:
     spec: Spec | None = None
     graph: Graph | None = None
     shapes: ShapeReport | None = None
+    policy: Policy | None = None  # what custom layers and file arguments were allowed to reach
     diagnostics: list[Diagnostic] = field(default_factory=list)
 
     @property
@@ -60,14 +61,15 @@ def _sorted(found: list[Diagnostic]) -> list[Diagnostic]:
     return sorted(found, key=lambda d: (d.file or "", d.line or 0, d.column or 0))
 
 
-def check_document_stages(document: Document, allow_modules=()) -> SpecFile:
-    result = _run_stages(document, policy_for(document.file if Path(document.file).exists() else None,
-                                              allow_modules))
+def check_document_stages(document: Document, trust: Trust | None = None) -> SpecFile:
+    policy = policy_for(document.folder, trust)
+    result = _run_stages(document, policy)
+    result.policy = policy
     result.diagnostics = _sorted(result.diagnostics)
     return result
 
 
-def _run_stages(document: Document, policy: ModulePolicy) -> SpecFile:
+def _run_stages(document: Document, policy: Policy) -> SpecFile:
     result = SpecFile(document.file, document)
     spec, found = check_document(document)
     result.diagnostics.extend(found)
@@ -129,30 +131,31 @@ def salvage(document: Document, found: list[Diagnostic]) -> tuple[Spec | None, f
         return None, frozenset()
 
 
-def check(path: str | os.PathLike, allow_modules=()) -> SpecFile:
+def check(path: str | os.PathLike, trust: Trust | None = None) -> SpecFile:
     """Run every static stage on a file; findings are collected, never raised.
 
-    `allow_modules` names modules custom layers may come from, besides those in the
-    nearest pyproject.toml's [tool.graphspec] table.
+    `trust` holds what the person running graphspec grants: modules custom layers may
+    come from, whether the nearest pyproject.toml's list counts, folders outside the
+    project that layer arguments may read (see `graphspec.policy`).
     """
     try:
         document = load_file(path)
     except GraphspecError as exc:
         return SpecFile(str(path), diagnostics=exc.diagnostics)
-    return check_document_stages(document, allow_modules)
+    return check_document_stages(document, trust)
 
 
-def check_text(text: str, file: str = "<string>", allow_modules=()) -> SpecFile:
+def check_text(text: str, file: str = "<string>", trust: Trust | None = None) -> SpecFile:
     try:
         document = load_text(text, file)
     except GraphspecError as exc:
         return SpecFile(file, diagnostics=exc.diagnostics)
-    return check_document_stages(document, allow_modules)
+    return check_document_stages(document, trust)
 
 
-def load(path: str | os.PathLike, allow_modules=()) -> SpecFile:
+def load(path: str | os.PathLike, trust: Trust | None = None) -> SpecFile:
     """Load and statically check a spec; raise `GraphspecError` with every error if it is invalid."""
-    result = check(path, allow_modules)
+    result = check(path, trust)
     if not result.ok:
         raise GraphspecError(result.diagnostics)
     return result

@@ -1,4 +1,4 @@
-"""The run directory: its layout, and writes that never leave a half-written file.
+"""The run directory: its layout, its marker and lock, and writes that never leave a half-written file.
 
 Example:
 
@@ -11,11 +11,17 @@ Example:
 
 Layout: `spec.yaml` (the resolved spec), `model.keras` (final), `best.keras` (best
 by the monitored metric), `history.csv`, `metrics.json`, `checkpoints/epoch_NNNN.keras`
-(model and optimizer state), `curves/*.png`, `tensorboard/`.
+(model and optimizer state), `curves/*.png`, `tensorboard/`, and two hidden files:
+`.graphspec-run` (the marker: only a directory holding it is ever replaced by
+`--overwrite`; it also records the spec the run was made from) and `.lock` (held by the
+process training in it; the kernel releases it when that process dies, even by SIGKILL).
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import json
 import os
 import re
 import shutil
@@ -23,7 +29,12 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from graphspec.errors import Diagnostic, GraphspecError
+
 _CHECKPOINT = re.compile(r"^epoch_(\d{4,})\.keras$")
+MARKER = ".graphspec-run"
+_STAGING = ".graphspec-new-"
+_RETIRED = ".graphspec-old-"
 
 
 @contextmanager
@@ -55,6 +66,18 @@ def write_bytes(target: Path, data: bytes) -> None:
         temporary.write_bytes(data)
 
 
+def is_run_dir(path: Path) -> bool:
+    return (path / MARKER).is_file()
+
+
+def inside_run_dir(path: Path) -> Path | None:
+    """The graphspec run directory that holds `path`, if any."""
+    for folder in Path(path).resolve().parents:
+        if is_run_dir(folder):
+            return folder
+    return None
+
+
 class RunDir:
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
@@ -66,13 +89,18 @@ class RunDir:
         self.checkpoints = self.root / "checkpoints"
         self.curves = self.root / "curves"
         self.tensorboard = self.root / "tensorboard"
+        self.marker = self.root / MARKER
+        self._lock_handle = None
 
     def is_empty(self) -> bool:
         return not self.root.exists() or not any(self.root.iterdir())
 
-    def create(self) -> None:
-        for folder in (self.root, self.checkpoints, self.curves):
-            folder.mkdir(parents=True, exist_ok=True)
+    def owns(self, path: Path) -> bool:
+        """Whether `path` is (or is under) one of the files and folders graphspec keeps in a run."""
+        own = (self.spec, self.model, self.best, self.history, self.metrics, self.checkpoints, self.curves,
+               self.tensorboard, self.marker, self.root / ".lock")
+        resolved = Path(path).resolve()
+        return any(resolved == p.resolve() or p.resolve() in resolved.parents for p in own)
 
     def checkpoint(self, epoch: int) -> Path:
         return self.checkpoints / f"epoch_{epoch:04d}.keras"
@@ -93,3 +121,103 @@ class RunDir:
     def save_model(self, model, target: Path) -> None:
         with atomic(target) as temporary:
             model.save(temporary)
+
+    # -- provenance ------------------------------------------------------------------
+    def marker_data(self) -> dict:
+        """What the marker records: the spec file the run was made from, digests of its sections."""
+        try:
+            data = json.loads(self.marker.read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def load_spec(self):
+        """The run's recorded spec, whose relative paths resolve where its source spec's did."""
+        from graphspec.loader import load_file
+
+        document = load_file(self.spec)
+        source = self.marker_data().get("source")
+        if isinstance(source, str):
+            document.base = str(Path(source).parent)
+        return document
+
+    # -- locking ---------------------------------------------------------------------
+    def lock(self) -> None:
+        """Hold the run's lock for this process's lifetime; fail at once if another process holds it."""
+        handle = open(self.root / ".lock", "a+")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise GraphspecError(Diagnostic(f"run directory {self.root} is in use by {holder}",
+                                            hint="wait for it to finish, or train into another --output")) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()}\n")
+        handle.flush()
+        self._lock_handle = handle
+
+    # -- creation --------------------------------------------------------------------
+    def create(self, marker: dict, files: dict[str, str], replace: bool) -> None:
+        """Create the run directory whole: `marker`, the lock and `files` are written aside, then swapped in.
+
+        With `replace`, an existing run directory (checked by the caller to be one) is
+        moved aside only after the new one is complete, and then deleted.
+        """
+        parent = self.root.parent
+        parent.mkdir(parents=True, exist_ok=True)
+        _remove_leftovers(parent, self.root.name)
+        staging = Path(tempfile.mkdtemp(prefix=f".{self.root.name}{_STAGING}", dir=parent))
+        try:
+            os.chmod(staging, 0o777 & ~_umask())
+            staged = RunDir(staging)
+            for folder in (staged.checkpoints, staged.curves):
+                folder.mkdir()
+            write_text(staged.marker, json.dumps({"graphspec": 1, **marker}) + "\n")
+            for name, text in files.items():
+                write_text(staging / name, text)
+            staged.lock()
+            retired = None
+            if replace and self.root.exists():
+                self.lock()
+                retired = Path(tempfile.mkdtemp(prefix=f".{self.root.name}{_RETIRED}", dir=parent))
+                os.replace(self.root, retired / "run")
+            try:
+                os.rename(staging, self.root)
+            except OSError as exc:
+                if retired is not None:
+                    os.replace(retired / "run", self.root)
+                if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
+                    raise GraphspecError(Diagnostic(f"run directory {self.root} appeared while checking",
+                                                    hint="another process created it; pass another --output"))
+                raise
+            self._lock_handle, staged._lock_handle = staged._lock_handle, None
+            if retired is not None:
+                shutil.rmtree(retired, ignore_errors=True)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+def _remove_leftovers(parent: Path, name: str) -> None:
+    """Staging and retired copies of `name` left by a killed process (their lock is free)."""
+    for leftover in parent.glob(f".{name}.graphspec-*"):
+        if leftover.is_dir() and not leftover.is_symlink():
+            probe = leftover / ".lock" if (leftover / ".lock").exists() else leftover / "run" / ".lock"
+            if probe.exists():
+                with open(probe) as handle:
+                    try:
+                        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except OSError:
+                        continue  # still being written by a live process
+            shutil.rmtree(leftover, ignore_errors=True)

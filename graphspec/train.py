@@ -19,13 +19,13 @@ checkpoint sees exactly the batches an uninterrupted run would.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import csv
 import io
 import json
 import math
 import os
 import secrets
-import shutil
 import signal
 import sys
 import threading
@@ -39,8 +39,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 from graphspec.data import Dataset, load_data, resolve
 from graphspec.errors import Diagnostic, GraphspecError
-from graphspec.loader import Document, load_file
+from graphspec.loader import CoreDumper, Document, load_bytes, load_file, load_text
 from graphspec.pipeline import SpecFile, check_document_stages
+from graphspec.policy import Trust
 from graphspec.rundir import RunDir
 from graphspec.schema.models import TrainSpec
 
@@ -65,7 +66,7 @@ class TrainOptions:
     resume: bool = False
     overwrite: bool = False
     overrides: list[str] = field(default_factory=list)
-    allow_modules: list[str] = field(default_factory=list)
+    trust: Trust = field(default_factory=Trust)
     keep_checkpoints: int = 3
     verbose: int | None = None  # Keras's: None picks the progress bar on a terminal, else a line per epoch
 
@@ -74,13 +75,15 @@ class TrainOptions:
 
 
 def _parse_override(item: str) -> tuple[list[str], object]:
+    """`key=value`, the value read by the spec loader (same scalars, tags and limits as a spec file)."""
     key, sep, raw = item.partition("=")
     if not sep or not key:
         raise GraphspecError(f"--set needs key=value (e.g. train.batch_size=64), got {item!r}")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as exc:
-        raise GraphspecError(f"--set {key}: value is not plain YAML: {exc}") from None
+        value = load_text(raw, f"--set {item}").data if raw.strip() else ""
+    except GraphspecError as exc:
+        reason = "; ".join(d.message for d in exc.diagnostics)
+        raise GraphspecError(f"--set {item}: {reason}") from None
     return key.split("."), value
 
 
@@ -104,25 +107,24 @@ def apply_overrides(document: Document, overrides: list[str]) -> Document:
             target[int(last)] = value
         else:
             target[last] = value
-    return Document(data, document.file, document.positions)
+    return Document(data, document.file, document.positions, document.base)
 
 
-def _absolute_paths(data: dict, spec_file: str) -> dict:
+def _absolute_paths(data: dict, folder: Path) -> dict:
     """The resolved spec for the run directory: data and sub-model paths made absolute."""
     data = copy.deepcopy(data)
     section = data.get("data") or {}
     for key in ("train", "validation"):
         if isinstance(section.get(key), str):
-            section[key] = resolve(section[key], spec_file)
+            section[key] = resolve(section[key], folder)
     for model in (data.get("models") or {}).values():
         if isinstance(model, dict) and isinstance(model.get("file"), str):
-            model["file"] = resolve(model["file"], spec_file)
+            model["file"] = resolve(model["file"], folder)
     return data
 
 
-def resolve_spec(spec_path: str, options: TrainOptions) -> tuple[SpecFile, dict]:
-    """Load the spec with every override applied, check it, and return it with its resolved data."""
-    document = load_file(spec_path)
+def _option_overrides(options: TrainOptions) -> list[str]:
+    """`--set` items, then the dedicated options as the `--set` items they stand for."""
     overrides = list(options.overrides)
     for key, value in (("train.epochs", options.epochs), ("train.batch_size", options.batch_size),
                        ("train.seed", options.seed)):
@@ -131,14 +133,19 @@ def resolve_spec(spec_path: str, options: TrainOptions) -> tuple[SpecFile, dict]
     for key, value in (("data.train", options.data), ("data.validation", options.validation_data)):
         if value is not None:
             overrides.append(f"{key}={json.dumps(os.path.abspath(value))}")
-    document = apply_overrides(document, overrides)
-    result = check_document_stages(document, options.allow_modules)
+    return overrides
+
+
+def resolve_spec(document: Document, options: TrainOptions) -> tuple[SpecFile, dict]:
+    """The spec with every override applied, checked, and its resolved data for the run directory."""
+    document = apply_overrides(document, _option_overrides(options))
+    result = check_document_stages(document, options.trust)
     if not result.ok:
         raise GraphspecError(result.diagnostics)
     for section in ("compile", "data"):
         if getattr(result.spec, section) is None:
             raise GraphspecError(document.diagnostic(f"training needs a `{section}:` section", ()))
-    return result, _absolute_paths(document.data, spec_path)
+    return result, _absolute_paths(document.data, document.folder)
 
 
 # --------------------------------------------------------------------------- datasets
@@ -272,15 +279,19 @@ def _make_recorder(keras, tf, run: RunDir, state: "_RunState", keep: int, interr
             for key, value in logs.items():
                 state.history.setdefault(key, []).append(value)
             state.epochs_done = epoch + 1
-            run.save_model(self.model, run.checkpoint(epoch + 1))
             monitored = logs.get(state.monitor)
-            if monitored is not None and state.improves(monitored):
+            improved = monitored is not None and state.improves(monitored)
+            if improved:
                 state.best_value, state.best_epoch = monitored, epoch + 1
+            # The history row is durable before its checkpoint: a run killed between the two
+            # resumes from the previous checkpoint and drops the row (`_resume_point`).
+            run.write_text(run.history, _history_rows(state.history))
+            run.write_text(run.metrics, json.dumps(state.metrics(), indent=2) + "\n")
+            run.save_model(self.model, run.checkpoint(epoch + 1))
+            if improved:
                 run.copy_file(run.checkpoint(epoch + 1), run.best)  # the same bytes: no second save
             for old in run.checkpoint_epochs()[:-keep]:
                 run.checkpoint(old).unlink(missing_ok=True)
-            run.write_text(run.history, _history_rows(state.history))
-            run.write_text(run.metrics, json.dumps(state.metrics(), indent=2) + "\n")
             log_scalars(epoch, logs)
             if interrupt.requested:
                 self.model.stop_training = True
@@ -340,20 +351,81 @@ def _default_output(name: str) -> str:
     return os.path.join("runs", name, time.strftime("%Y%m%d-%H%M%S"))
 
 
-def _prepare_run_dir(run: RunDir, options: TrainOptions) -> None:
-    if options.resume:
-        if not run.checkpoint_epochs():
-            raise GraphspecError(f"cannot resume: {run.root} has no checkpoints/epoch_*.keras")
+def _refuse_output(run: RunDir, message: str, hint: str | None = None) -> GraphspecError:
+    return GraphspecError(Diagnostic(f"--output {run.root}: {message}", hint=hint))
+
+
+def _check_new_output(run: RunDir, options: TrainOptions, protected: dict[str, Path]) -> None:
+    """Refuse an --output that is not a fresh place for a run, or that --overwrite must not delete."""
+    root = run.root
+    if root.is_symlink():
+        raise _refuse_output(run, "is a symbolic link", "give the real directory, or a new path")
+    if root.exists() and not root.is_dir():
+        raise _refuse_output(run, "is a file, not a directory")
+    if run.is_empty():
         return
-    if not run.is_empty():
-        if not options.overwrite:
+    if not options.overwrite:
+        raise _refuse_output(run, "already exists and is not empty",
+                             "pass --resume to continue it, --overwrite to replace it, or --output for a new one")
+    from graphspec.rundir import is_run_dir
+
+    resolved = root.resolve()
+    for what, path in protected.items():
+        if path == resolved or resolved in path.parents:
+            raise _refuse_output(run, f"it is or holds {what} ({path}); --overwrite never deletes that")
+    if not is_run_dir(root):
+        raise _refuse_output(run, "is not a run directory graphspec created (it has no .graphspec-run marker), "
+                             "so --overwrite will not delete it", "train into a new --output")
+
+
+def _resume_point(run: RunDir, history: dict[str, list[float]]) -> int:
+    """The last epoch whose checkpoint and history row both exist (0: start over)."""
+    rows = len(next(iter(history.values()), []))
+    return max((e for e in run.checkpoint_epochs() if e <= rows), default=0)
+
+
+def _section_digests(data: dict) -> dict[str, str]:
+    """A digest per top-level section, `train.epochs` left out: what a resume may not change."""
+    import hashlib
+
+    digests = {}
+    for key, value in (data if isinstance(data, dict) else {}).items():
+        if key == "train" and isinstance(value, dict):
+            value = {k: v for k, v in value.items() if k != "epochs"}
+        text = json.dumps(value, sort_keys=True, default=repr)
+        digests[str(key)] = hashlib.sha256(text.encode()).hexdigest()
+    return digests
+
+
+def _differing_sections(first: dict[str, str], second: dict[str, str]) -> list[str]:
+    return sorted(k for k in set(first) | set(second) if first.get(k) != second.get(k))
+
+
+def _resumed_document(run: RunDir, spec_path: str, options: TrainOptions) -> tuple[Document, TrainOptions]:
+    """The run's recorded spec, after checking that SPEC and the options change nothing but epochs."""
+    recorded = run.load_spec()
+    probe = apply_overrides(recorded, _option_overrides(options))
+    changed = _differing_sections(_section_digests(recorded.data), _section_digests(probe.data))
+    if changed:
+        raise GraphspecError(Diagnostic(
+            f"--resume continues with the run's recorded settings, and these options would change "
+            f"{', '.join(changed)}", hint="only --epochs (or --set train.epochs=N) may change on resume; "
+            "start a new run for anything else"))
+    if Path(spec_path).resolve() != run.spec.resolve():
+        given = load_file(spec_path)
+        differ = _differing_sections(run.marker_data().get("digests", {}), _section_digests(given.data))
+        if differ:
             raise GraphspecError(Diagnostic(
-                f"run directory {run.root} already exists and is not empty",
-                hint="pass --resume to continue it, --overwrite to replace it, or --output for a new one"))
-        shutil.rmtree(run.root)
+                f"cannot resume: {spec_path} differs from the spec run {run.root} was started from "
+                f"(in {', '.join(differ)})", file=spec_path,
+                hint=f"resume with the spec it was trained from, or with {run.spec}; train.epochs alone may change"))
+        epochs = (given.data.get("train") or {}).get("epochs") if isinstance(given.data, dict) else None
+        if epochs is not None and options.epochs is None:
+            options = dataclasses.replace(options, epochs=epochs)
+    return recorded, options
 
 
-def _read_data_while_importing_keras(spec: SpecFile, spec_path: str) -> tuple[Dataset, Dataset | None]:
+def _read_data_while_importing_keras(spec: SpecFile) -> tuple[Dataset, Dataset | None]:
     """Parse and check the data files in a worker thread while Keras imports in this one.
 
     pyarrow and numpy release the GIL, so the two overlap on a second core. Nothing is
@@ -361,9 +433,9 @@ def _read_data_while_importing_keras(spec: SpecFile, spec_path: str) -> tuple[Da
     """
     from graphspec.backend import keras_module
 
-    files = [resolve(spec.spec.data.train, spec_path)]
+    files = [_data_files(spec)[0]]
     if spec.spec.data.validation:
-        files.append(resolve(spec.spec.data.validation, spec_path))
+        files.append(_data_files(spec)[1])
     with ThreadPoolExecutor(max_workers=1) as pool:
         loading = [pool.submit(load_data, spec, path) for path in files]
         keras_module()
@@ -371,17 +443,56 @@ def _read_data_while_importing_keras(spec: SpecFile, spec_path: str) -> tuple[Da
     return loaded[0], (loaded[1] if len(loaded) > 1 else None)
 
 
+def _data_files(spec: SpecFile) -> list[str]:
+    section = spec.spec.data
+    return [resolve(p, spec.document.folder) for p in (section.train, section.validation) if p]
+
+
+def _run_spec_text(resolved: dict) -> str:
+    """The resolved spec as YAML that graphspec's own loader reads back to the same data."""
+    text = yaml.dump(resolved, Dumper=CoreDumper, sort_keys=False, allow_unicode=True)
+    try:
+        reread = load_bytes(text.encode(), "spec.yaml").data
+    except GraphspecError as exc:
+        raise GraphspecError(Diagnostic(
+            f"the resolved spec cannot be recorded in a run directory: {exc.diagnostics[0].message}",
+            hint="the spec expands (merge keys, --set values) past the loader's limits; write it out plainly")) \
+            from None
+    if reread != resolved:
+        raise GraphspecError(Diagnostic("the resolved spec does not read back as written (an unusual --set value?)"))
+    return text
+
+
 def train(spec_path: str | os.PathLike, options: TrainOptions | None = None,
           echo: Callable[[str], None] = print) -> RunDir:
-    """Train a spec on its data; returns the run directory. Raises GraphspecError on bad input."""
+    """Train a spec on its data; returns the run directory. Raises GraphspecError on bad input.
+
+    Nothing is written until the spec, the data and the model have all passed; then the
+    run directory appears whole (and replaces an earlier run only with `overwrite`).
+    """
     options = options or TrainOptions()
     spec_path = str(spec_path)
-    resumed_spec = Path(options.output or "") / "spec.yaml"
-    if options.resume and options.output and resumed_spec.exists():
-        spec_path = str(resumed_spec)  # a resumed run keeps the spec it started with
-    spec, resolved = resolve_spec(spec_path, options)
+    run = RunDir(options.output) if options.output else None
+    if options.resume:
+        from graphspec.rundir import is_run_dir
+
+        if run is None:
+            raise GraphspecError("--resume needs --output RUN_DIR")
+        if not is_run_dir(run.root) or not run.spec.is_file():
+            raise GraphspecError(Diagnostic(f"cannot resume: {run.root} is not a graphspec run directory",
+                                            hint="give the --output of an earlier `graphspec train`"))
+        run.lock()
+        document, options = _resumed_document(run, spec_path, options)
+    else:
+        document = load_file(spec_path)
+    spec, resolved = resolve_spec(document, options)
+    run = run or RunDir(_default_output(spec.name))
+    if not options.resume:
+        protected = {"the working directory": Path.cwd().resolve(), "the spec": Path(spec_path).resolve(),
+                     **{f"data file {f}": Path(f).resolve() for f in _data_files(spec)}}
+        _check_new_output(run, options, protected)
     settings = spec.spec.train or TrainSpec()
-    data, validation = _read_data_while_importing_keras(spec, spec_path)
+    data, validation = _read_data_while_importing_keras(spec)
     if validation is None and settings.validation_split:
         data, validation = _split(data, settings.validation_split)
     fixed_batch = spec.fixed_batch_size
@@ -392,13 +503,8 @@ def train(spec_path: str | os.PathLike, options: TrainOptions | None = None,
         data = _trim(data, batch)
         validation = _trim(validation, batch) if validation is not None else None
 
-    run = RunDir(options.output or _default_output(spec.name))
-    _prepare_run_dir(run, options)
     seed = settings.seed if settings.seed is not None else secrets.randbelow(2**31)
     resolved.setdefault("train", {})["seed"] = seed
-    run.create()
-    if not options.resume:
-        run.write_text(run.spec, yaml.safe_dump(resolved, sort_keys=False))
 
     from graphspec.backend import build, import_allowed_modules, keras_module
 
@@ -412,19 +518,26 @@ def train(spec_path: str | os.PathLike, options: TrainOptions | None = None,
         echo(f"note: no validation data, so the best model is picked by '{monitor[4:]}' instead of '{monitor}'")
         monitor = monitor[4:]
     state = _RunState(monitor, read_history(run.history) if options.resume else {})
-    if options.resume:
-        last = run.checkpoint_epochs()[-1]
-        import_allowed_modules(spec.file, options.allow_modules)
+    last = _resume_point(run, state.history) if options.resume else 0
+    if last:
+        import_allowed_modules(spec.policy)
         model = keras.saving.load_model(run.checkpoint(last))
         state.history = {k: v[:last] for k, v in state.history.items()}
         state.epochs_done = last
         state.restore_best()
+        if state.best_epoch is not None and run.checkpoint(state.best_epoch).exists():
+            run.copy_file(run.checkpoint(state.best_epoch), run.best)  # a kill may have cut its copy short
         echo(f"resuming {run.root} after epoch {last}")
     else:
-        model = build(spec, allow_modules=options.allow_modules)
+        state.history = {}
+        model = build(spec)
+    if not options.resume:
+        marker = {"source": str(Path(spec_path).resolve()), "digests": _section_digests(load_file(spec_path).data)}
+        run.create(marker, {"spec.yaml": _run_spec_text(resolved)}, replace=options.overwrite)
     first_epoch = state.epochs_done
     if first_epoch >= settings.epochs:
         echo(f"{run.root} already has {first_epoch} of {settings.epochs} epochs")
+        _finish(run, state, settings, model)
         return run
 
     stream, steps = _training_stream(tf, data, batch, settings.shuffle and not fixed_batch, seed,
@@ -449,6 +562,13 @@ def train(spec_path: str | os.PathLike, options: TrainOptions | None = None,
         echo(f"resume with: graphspec train {spec_path} --output {run.root} --resume")
         raise
     state.interrupted = interrupt.requested
+    _finish(run, state, settings, model)
+    _closing_summary(run, state, settings, spec_path, echo)
+    return run
+
+
+def _finish(run: RunDir, state: _RunState, settings: TrainSpec, model) -> None:
+    """What a complete run holds besides its checkpoints: the final model, metrics and curves."""
     restored = (settings.callbacks.get("early_stopping") or {}).get("restore_best_weights")
     last = run.checkpoint(state.epochs_done)
     if last.exists() and not restored:
@@ -459,8 +579,6 @@ def train(spec_path: str | os.PathLike, options: TrainOptions | None = None,
     from graphspec.plot.curves import write_curves
 
     write_curves(state.history, run.curves)
-    _closing_summary(run, state, settings, spec_path, echo)
-    return run
 
 
 def _closing_summary(run: RunDir, state: _RunState, settings: TrainSpec, spec_path: str, echo) -> None:

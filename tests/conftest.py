@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -45,3 +47,12 @@ def write(tmp_path):
         return path
 
     return _write
+
+
+def run_cli(*args, cwd=ROOT, env=None, **kwargs) -> subprocess.CompletedProcess:
+    """`python -m graphspec ARGS` in a real subprocess."""
+    import os
+
+    environment = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "graphspec", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, env=environment, **kwargs)

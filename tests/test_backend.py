@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import graphspec
-from conftest import ROOT, check, only_error
+from conftest import ROOT, check, errors, only_error
 from handwritten import BUILDERS, keras
 
 EXAMPLES_DIR = ROOT / "specs" / "examples"
@@ -197,7 +197,7 @@ def test_custom_layers_need_an_allowed_module(write, monkeypatch, tmp_path):
     assert d.message == "layer 'gs_custom_layers.Scale' comes from module 'gs_custom_layers', which is not allowed"
     assert "--allow-module gs_custom_layers" in d.hint and d.line == 4
 
-    model = graphspec.build(spec_path, allow_modules=["gs_custom_layers"])
+    model = graphspec.build(spec_path, trust=graphspec.Trust(allow_modules=["gs_custom_layers"]))
     assert model.count_params() == 3
     np.testing.assert_allclose(model(np.ones((1, 3), "float32")), [[2.0, 2.0, 2.0]])
     model.save(tmp_path / "m.keras")
@@ -205,7 +205,9 @@ def test_custom_layers_need_an_allowed_module(write, monkeypatch, tmp_path):
     assert type(reloaded.get_layer("s")).__name__ == "Scale"
 
     write("pyproject.toml", '[tool.graphspec]\nallow-modules = ["gs_custom_layers"]\n')
-    assert graphspec.check(spec_path).ok
+    untrusted = errors(graphspec.check(spec_path))
+    assert len(untrusted) == 1 and "--trust-project" in untrusted[0].hint
+    assert graphspec.check(spec_path, graphspec.Trust(trust_project=True)).ok
 
 
 def test_lambda_is_refused_with_how_to_allow_custom_code():

@@ -165,8 +165,9 @@ def test_existing_run_directory_is_never_overwritten(tmp_path):
     refused = cli("train", EXAMPLES / "sine.yaml", "--output", run, "--epochs", "1")
     assert refused.returncode == 1 and "already exists and is not empty" in refused.stderr
     assert (run / "keep.txt").read_text() == "mine"
-    assert cli("train", EXAMPLES / "sine.yaml", "--output", run, "--epochs", "1", "--overwrite").returncode == 0
-    assert not (run / "keep.txt").exists() and (run / "model.keras").exists()
+    refused = cli("train", EXAMPLES / "sine.yaml", "--output", run, "--epochs", "1", "--overwrite")
+    assert refused.returncode == 1 and "no .graphspec-run marker" in refused.stderr
+    assert (run / "keep.txt").read_text() == "mine"
     assert cli("train", EXAMPLES / "sine.yaml", "--resume").returncode == 2
 
 

@@ -9,7 +9,7 @@ from graphspec.pipeline import SpecFile
 from graphspec.plot.graph import INSTALL_HINT
 
 
-def plot_with_keras(spec: SpecFile, output: Path, *, expand: bool, rankdir: str, allow_modules=()) -> None:
+def plot_with_keras(spec: SpecFile, output: Path, *, expand: bool, rankdir: str) -> None:
     """Build the model and draw it with keras.utils.plot_model (needs pydot and graphviz's `dot`)."""
     import shutil
 
@@ -18,7 +18,7 @@ def plot_with_keras(spec: SpecFile, output: Path, *, expand: bool, rankdir: str,
     if shutil.which("dot") is None:
         raise GraphspecError(f"cannot draw with Keras: {INSTALL_HINT.split(';')[0]}")
     keras = keras_module()
-    model = build(spec, compile=False, allow_modules=allow_modules)
+    model = build(spec, compile=False)
     try:
         keras.utils.plot_model(model, to_file=str(output), show_shapes=True, show_layer_names=True,
                                expand_nested=expand, rankdir=rankdir, dpi=96)

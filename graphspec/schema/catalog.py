@@ -25,6 +25,9 @@ CATALOG_FILE = Path(__file__).with_name("keras_catalog.json")
 # Layers a spec must not name: they run code or wrap foreign frameworks.
 # Custom code goes through the allow-listed module mechanism instead.
 UNSAFE_LAYERS = frozenset({"Lambda", "TFSMLayer", "JaxLayer", "FlaxLayer", "TorchModuleWrapper"})
+# Arguments Keras reads as a file path when given a string (IndexLookup's vocabulary; TextVectorization
+# hands its vocabulary to one). graphspec resolves them and keeps them inside the spec's project.
+FILE_ARGS = {"StringLookup": ("vocabulary",), "IntegerLookup": ("vocabulary",), "TextVectorization": ("vocabulary",)}
 # Layers that are part of the graph machinery rather than something to declare as a node.
 STRUCTURAL_LAYERS = frozenset({"InputLayer", "InputSpec", "Layer", "Wrapper", "Pipeline"})
 

@@ -37,6 +37,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from graphspec.errors import did_you_mean
+from graphspec.policy import FRAMEWORK_PACKAGES, module_problem
 from graphspec.schema.catalog import UNSAFE_LAYERS, STRUCTURAL_LAYERS, catalog
 
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -73,21 +74,43 @@ class Strict(BaseModel):
 # --------------------------------------------------------------------------- layers
 
 
+def code_running_objects(value: Any, at: tuple = ()):
+    """Nested `{class_name: ...}` objects in arguments that name a refused class: (path, name)."""
+    stack = [(value, at)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, dict):
+            name = item.get("class_name")
+            if isinstance(name, str) and re.split(r"[.>]", name)[-1] in UNSAFE_LAYERS:
+                yield where + ("class_name",), name
+            stack.extend((v, where + (k,)) for k, v in item.items())
+        elif isinstance(item, list):
+            stack.extend((v, where + (i,)) for i, v in enumerate(item))
+
+
 def check_layer_args(layer: str, args: dict[str, Any], owner: str = "layer") -> None:
     """Raise a schema error naming every unknown or missing argument of `layer`."""
     cat = catalog()
-    if "." in layer:
-        # A custom layer class `package.module.Class`: its module must be allowed by the
-        # user (checked in the graph stage) and its arguments are checked when it is built.
-        if not re.match(CUSTOM_LAYER_PATTERN, layer):
-            raise _error(f"'{layer}' is not a layer class path like 'package.module.Class'", None, ("layer",))
-        return
-    if layer in UNSAFE_LAYERS:
+    class_name = layer.rpartition(".")[2]
+    if class_name in UNSAFE_LAYERS:
         raise _error(
             f"{owner} type '{layer}' can run arbitrary code and is refused",
             "write a custom layer in a module and allow it explicitly (--allow-module)",
             ("layer",),
         )
+    refused = next(code_running_objects(args, ("args",)), None)
+    if refused is not None:
+        raise _error(f"'{refused[1]}' can run arbitrary code and is refused, here as in a layer type", None,
+                     refused[0])
+    if "." in layer:
+        # A custom layer class `package.module.Class`: its module must be allowed by the
+        # user (checked in the graph stage) and its arguments are checked when it is built.
+        if not re.match(CUSTOM_LAYER_PATTERN, layer):
+            raise _error(f"'{layer}' is not a layer class path like 'package.module.Class'", None, ("layer",))
+        if layer.split(".")[0] in FRAMEWORK_PACKAGES:
+            bare = f"write `layer: {class_name}`" if cat.canonical_layer(class_name) else None
+            raise _error(f"{owner} type '{layer}': {module_problem(layer.rpartition('.')[0])}", bare, ("layer",))
+        return
     if layer in STRUCTURAL_LAYERS or cat.canonical_layer(layer) is None:
         raise _error(
             f"unknown {owner} type '{layer}'",
