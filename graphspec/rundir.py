@@ -105,6 +105,21 @@ class RunDir:
     def checkpoint(self, epoch: int) -> Path:
         return self.checkpoints / f"epoch_{epoch:04d}.keras"
 
+    def checkpoint_state(self, epoch: int) -> Path:
+        """What a resume needs besides the model: the best epoch so far, the callbacks' state."""
+        return self.checkpoints / f"epoch_{epoch:04d}.json"
+
+    def checkpoint_saved_state(self, epoch: int) -> dict:
+        try:
+            saved = json.loads(self.checkpoint_state(epoch).read_text())
+        except (OSError, ValueError):
+            return {}
+        return saved if isinstance(saved, dict) else {}
+
+    def remove_checkpoint(self, epoch: int) -> None:
+        self.checkpoint(epoch).unlink(missing_ok=True)
+        self.checkpoint_state(epoch).unlink(missing_ok=True)
+
     def checkpoint_epochs(self) -> list[int]:
         if not self.checkpoints.is_dir():
             return []

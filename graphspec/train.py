@@ -50,7 +50,6 @@ _CALLBACK_CLASSES = {
     "reduce_lr_on_plateau": "ReduceLROnPlateau",
     "terminate_on_nan": "TerminateOnNaN",
 }
-_HIGHER_IS_BETTER = ("acc", "auc", "precision", "recall", "f1", "iou", "r2")
 
 
 @dataclass
@@ -204,10 +203,6 @@ def model_structure(arrays: dict):
 # --------------------------------------------------------------------------- callbacks
 
 
-def _higher_is_better(monitor: str) -> bool:
-    return any(token in monitor for token in _HIGHER_IS_BETTER)
-
-
 def _history_rows(history: dict[str, list[float]]) -> str:
     keys = list(history)
     buffer = io.StringIO()
@@ -251,7 +246,10 @@ class _Interrupt:
         return False
 
 
-def _make_recorder(keras, tf, run: RunDir, state: "_RunState", keep: int, interrupt: _Interrupt):
+def _make_recorder(keras, tf, run: RunDir, state: "_RunState", callbacks: list, keep: int, interrupt: _Interrupt):
+    """The callback that writes the run directory after each epoch, and restores `callbacks` on resume."""
+    from graphspec.keras_private import callback_state, improvement_test, restore_callback_state
+
     # Epoch scalars in TensorBoard's layout (train/ and validation/, "epoch_<metric>"). Keras's own
     # TensorBoard callback costs a summary op per batch; these cost one write per epoch.
     writers: dict[str, object] = {}
@@ -266,8 +264,23 @@ def _make_recorder(keras, tf, run: RunDir, state: "_RunState", keep: int, interr
         for writer in writers.values():
             writer.flush()
 
+    def kept_for_restoring() -> set[int]:
+        """Checkpoints a resume needs besides the last few: EarlyStopping's best weights."""
+        return {c.best_epoch + 1 for c in callbacks
+                if getattr(c, "restore_best_weights", False) and getattr(c, "best", None) is not None}
+
     class Recorder(keras.callbacks.Callback):
-        """After each epoch: history, metrics, checkpoint, best model and TensorBoard scalars."""
+        """After each epoch: history, metrics, callback state, checkpoint, best model, TensorBoard scalars."""
+
+        def on_train_begin(self, logs=None):
+            # Runs after the spec's callbacks reset themselves (it comes after them in the list).
+            if not state.resumed_callbacks:
+                return
+            for callback, saved in zip(callbacks, state.resumed_callbacks):
+                restore_callback_state(callback, saved)
+                if getattr(callback, "restore_best_weights", False) and callback.best is not None:
+                    best = run.checkpoint(callback.best_epoch + 1)
+                    callback.best_weights = keras.saving.load_model(best).get_weights()
 
         def on_epoch_begin(self, epoch, logs=None):
             for layer in self.model.layers:
@@ -280,18 +293,25 @@ def _make_recorder(keras, tf, run: RunDir, state: "_RunState", keep: int, interr
                 state.history.setdefault(key, []).append(value)
             state.epochs_done = epoch + 1
             monitored = logs.get(state.monitor)
-            improved = monitored is not None and state.improves(monitored)
+            if state.improves is None and monitored is not None:
+                state.improves = _improvement_test(improvement_test, keras, self.model, state)
+            improved = monitored is not None and state.improves(monitored, state.best_value)
             if improved:
                 state.best_value, state.best_epoch = monitored, epoch + 1
             # The history row is durable before its checkpoint: a run killed between the two
             # resumes from the previous checkpoint and drops the row (`_resume_point`).
             run.write_text(run.history, _history_rows(state.history))
             run.write_text(run.metrics, json.dumps(state.metrics(), indent=2) + "\n")
+            saved = {"best_epoch": state.best_epoch, "best_value": state.best_value,
+                     "callbacks": [callback_state(c) for c in callbacks]}
+            run.write_text(run.checkpoint_state(epoch + 1), json.dumps(saved) + "\n")
             run.save_model(self.model, run.checkpoint(epoch + 1))
             if improved:
                 run.copy_file(run.checkpoint(epoch + 1), run.best)  # the same bytes: no second save
+            kept = kept_for_restoring() | {state.best_epoch}
             for old in run.checkpoint_epochs()[:-keep]:
-                run.checkpoint(old).unlink(missing_ok=True)
+                if old not in kept:
+                    run.remove_checkpoint(old)
             log_scalars(epoch, logs)
             if interrupt.requested:
                 self.model.stop_training = True
@@ -299,26 +319,30 @@ def _make_recorder(keras, tf, run: RunDir, state: "_RunState", keep: int, interr
     return Recorder()
 
 
+def _improvement_test(improvement_test, keras, model, state: "_RunState"):
+    try:
+        return improvement_test(keras, model, state.monitor, state.mode)
+    except ValueError:
+        raise GraphspecError(Diagnostic(
+            f"train.monitor '{state.monitor}': Keras cannot tell whether it should rise or fall",
+            hint="set train.monitor_mode to max or min")) from None
+
+
 @dataclass
 class _RunState:
     monitor: str
+    mode: str
     history: dict[str, list[float]]
     epochs_done: int = 0
     best_value: float | None = None
     best_epoch: int | None = None
     interrupted: bool = False
+    improves: Callable[[float, float | None], bool] | None = None
+    resumed_callbacks: list[dict] = field(default_factory=list)
 
-    def improves(self, value: float) -> bool:
-        if not math.isfinite(value):
-            return False
-        if self.best_value is None:
-            return True
-        return value > self.best_value if _higher_is_better(self.monitor) else value < self.best_value
-
-    def restore_best(self) -> None:
-        for epoch, value in enumerate(self.history.get(self.monitor, []), start=1):
-            if self.improves(value):
-                self.best_value, self.best_epoch = value, epoch
+    def resume_from(self, saved: dict) -> None:
+        self.best_epoch, self.best_value = saved.get("best_epoch"), saved.get("best_value")
+        self.resumed_callbacks = saved.get("callbacks", [])
 
     def metrics(self) -> dict:
         final = {k: v[-1] for k, v in self.history.items() if v}
@@ -326,22 +350,8 @@ class _RunState:
                 "best_value": self.best_value, "final": final, "interrupted": self.interrupted}
 
 
-def _spec_callbacks(keras, settings: TrainSpec, history: dict[str, list[float]]):
-    callbacks = []
-    for key, args in settings.callbacks.items():
-        callback = getattr(keras.callbacks, _CALLBACK_CLASSES[key])(**args)
-        monitor = getattr(callback, "monitor", None)
-        if monitor and history.get(monitor) and hasattr(callback, "best"):
-            # On resume, carry over what the callback had learnt from earlier epochs.
-            callback.on_train_begin()
-            for value in history[monitor]:
-                if callback.monitor_op(value - getattr(callback, "min_delta", 0), callback.best):
-                    callback.best, callback.wait = value, 0
-                else:
-                    callback.wait += 1
-            callback.on_train_begin = lambda logs=None: None
-        callbacks.append(callback)
-    return callbacks
+def _spec_callbacks(keras, settings: TrainSpec) -> list:
+    return [getattr(keras.callbacks, _CALLBACK_CLASSES[key])(**args) for key, args in settings.callbacks.items()]
 
 
 # --------------------------------------------------------------------------- the job
@@ -517,14 +527,14 @@ def train(spec_path: str | os.PathLike, options: TrainOptions | None = None,
     if monitor.startswith("val_") and validation is None:
         echo(f"note: no validation data, so the best model is picked by '{monitor[4:]}' instead of '{monitor}'")
         monitor = monitor[4:]
-    state = _RunState(monitor, read_history(run.history) if options.resume else {})
+    state = _RunState(monitor, settings.monitor_mode, read_history(run.history) if options.resume else {})
     last = _resume_point(run, state.history) if options.resume else 0
     if last:
         import_allowed_modules(spec.policy)
         model = keras.saving.load_model(run.checkpoint(last))
         state.history = {k: v[:last] for k, v in state.history.items()}
         state.epochs_done = last
-        state.restore_best()
+        state.resume_from(run.checkpoint_saved_state(last))
         if state.best_epoch is not None and run.checkpoint(state.best_epoch).exists():
             run.copy_file(run.checkpoint(state.best_epoch), run.best)  # a kill may have cut its copy short
         echo(f"resuming {run.root} after epoch {last}")
@@ -546,10 +556,9 @@ def train(spec_path: str | os.PathLike, options: TrainOptions | None = None,
     if validation is not None:
         validation_data = (model_structure(validation.inputs), model_structure(validation.outputs))
     interrupt = _Interrupt()
-    callbacks = [
-        _make_recorder(keras, tf, run, state, max(1, options.keep_checkpoints), interrupt),
-        *_spec_callbacks(keras, settings, state.history),
-    ]
+    spec_callbacks = _spec_callbacks(keras, settings)
+    recorder = _make_recorder(keras, tf, run, state, spec_callbacks, max(1, options.keep_checkpoints), interrupt)
+    callbacks = [*spec_callbacks, recorder]
     verbose = options.verbose if options.verbose is not None else (1 if sys.stdout.isatty() else 2)
     try:
         with interrupt:

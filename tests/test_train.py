@@ -142,6 +142,30 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     assert len(history) == 31 and history[1:] == (tmp_path / "whole" / "history.csv").read_text().splitlines()[1:]
 
 
+CALLBACKS = ["--set", "train.callbacks.early_stopping={patience: 6, min_delta: 1000, restore_best_weights: true}",
+             "--set", "train.callbacks.reduce_lr_on_plateau={patience: 2, factor: 0.5, min_delta: 1000}"]
+
+
+def test_resume_with_callbacks_after_sigkill_matches_an_uninterrupted_run(tmp_path):
+    """EarlyStopping and ReduceLROnPlateau carry their state over a SIGKILL: same stop, same rates, same weights."""
+    spec, args = EXAMPLES / "sine.yaml", ["--epochs", "20", "--seed", "3", "--batch-size", "4", *CALLBACKS]
+    assert cli("train", spec, "--output", tmp_path / "whole", *args).returncode == 0
+    whole = (tmp_path / "whole" / "history.csv").read_text().splitlines()
+    rates = [float(row.split(",")[whole[0].split(",").index("learning_rate")]) for row in whole[1:]]
+    assert len(whole) == 8 and len(set(rates)) >= 3 and rates[-1] < rates[0]  # stopped after 7 epochs; rate cut twice
+    run = tmp_path / "killed"
+    process = subprocess.Popen([sys.executable, "-m", "graphspec", "train", str(spec), "--output", str(run), *args],
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    _wait_for_checkpoint(run, 3, process)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    resumed = cli("train", spec, "--output", run, "--resume", *args)
+    assert resumed.returncode == 0, resumed.stderr
+    assert (run / "history.csv").read_text().splitlines() == whole
+    for a, b in zip(weights(tmp_path / "whole" / "model.keras"), weights(run / "model.keras")):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_ctrl_c_checkpoints_and_says_how_to_resume(tmp_path):
     run = tmp_path / "run"
     process = subprocess.Popen([sys.executable, "-m", "graphspec", "train", str(EXAMPLES / "sine.yaml"),

@@ -411,6 +411,9 @@ class TrainSpec(Strict):
     shuffle: bool = Field(True, description="Shuffle training rows each epoch.")
     seed: int | None = Field(None, description="Seed for weights, shuffling and dropout; makes CPU runs repeatable.")
     monitor: str = Field("val_loss", description="Metric that picks the best checkpoint (`val_loss` or `loss`, …).")
+    monitor_mode: Literal["auto", "min", "max"] = Field(
+        "auto", description="Whether the monitored metric improves by falling or rising; `auto` asks the metric, "
+        "as Keras's monitor callbacks do.")
     callbacks: dict[Literal["early_stopping", "reduce_lr_on_plateau", "terminate_on_nan"], dict[str, Any]] = Field(
         default_factory=dict,
         description="Keras callbacks by snake_case name with their arguments, e.g. "

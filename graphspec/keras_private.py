@@ -1,0 +1,66 @@
+"""Every use of Keras that goes beyond its public API, in one place.
+
+Example:
+
+    >>> from graphspec.keras_private import CALLBACK_STATE
+    >>> CALLBACK_STATE["EarlyStopping"]
+    ('wait', 'best', 'stopped_epoch', 'best_epoch')
+
+Two things graphspec needs have no public API in Keras 3:
+- which way a monitored metric improves, decided as Keras's own monitor callbacks decide
+  it (`MonitorCallback._set_monitor_op` reads each metric's `_direction`);
+- the state of EarlyStopping and ReduceLROnPlateau (plain attributes, reset by
+  `on_train_begin`), which a resumed run must carry over to stop and reduce exactly
+  when an uninterrupted run would.
+
+`tests/test_keras_private.py` checks each against the installed Keras and fails
+loudly when an upgrade changes one.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+# Attributes holding what a callback has learnt from earlier epochs (numbers or None).
+CALLBACK_STATE = {
+    "EarlyStopping": ("wait", "best", "stopped_epoch", "best_epoch"),
+    "ReduceLROnPlateau": ("wait", "best", "cooldown_counter"),
+}
+
+
+def improvement_test(keras, model, monitor: str, mode: str) -> Callable[[float, float | None], bool]:
+    """`improves(value, best)` for `monitor`, as Keras's ModelCheckpoint would judge it.
+
+    Call it once the model's metrics are built (after the first epoch). Raises
+    ValueError when Keras cannot tell the direction of the metric (mode "auto").
+    """
+    oracle = keras.callbacks.ModelCheckpoint("unused.keras", monitor=monitor, mode=mode)
+    oracle.set_model(model)
+    oracle._set_monitor_op()
+    greater = oracle.monitor_op is keras.ops.greater
+
+    def improves(value: float, best: float | None) -> bool:
+        if not math.isfinite(value):
+            return False
+        return best is None or (value > best if greater else value < best)
+
+    return improves
+
+
+def callback_state(callback) -> dict:
+    """What a callback has learnt so far, as JSON-able numbers."""
+    names = CALLBACK_STATE.get(type(callback).__name__, ())
+    return {name: _number(getattr(callback, name)) for name in names}
+
+
+def restore_callback_state(callback, state: dict) -> None:
+    for name in CALLBACK_STATE.get(type(callback).__name__, ()):
+        if name in state:
+            setattr(callback, name, state[name])
+
+
+def _number(value):
+    if value is None or isinstance(value, (int, float)):
+        return value
+    return float(value)  # a NumPy or backend scalar

@@ -1,0 +1,75 @@
+"""graphspec.keras_private against the installed Keras: fails loudly when an upgrade changes what it uses."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from graphspec.keras_private import CALLBACK_STATE, callback_state, improvement_test, restore_callback_state
+from handwritten import keras
+
+
+@pytest.mark.parametrize("name", sorted(CALLBACK_STATE))
+def test_callback_state_attributes_exist_and_round_trip(name):
+    callback = getattr(keras.callbacks, name)(monitor="loss")
+    callback.on_train_begin()
+    state = callback_state(callback)
+    assert set(state) == set(CALLBACK_STATE[name])
+    changed = {key: 3 for key in state}
+    restore_callback_state(callback, changed)
+    assert callback_state(callback) == changed
+
+
+def _fitted(metric):
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(inputs))
+    model.compile(loss="categorical_crossentropy", metrics=[metric])
+    x = np.random.default_rng(0).random((8, 4)).astype("float32")
+    model.fit(x, np.eye(3)[np.arange(8) % 3], epochs=1, verbose=0)
+    return model
+
+
+@pytest.mark.parametrize("metric, rises", [
+    ("cosine_similarity", True), ("accuracy", True), ("auc", True), ("mse", False), ("kl_divergence", False),
+    (keras.metrics.FBetaScore(), True), (keras.metrics.SpecificityAtSensitivity(0.5), True),
+    (keras.metrics.MeanIoU(num_classes=3, sparse_y_true=False, sparse_y_pred=False), True),
+    (keras.metrics.F1Score(), True), ("categorical_crossentropy", False),
+])
+def test_improvement_direction_comes_from_the_metric(metric, rises):
+    model = _fitted(metric)
+    name = model.metrics[-1].metrics[0].name if hasattr(model.metrics[-1], "metrics") else model.metrics_names[-1]
+    improves = improvement_test(keras, model, f"val_{name}", "auto")
+    assert improves(2.0, 1.0) is rises and improves(1.0, 2.0) is (not rises)
+    assert improves(float("nan"), 1.0) is False and improves(1.0, None) is True
+
+
+def test_every_catalog_metric_has_a_direction_or_needs_monitor_mode():
+    """One model compiled with every catalog metric that builds from its name; each is judged or refused cleanly."""
+    from graphspec.schema.catalog import catalog
+
+    # Mean and Sum reduce one value, not (y_true, y_pred): not compile metrics.
+    names = sorted(n for n in catalog().metrics if n == n.lower() and n not in ("mean", "sum"))
+    sparse = [n for n in names if n.startswith("sparse")]
+    undecided = []
+    for group, targets in ((sparse, np.arange(8) % 3), ([n for n in names if n not in sparse], None)):
+        metrics = []
+        for name in group:
+            try:
+                metrics.append(keras.metrics.get(name))
+            except (ValueError, TypeError):  # needs constructor arguments (e.g. MeanIoU's num_classes)
+                continue
+        inputs = keras.Input((4,))
+        model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(inputs))
+        model.compile(loss="sparse_categorical_crossentropy" if targets is not None else "categorical_crossentropy",
+                      metrics=metrics)
+        x = np.random.default_rng(0).random((8, 4)).astype("float32")
+        model.fit(x, targets if targets is not None else np.eye(3)[np.arange(8) % 3], epochs=1, verbose=0)
+        for metric in model.metrics[-1].metrics:
+            try:
+                improvement_test(keras, model, f"val_{metric.name}", "auto")
+            except ValueError:
+                undecided.append(metric.name)
+    assert len(names) > 40
+    # Keras has no direction for plain counts and sums: training asks for train.monitor_mode there.
+    assert set(undecided) <= {"true_positives", "true_negatives", "false_positives",
+                              "false_negatives"}, undecided
