@@ -229,3 +229,20 @@ def test_importing_graphspec_does_not_import_tensorflow():
 def test_build_rejects_an_invalid_spec_with_all_errors():
     result = check("graphspec: 1\ninputs: {x: {shape: [3]}}\nnodes:\n  y: {layer: Dense, from: q}\noutputs: [y]\n")
     assert not result.ok
+
+
+def test_yaml_1_2_scalars_reach_keras_as_numbers_and_strings():
+    """README's `{name: adam, learning_rate: 1e-3}` is a float; `name: no` stays a string."""
+    spec = check("graphspec: 1\nname: no\ninputs: {x: {shape: [3]}}\nnodes:\n  y: {layer: Dense, args: {units: 1}, "
+                 "from: x}\noutputs: [y]\ncompile: {optimizer: {name: adam, learning_rate: 1e-3}, loss: mse}\n")
+    model = graphspec.build(spec)
+    assert model.name == "no" and float(model.optimizer.learning_rate) == pytest.approx(1e-3)
+
+
+def test_set_values_are_read_like_spec_scalars():
+    from graphspec.train import _parse_override
+
+    assert _parse_override("compile.optimizer.learning_rate=1e-3") == (["compile", "optimizer", "learning_rate"], 1e-3)
+    assert _parse_override("name=no") == (["name"], "no")
+    with pytest.raises(graphspec.GraphspecError, match=r"--set doc=!!binary aGk=: YAML tag"):
+        _parse_override("doc=!!binary aGk=")

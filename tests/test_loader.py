@@ -29,6 +29,23 @@ def test_quoted_scalars_stay_strings_and_plain_ones_resolve():
     assert doc.data == {"a": "1", "b": 1, "c": 1.5, "d": True, "e": None, "f": "text\n"}
 
 
+@pytest.mark.parametrize("text, value", [
+    ("1e-3", 0.001), ("1E+2", 100.0), ("-.5", -0.5), (".inf", float("inf")), ("-.Inf", float("-inf")),
+    ("0o17", 15), ("0x1F", 31), ("+7", 7), ("017", 17), ("TRUE", True), ("False", False), ("~", None),
+    ("no", "no"), ("yes", "yes"), ("on", "on"), ("off", "off"), ("y", "y"), ("2024-01-01", "2024-01-01"),
+    ("1_000", "1_000"), ("0b101", "0b101"), ("1:30", "1:30"), ("=", "="), ("<<x", "<<x"),
+])
+def test_plain_scalars_follow_the_yaml_1_2_core_schema(text, value):
+    assert loader.load_text(f"v: {text}\n", "c.yaml").data["v"] == value
+
+
+def test_core_dumper_writes_what_the_loader_reads_back():
+    import yaml
+
+    data = {"a": "1e-3", "b": "no", "c": 1e-10, "d": "0o7", "e": float("inf"), "f": "true", "g": None, "h": ""}
+    assert loader.load_text(yaml.dump(data, Dumper=loader.CoreDumper), "d.yaml").data == data
+
+
 def test_merge_keys_work_and_explicit_keys_win():
     doc = loader.load_text("base: &b {units: 8, activation: relu}\nx:\n  <<: *b\n  units: 4\n", "m.yaml")
     assert doc.data["x"] == {"units": 4, "activation": "relu"}
