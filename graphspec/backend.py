@@ -23,7 +23,7 @@ import sys
 import tempfile
 from typing import Any
 
-from graphspec.errors import GraphspecError
+from graphspec.errors import GraphspecError, raised_outside_graphspec
 from graphspec.graph import GNode, Graph, LayerSpec, TensorRef
 from graphspec.pipeline import SpecFile, load
 from graphspec.policy import Policy, Trust, split_dotted
@@ -133,12 +133,14 @@ class _GraphBuilder:
 
     # -- graph --------------------------------------------------------------------
     def located(self, node: GNode, make):
-        """Run `make()`; whatever Keras raises is reported at `node`."""
+        """Run `make()`; what Keras raises for the spec's values is reported at `node`, a bug of ours is not."""
         try:
             return make()
         except GraphspecError:
             raise
         except Exception as exc:
+            if not raised_outside_graphspec(exc):
+                raise
             what = node.spec.layer if node.spec is not None else node.target
             raise GraphspecError(node.diagnostic(f"Keras rejected {what} '{node.name}': {_reason(exc)}")) from None
 
@@ -208,8 +210,13 @@ def compile_model(model, settings: CompileSpec, output_names: list[str]) -> None
             return loss
         return keras.losses.get({"class_name": loss.name, "config": dict(loss.model_extra or {})})
 
+    def metric_object(metric):
+        if isinstance(metric, str):
+            return metric
+        return keras.metrics.get({"class_name": metric.name, "config": dict(metric.model_extra or {})})
+
     def metric_list(metrics):
-        return [metrics] if isinstance(metrics, str) else list(metrics)
+        return [metric_object(m) for m in (metrics if isinstance(metrics, list) else [metrics])]
 
     model.compile(
         optimizer=optimizer,
@@ -253,6 +260,8 @@ def build(spec: SpecFile | str | os.PathLike, *, compile: bool = True, trust: Tr
         try:
             compile_model(model, spec.spec.compile, [ref.node for ref in spec.graph.outputs])
         except Exception as exc:
+            if not raised_outside_graphspec(exc):
+                raise
             raise GraphspecError(spec.document.diagnostic(f"Keras rejected compile settings: {_reason(exc)}",
                                                           ("compile",))) from None
     return model

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable, Literal, Sequence
 
 Severity = Literal["error", "warning", "info"]
@@ -96,3 +97,17 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
     if not close and len(name) >= 3:
         close = [c for c in by_lower if c.startswith(name.lower())][:1]
     return f"did you mean '{by_lower[close[0]]}'?" if close else None
+
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def raised_outside_graphspec(exc: BaseException) -> bool:
+    """Whether `exc` comes from other code (Keras judging the user's input, a user's custom layer)
+    rather than from graphspec's own, where it would be a bug to report as one."""
+    frame = exc.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    if frame is None:
+        return True
+    return _PACKAGE not in Path(frame.tb_frame.f_code.co_filename).resolve().parents

@@ -37,6 +37,7 @@ from graphspec.loader import Document, load_file
 from graphspec.policy import Policy, policy_for, split_dotted
 from graphspec.schema import check_document
 from graphspec.schema.catalog import FILE_ARGS, catalog
+from graphspec.schema.values import judged_statically, layer_arg_problem
 from graphspec.schema import models as m
 
 NodeKind = Literal["input", "layer", "merge", "apply"]
@@ -61,6 +62,7 @@ class LayerSpec:
     layer: str  # canonical Keras class name
     args: dict[str, Any]
     wrap: "LayerSpec | str | None" = None  # inline layer, or the name of a shared layer / sub-model
+    invalid: bool = False  # an argument value was reported as wrong: shapes skip it rather than report it again
 
 
 @dataclass
@@ -150,7 +152,7 @@ class _Builder:
         if node.name in self.defs.layer_names:
             self.error(f"node '{node.name}' has the name of a shared layer or sub-model", node.path,
                        hint="Keras layer names must be unique in a model")
-        node.incomplete = scope.incomplete
+        node.incomplete = scope.incomplete or (node.spec is not None and node.spec.invalid)
         self.nodes[node.name] = node
         self.pending.append(_Pending(node, raw, scope, node.path))
 
@@ -197,7 +199,26 @@ class _Builder:
         for arg in FILE_ARGS.get(layer, ()):
             if isinstance(args.get(arg), str):
                 args[arg] = self.readable_file(args[arg], path + ("args", arg))
-        return LayerSpec(layer, args, wrap)
+        invalid = isinstance(wrap, LayerSpec) and wrap.invalid
+        if "." not in layer and not scope.incomplete:
+            invalid |= not self.values_ok(layer, args, path)
+        return LayerSpec(layer, args, wrap, invalid)
+
+    def values_ok(self, layer: str, args: dict, path: tuple) -> bool:
+        """Argument values as Keras will take them (after `$param` substitution); errors are reported."""
+        owner = next((path[i + 1] for i in range(len(path) - 2, -1, -1)
+                      if path[i] in ("nodes", "layers", "models")), None)
+        label = f"{layer} '{owner}'" if isinstance(owner, str) else layer
+        ok = True
+        for arg, value in args.items():
+            problem = layer_arg_problem(layer, arg, value)
+            if problem:
+                self.error(f"{label}: {arg}: {problem}", path + ("args", arg))
+                ok = False
+            elif not judged_statically(layer, arg, value):
+                self.error(f"{label}: the value of '{arg}' is checked at build (no static rule for it)",
+                           path + ("args", arg), severity="info")
+        return ok
 
     def readable_file(self, value: str, path: tuple) -> str:
         """A file a layer argument names, resolved against the spec's folder and kept inside its project."""
@@ -249,6 +270,8 @@ class _Builder:
                            raw, scope, path, node.doc)
             elif isinstance(node, m.MergeNode):
                 spec = LayerSpec(node.merge.capitalize(), self.substitute(dict(node.args), scope, path + ("args",)))
+                if not scope.incomplete:
+                    spec.invalid = not self.values_ok(spec.layer, spec.args, path)
                 self.add(GNode(full, "merge", path, self.doc, spec=spec, note=node.doc), raw, scope)
                 scope.aliases[name] = TensorRef(full)
             elif isinstance(node, m.ApplyNode):

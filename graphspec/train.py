@@ -122,25 +122,42 @@ def _absolute_paths(data: dict, folder: Path) -> dict:
     return data
 
 
-def _option_overrides(options: TrainOptions) -> list[str]:
-    """`--set` items, then the dedicated options as the `--set` items they stand for."""
-    overrides = list(options.overrides)
-    for key, value in (("train.epochs", options.epochs), ("train.batch_size", options.batch_size),
-                       ("train.seed", options.seed)):
+def _option_overrides(options: TrainOptions) -> dict[str, str]:
+    """`--set` items, then the dedicated options as the `--set` items they stand for, each with
+    the words the user typed (which findings about it name)."""
+    overrides = {item: f"--set {item}" for item in options.overrides}
+    for flag, key, value in (("--epochs", "train.epochs", options.epochs),
+                             ("--batch-size", "train.batch_size", options.batch_size),
+                             ("--seed", "train.seed", options.seed)):
         if value is not None:
-            overrides.append(f"{key}={value}")
-    for key, value in (("data.train", options.data), ("data.validation", options.validation_data)):
+            overrides[f"{key}={value}"] = f"{flag} {value}"
+    for flag, key, value in (("--data", "data.train", options.data),
+                             ("--validation-data", "data.validation", options.validation_data)):
         if value is not None:
-            overrides.append(f"{key}={json.dumps(os.path.abspath(value))}")
+            overrides[f"{key}={json.dumps(os.path.abspath(value))}"] = f"{flag} {value}"
     return overrides
+
+
+def _blame_overrides(found: list[Diagnostic], overrides: dict[str, str]) -> list[Diagnostic]:
+    """Findings about a value an override set name the override, not a line of the spec file."""
+    keys = {tuple(item.partition("=")[0].split(".")): label for item, label in overrides.items()}
+    blamed = []
+    for finding in found:
+        path = tuple(str(p) for p in finding.path)
+        label = next((label for key, label in keys.items() if path[:len(key)] == key), None)
+        blamed.append(finding if label is None else
+                      Diagnostic(finding.message, file=label, path=finding.path, hint=finding.hint,
+                                 severity=finding.severity))
+    return blamed
 
 
 def resolve_spec(document: Document, options: TrainOptions) -> tuple[SpecFile, dict]:
     """The spec with every override applied, checked, and its resolved data for the run directory."""
-    document = apply_overrides(document, _option_overrides(options))
+    overrides = _option_overrides(options)
+    document = apply_overrides(document, list(overrides))
     result = check_document_stages(document, options.trust)
     if not result.ok:
-        raise GraphspecError(result.diagnostics)
+        raise GraphspecError(_blame_overrides(result.diagnostics, overrides))
     for section in ("compile", "data"):
         if getattr(result.spec, section) is None:
             raise GraphspecError(document.diagnostic(f"training needs a `{section}:` section", ()))
@@ -308,7 +325,7 @@ def _make_recorder(keras, tf, run: RunDir, state: "_RunState", callbacks: list, 
             run.save_model(self.model, run.checkpoint(epoch + 1))
             if improved:
                 run.copy_file(run.checkpoint(epoch + 1), run.best)  # the same bytes: no second save
-            kept = kept_for_restoring() | {state.best_epoch}
+            kept = kept_for_restoring()
             for old in run.checkpoint_epochs()[:-keep]:
                 if old not in kept:
                     run.remove_checkpoint(old)
@@ -414,7 +431,7 @@ def _differing_sections(first: dict[str, str], second: dict[str, str]) -> list[s
 def _resumed_document(run: RunDir, spec_path: str, options: TrainOptions) -> tuple[Document, TrainOptions]:
     """The run's recorded spec, after checking that SPEC and the options change nothing but epochs."""
     recorded = run.load_spec()
-    probe = apply_overrides(recorded, _option_overrides(options))
+    probe = apply_overrides(recorded, list(_option_overrides(options)))
     changed = _differing_sections(_section_digests(recorded.data), _section_digests(probe.data))
     if changed:
         raise GraphspecError(Diagnostic(

@@ -135,18 +135,36 @@ def test_optimizer_with_arguments_and_seeded_builds(write):
 def test_keras_construction_errors_name_the_node(write):
     path = write("bad.yaml", """\
         graphspec: 1
-        inputs: {x: {shape: [3]}}
+        inputs: {x: {shape: [4, 3]}}
         nodes:
           h: {layer: Dense, args: {units: 2}, from: x}
-          y: {layer: Dense, args: {units: 2, kernel_initializer: not_an_initializer}, from: h}
+          y: {layer: Bidirectional, args: {merge_mode: not_a_mode}, wrap: {layer: LSTM, args: {units: 2}}, from: h}
         outputs: [y]
         """)
+    # validate defers this value to Keras (a string with choices the catalog does not know) and says so
+    notes = [d for d in graphspec.check(path).diagnostics if d.severity == "info"]
+    assert any("'merge_mode' is checked at build" in d.message for d in notes)
     with pytest.raises(graphspec.GraphspecError) as info:
         graphspec.build(path)
     (d,) = info.value.diagnostics
-    assert d.message.startswith("Keras rejected Dense 'y': ")
-    assert "not_an_initializer" in d.message
+    assert d.message.startswith("Keras rejected Bidirectional 'y': ")
+    assert "not_a_mode" in d.message
     assert (d.file, d.line, d.column, d.dotted_path) == (str(path), 5, 3, "nodes.y")
+
+
+def test_graphspec_bugs_are_not_reported_as_keras_rejections():
+    """A failure in graphspec's own code propagates with its trace instead of becoming a user error."""
+    spec = graphspec.load(ROOT / "specs" / "examples" / "sine.yaml")
+    spec.graph.nodes["y"].spec.args = 5  # a corrupted graph: the backend's own dict(args) fails
+    with pytest.raises(TypeError, match="'int' object is not iterable"):
+        graphspec.build(spec)
+
+
+def test_prelu_with_an_integer_shared_axis_is_valid_and_matches_keras():
+    spec = check("graphspec: 1\ninputs: {x: {shape: [4, 5]}}\nnodes:\n  y: {layer: PReLU, args: {shared_axes: 1}, "
+                 "from: x}\noutputs: [y]\n")
+    assert spec.ok and spec.shapes.total_params == 5
+    assert graphspec.build(spec, compile=False).count_params() == 5
 
 
 CUSTOM = """\

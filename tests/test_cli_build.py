@@ -65,9 +65,10 @@ def test_build_invalid_spec_and_bad_output(tmp_path):
 
 def test_build_error_from_keras_is_located(tmp_path):
     spec = tmp_path / "k.yaml"
-    spec.write_text("graphspec: 1\ninputs: {x: {shape: [3]}}\nnodes:\n"
-                    "  y: {layer: Dense, args: {units: 2, activation: {class_name: Nope}}, from: x}\noutputs: [y]\n")
+    spec.write_text("graphspec: 1\ninputs: {x: {shape: [3, 2]}}\nnodes:\n"
+                    "  y: {layer: Bidirectional, args: {merge_mode: nope}, wrap: {layer: LSTM, args: {units: 2}}, from: x}\n"
+                    "outputs: [y]\n")
     run = graphspec("build", str(spec), "-o", str(tmp_path / "k.keras"))
     assert run.returncode == 1
-    assert f"{spec}:4:3: error: nodes.y: Keras rejected Dense 'y'" in run.stderr
+    assert f"{spec}:4:3: error: nodes.y: Keras rejected Bidirectional 'y'" in run.stderr
     assert "Traceback" not in run.stderr

@@ -70,7 +70,7 @@ OK_NODES = "  y: {layer: Dense, args: {units: 1}, from: x}\n"
         ("compile: {loss: {z: mse}}\n", "'z' is not an output", "outputs are: y", 7),
         ("compile: {loss: mse, loss_weights: {Y: 1.0}}\n", "'Y' is not an output", "did you mean 'y'?", 7),
         ("compile: {loss: mse, metrics: {w: [mae]}}\n", "'w' is not an output", "outputs are: y", 7),
-        ("train: {epochs: 0}\n", "greater than 0", None, 7),
+        ("train: {epochs: 0}\n", "greater than or equal to 1", None, 7),
         ("train: {callbacks: {early_stopping: {patiense: 3}}}\n",
          "unknown argument 'patiense' for EarlyStopping", "did you mean 'patience'?", 7),
         ("train: {callbacks: {early_stop: {}}}\n", "got 'early_stop'", "did you mean 'early_stopping'?", 7),

@@ -157,9 +157,9 @@ def test_merge_results():
         ("{layer: Reshape, args: {target_shape: [3, 3]}, from: x}",
          "Reshape 'y': cannot reshape (None, 8) (8 values) to (3, 3) (9 values)"),
         ("{layer: Dense, args: {units: 4, activation: rellu}, from: x}",
-         "Dense 'y': unknown activation 'rellu' (did you mean 'relu'?)"),
+         "Dense 'y': activation: unknown activation 'rellu' (did you mean 'relu'?)"),
         ("{layer: Permute, args: {dims: [2]}, from: x}", "Permute 'y': dims must be a permutation of 1..1, got [2]"),
-        ("{layer: Dense, args: {units: many}, from: x}", "Dense 'y': units must be a positive integer, got 'many'"),
+        ("{layer: Dense, args: {units: many}, from: x}", "Dense 'y': units: expected a positive integer, got 'many'"),
     ],
 )
 def test_layer_shape_errors_name_the_node(node, message):

@@ -41,7 +41,8 @@ def test_sine_trains_evaluates_and_predicts(tmp_path):
                  "curves/mse.png"):
         assert (run / name).is_file(), name
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
-        "epoch_0398.keras", "epoch_0399.keras", "epoch_0400.keras"]
+        "epoch_0398.json", "epoch_0398.keras", "epoch_0399.json", "epoch_0399.keras", "epoch_0400.json",
+        "epoch_0400.keras"]
     assert any((run / "tensorboard").rglob("events.out.tfevents.*"))
     assert (run / "curves" / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     metrics = json.loads((run / "metrics.json").read_text())
@@ -198,7 +199,9 @@ def test_existing_run_directory_is_never_overwritten(tmp_path):
 def test_set_overrides_are_validated(tmp_path):
     run = tmp_path / "run"
     bad = cli("train", EXAMPLES / "sine.yaml", "--output", run, "--set", "train.batch_size=-4")
-    assert bad.returncode == 1 and "train.batch_size: Input should be greater than 0" in bad.stderr
+    assert bad.returncode == 1
+    assert "--set train.batch_size=-4: error: train.batch_size: Input should be greater than or equal to 1" \
+        in bad.stderr
     typo = cli("train", EXAMPLES / "sine.yaml", "--output", run, "--set", "train.epoks=3")
     assert typo.returncode == 1 and "unknown key 'epoks'; did you mean 'epochs'?" in typo.stderr
     assert not run.exists()

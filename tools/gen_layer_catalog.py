@@ -65,10 +65,37 @@ def _classes(module, base) -> dict[str, type]:
     return found
 
 
+def _objects(all_objects: dict, *bases) -> dict:
+    """Every name Keras's `get()` resolves → the constructor signature of what it builds.
+
+    A function (a loss like `mse`) has no constructor arguments; a class whose name alone
+    cannot build it (required arguments) is marked so that specs must give them.
+    """
+    found = {}
+    for name, obj in all_objects.items():
+        if obj in bases:
+            continue
+        if isinstance(obj, type):
+            entry = _signature_entry(obj)
+            entry["class"] = obj.__name__
+        else:
+            entry = {"args": {}, "kwargs": False, "function": True}
+        found[name] = entry
+    return found
+
+
+def _compile_metric(obj) -> bool:
+    """Whether compile() can use it: it compares targets with predictions."""
+    if not isinstance(obj, type):
+        return True
+    update = inspect.signature(obj.update_state).parameters
+    return "y_true" in update and "y_pred" in update
+
+
 def build_catalog() -> dict:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
-    from keras.src import losses, metrics
+    from keras.src import constraints, initializers, losses, metrics, regularizers
 
     exported = _classes(keras.layers, keras.layers.Layer)
     # Aliases (Convolution2D, MaxPooling2D) point at the name the class itself has.
@@ -113,6 +140,19 @@ def build_catalog() -> dict:
             n for n in dir(keras.initializers)
             if not n.startswith("_") and n not in {"serialize", "deserialize", "get"}
         ),
+        "objects": {
+            "initializer": _objects(initializers.ALL_OBJECTS_DICT, keras.initializers.Initializer),
+            "regularizer": _objects(regularizers.ALL_OBJECTS_DICT, keras.regularizers.Regularizer),
+            "constraint": _objects(constraints.ALL_OBJECTS_DICT, keras.constraints.Constraint),
+            "loss": _objects({k: v for k, v in losses.ALL_OBJECTS_DICT.items()
+                              if k not in ("Loss", "LossFunctionWrapper")}),
+            "metric": {
+                name: {**entry, "compile": _compile_metric(metrics.ALL_OBJECTS_DICT.get(name))}
+                for name, entry in _objects({k: v for k, v in metrics.ALL_OBJECTS_DICT.items()
+                                            if k not in ("Metric", "MeanMetricWrapper", "metric",
+                                                         "mean_metric_wrapper")}).items()
+            },
+        },
     }
 
 

@@ -82,6 +82,10 @@ class Catalog:
         entry = self.raw["optimizers"][canonical]
         return Signature(canonical, entry["args"], entry["kwargs"])
 
+    def objects(self, kind: str) -> dict[str, dict]:
+        """Names `keras.<kind>s.get()` resolves (initializer, regularizer, constraint, loss, metric)."""
+        return self.raw["objects"][kind]
+
     def callback(self, name: str) -> Signature:
         entry = self.callbacks[name]
         return Signature(name, entry["args"], entry["kwargs"])

@@ -39,6 +39,9 @@ from pydantic_core import PydanticCustomError
 from graphspec.errors import did_you_mean
 from graphspec.policy import FRAMEWORK_PACKAGES, module_problem
 from graphspec.schema.catalog import UNSAFE_LAYERS, STRUCTURAL_LAYERS, catalog
+from graphspec.schema.values import SEED_MAX, arguments_problem, named_object_problem, optimizer_problem
+
+MAX_EPOCHS = 10**9
 
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 CUSTOM_LAYER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$"
@@ -347,7 +350,8 @@ def _check_name(kind: str, value: str, known) -> str:
 
 Optimizer = Union[str, NamedWithArgs]
 Loss = Union[str, NamedWithArgs]
-MetricList = Union[str, list[str]]
+Metric = Union[str, NamedWithArgs]
+MetricList = Union[Metric, list[Metric]]
 
 
 class CompileSpec(Strict):
@@ -372,13 +376,22 @@ class CompileSpec(Strict):
                 if arg not in signature.args:
                     raise _error(f"unknown argument '{arg}' for optimizer {signature.name}",
                                  did_you_mean(arg, signature.args), (arg,))
+            problem = optimizer_problem(signature, value.model_extra or {})
+            if problem:
+                raise _error(f"optimizer {signature.name} {problem[0]}: {problem[1]}", None, (problem[0],))
         return value
 
     @field_validator("loss")
     @classmethod
     def _loss(cls, value):
-        for loss in value.values() if isinstance(value, dict) else [value]:
-            _check_name("loss", loss if isinstance(loss, str) else loss.name, catalog().losses)
+        for key, loss in value.items() if isinstance(value, dict) else [(None, value)]:
+            at = (key,) if key is not None else ()
+            if isinstance(loss, str):
+                _check_name("loss", loss, catalog().losses)
+            else:
+                problem = named_object_problem("loss", loss.name, loss.model_extra or {})
+                if problem:
+                    raise _error(problem, None, at)
         return value
 
     @field_validator("metrics")
@@ -386,10 +399,15 @@ class CompileSpec(Strict):
     def _metrics(cls, value):
         if value is None:
             return value
-        groups = value.values() if isinstance(value, dict) else [value]
-        for group in groups:
-            for metric in [group] if isinstance(group, str) else group:
-                _check_name("metric", metric, catalog().metrics)
+        groups = value.items() if isinstance(value, dict) else [(None, value)]
+        for key, group in groups:
+            for index, metric in enumerate(group if isinstance(group, list) else [group]):
+                at = ((key,) if key is not None else ()) + ((index,) if isinstance(group, list) else ())
+                name, args = (metric, {}) if isinstance(metric, str) else (metric.name, metric.model_extra or {})
+                problem = named_object_problem("metric", name, args)
+                if problem:
+                    raise _error(problem, did_you_mean(name, catalog().metrics) if "unknown" in problem else None,
+                                 at)
         return value
 
 
@@ -403,13 +421,14 @@ _CALLBACKS = {
 class TrainSpec(Strict):
     """How `graphspec train` fits the model."""
 
-    epochs: PositiveInt = Field(10, description="Passes over the training data.")
-    batch_size: PositiveInt = Field(32, description="Samples per gradient step.")
+    epochs: Annotated[int, Field(ge=1, le=MAX_EPOCHS)] = Field(10, description="Passes over the training data.")
+    batch_size: Annotated[int, Field(ge=1, le=2**31 - 1)] = Field(32, description="Samples per gradient step.")
     validation_split: Annotated[float, Field(ge=0.0, lt=1.0)] | None = Field(
         None, description="Fraction of training rows held out (the last rows, as Keras does)."
     )
     shuffle: bool = Field(True, description="Shuffle training rows each epoch.")
-    seed: int | None = Field(None, description="Seed for weights, shuffling and dropout; makes CPU runs repeatable.")
+    seed: Annotated[int, Field(ge=0, le=SEED_MAX)] | None = Field(
+        None, description="Seed for weights, shuffling and dropout; makes CPU runs repeatable.")
     monitor: str = Field("val_loss", description="Metric that picks the best checkpoint (`val_loss` or `loss`, …).")
     monitor_mode: Literal["auto", "min", "max"] = Field(
         "auto", description="Whether the monitored metric improves by falling or rising; `auto` asks the metric, "
@@ -429,6 +448,9 @@ class TrainSpec(Strict):
                 if arg not in signature.args:
                     raise _error(f"unknown argument '{arg}' for {signature.name}",
                                  did_you_mean(arg, signature.args), (key, arg))
+            problem = arguments_problem(signature, args)
+            if problem:
+                raise _error(f"{signature.name} {problem[0]}: {problem[1]}", None, (key, problem[0]))
         return value
 
 

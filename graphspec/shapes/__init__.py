@@ -15,6 +15,7 @@ has unknown shapes and is marked "checked at build"; nothing is guessed.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -43,6 +44,9 @@ class NodeInfo:
         if self.trainable is None or self.non_trainable is None:
             return None
         return self.trainable + self.non_trainable
+
+
+DEFAULT_MAX_PARAMS = 2 * 10**9
 
 
 @dataclass
@@ -188,7 +192,7 @@ class _Inferer:
                 row.shapes = [(spec.batch_size, *spec.shape)]
                 continue
             shapes: list[Shape] = []
-            unknown = node.incomplete
+            unknown = node.incomplete or (node.kind == "apply" and getattr(graph.shared.get(node.target), "invalid", False))
             for ref in node.inputs if not unknown else []:
                 source = info.get(ref.node)
                 if source is None or source.shapes is None:
@@ -224,11 +228,6 @@ class _Inferer:
             except ShapeError as exc:
                 row.status, row.trainable, row.non_trainable = "error", None, None
                 self.found.append(node.diagnostic(f"{self.label(node)} '{name}': {exc}"))
-                continue
-            except (TypeError, ValueError, KeyError, IndexError, ZeroDivisionError) as exc:
-                # An argument of the wrong kind (e.g. `units: "big"`) reaches a rule's arithmetic.
-                row.status, row.trainable, row.non_trainable = "error", None, None
-                self.found.append(node.diagnostic(f"{self.label(node)} '{name}': bad arguments ({exc})"))
                 continue
             row.shapes = out.shapes
             row.trainable, row.non_trainable = self.owned_params(node, out)
@@ -285,4 +284,19 @@ def infer(graph: Graph) -> ShapeReport:
     report.models = {name: inferer.model_report(name) for name in graph.models}
     for sub in model_reports.values():
         report.diagnostics.extend(sub.diagnostics)
+    limit = max_params()
+    if report.total_params > limit:
+        largest = max((r for r in report.rows if r.params), key=lambda r: r.params)
+        report.diagnostics.append(graph.nodes[largest.name].diagnostic(
+            f"the model has {report.total_params:,} parameters, over the limit of {limit:,} "
+            f"('{largest.name}' alone has {largest.params:,})",
+            hint="a model this size cannot be built on one machine; raise GRAPHSPEC_MAX_PARAMS if yours can"))
     return report
+
+
+def max_params() -> int:
+    """The parameter budget: 2·10⁹ (8 GB of float32 weights) unless GRAPHSPEC_MAX_PARAMS says otherwise."""
+    try:
+        return int(os.environ.get("GRAPHSPEC_MAX_PARAMS", DEFAULT_MAX_PARAMS))
+    except ValueError:
+        return DEFAULT_MAX_PARAMS

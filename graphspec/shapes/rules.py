@@ -171,13 +171,31 @@ def embedding(call: Call) -> Out:
 def identity(call: Call) -> Out:
     if call.layer == "Activation":
         _activation_ok(call)
+    if call.layer.startswith("SpatialDropout"):
+        rank = int(call.layer[-2]) + 2
+        if len(call.shape) != rank:
+            raise ShapeError(f"needs a rank-{rank} input (batch, {call.layer[-2]} spatial axes, channels), "
+                             f"got {fmt(call.shape)}")
+    if call.layer == "UnitNormalization":
+        _axes(call.arg("axis"), len(call.shape))
     return Out([call.shape])
+
+
+def _axes(axis, rank: int) -> list[int]:
+    """An axis or a list of them, normalized; duplicates and axes out of range are errors."""
+    axes = [_normalize_axis(a, rank) for a in ([axis] if isinstance(axis, int) else axis)]
+    if len(set(axes)) != len(axes):
+        raise ShapeError(f"axis {axis} names an axis twice")
+    return axes
 
 
 @rule("PReLU")
 def prelu(call: Call) -> Out:
     shape = list(call.shape[1:])
-    for axis in call.arg("shared_axes") or []:
+    shared = call.arg("shared_axes")
+    for axis in [shared] if isinstance(shared, int) else shared or []:
+        if not 1 <= axis <= len(shape):
+            raise ShapeError(f"shared axis {axis} is out of range for input {fmt(call.shape)}")
         shape[axis - 1] = 1
     if any(d is None for d in shape):
         raise ShapeError(f"needs known dimensions (or shared_axes over the unknown ones), got {fmt(call.shape)}")
@@ -197,15 +215,15 @@ def batch_norm(call: Call) -> Out:
     if channels is None:
         raise ShapeError(f"needs a known size on axis {call.arg('axis')}, got {fmt(shape)}")
     trainable = channels * (int(bool(call.arg("center"))) + int(bool(call.arg("scale"))))
-    return Out([shape], trainable, 2 * channels)
+    # moving mean and variance; batch renormalization adds a moving stddev and the renorm mean and stddev
+    moving = 5 if call.arg("renorm") else 2
+    return Out([shape], trainable, moving * channels)
 
 
 @rule("LayerNormalization", "RMSNormalization")
 def layer_norm(call: Call) -> Out:
     shape = call.shape
-    axes = call.arg("axis")
-    axes = [axes] if isinstance(axes, int) else list(axes)
-    size = math.prod(shape[_normalize_axis(a, len(shape))] or 0 for a in axes)
+    size = math.prod(shape[a] or 0 for a in _axes(call.arg("axis"), len(shape)))
     if size == 0:
         raise ShapeError(f"needs known sizes on the normalized axes, got {fmt(shape)}")
     if call.layer == "RMSNormalization":
@@ -218,8 +236,8 @@ def layer_norm(call: Call) -> Out:
 def normalization(call: Call) -> Out:
     shape = call.shape
     axis = call.arg("axis")
-    axes = [] if axis is None else ([axis] if isinstance(axis, int) else list(axis))
-    size = math.prod(shape[_normalize_axis(a, len(shape))] or 0 for a in axes) if axes else 1
+    axes = [] if axis is None else _axes(axis, len(shape))
+    size = math.prod(shape[a] or 0 for a in axes) if axes else 1
     if size == 0:
         raise ShapeError(f"needs known sizes on axis {axis}, got {fmt(shape)}")
     # mean, variance (one per normalized position) and the adapt() sample count

@@ -1,0 +1,334 @@
+"""Static checks of argument values, so that what `validate` accepts, Keras builds.
+
+Example:
+
+    >>> from graphspec.schema.values import layer_arg_problem
+    >>> layer_arg_problem("Conv2D", "kernel_size", 0)
+    'expected a positive integer or a list of 2 positive integers, got 0'
+    >>> layer_arg_problem("Dropout", "rate", 0.5) is None
+    True
+
+A registry, not if-chains: `BY_NAME` maps an argument name Keras uses consistently
+across classes (`units`, `kernel_size`, `*_initializer`, `seed`, ...) to a check;
+`BY_OWNER` adds the ranges a particular class enforces (ReduceLROnPlateau's factor
+below 1). Any other argument is checked against the type of its default in the
+catalog (a bool default takes a bool, a float default a number). Arguments whose
+default is None and that no rule names are left to Keras, which reports them at build.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Callable
+
+from graphspec.errors import did_you_mean
+from graphspec.schema.catalog import Signature, catalog
+
+Check = Callable[[Any], "str | None"]
+SEED_MAX = 2**32 - 1
+DTYPES = ("float16", "bfloat16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16",
+          "uint32", "uint64", "bool", "string", "mixed_float16", "mixed_bfloat16")
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: Any) -> bool:
+    return (is_int(value) or isinstance(value, float)) and math.isfinite(value)
+
+
+def _expect(what: str, ok: Callable[[Any], bool]) -> Check:
+    def check(value):
+        return None if ok(value) else f"expected {what}, got {_show(value)}"
+    return check
+
+
+INT32_MAX = 2**31 - 1
+# Sizes are 32-bit in TensorFlow's kernels; anything larger cannot be built.
+positive_int = _expect("a positive integer", lambda v: is_int(v) and 1 <= v <= INT32_MAX)
+non_negative_int = _expect("an integer ≥ 0", lambda v: is_int(v) and v >= 0)
+an_int = _expect("an integer", is_int)
+a_number = _expect("a finite number", is_number)
+non_negative = _expect("a number ≥ 0", lambda v: is_number(v) and v >= 0)
+positive = _expect("a number > 0", lambda v: is_number(v) and v > 0)
+fraction = _expect("a number from 0 to 1", lambda v: is_number(v) and 0 <= v <= 1)
+a_bool = _expect("true or false", lambda v: isinstance(v, bool))
+a_string = _expect("a string", lambda v: isinstance(v, str))
+seed = _expect(f"an integer from 0 to {SEED_MAX}", lambda v: v is None or (is_int(v) and 0 <= v <= SEED_MAX))
+data_format = _expect("channels_last or channels_first", lambda v: v in (None, "channels_last", "channels_first"))
+dtype = _expect(f"a dtype ({', '.join(DTYPES[:4])}, ...)", lambda v: v is None or v in DTYPES)
+
+
+def _int_list(value) -> bool:
+    return isinstance(value, list) and bool(value) and all(is_int(v) for v in value)
+
+
+def optional(check: Check) -> Check:
+    return lambda value: None if value is None else check(value)
+
+
+def one_of(*choices) -> Check:
+    def check(value):
+        if value in choices:
+            return None
+        hint = did_you_mean(value, [c for c in choices if isinstance(c, str)]) if isinstance(value, str) else None
+        return f"expected one of {', '.join(map(str, choices))}, got {_show(value)}" + (f" ({hint})" if hint else "")
+    return check
+
+
+def spatial(rank: int | None) -> Check:
+    """An int, or a list of `rank` ints, all positive (kernel sizes, strides, pool sizes)."""
+    def check(value):
+        if is_int(value) and 1 <= value <= INT32_MAX:
+            return None
+        if isinstance(value, list) and all(is_int(v) and 1 <= v <= INT32_MAX for v in value) and value and \
+                (rank is None or len(value) == rank):
+            return None
+        count = f"{rank} " if rank else ""
+        return f"expected a positive integer or a list of {count}positive integers, got {_show(value)}"
+    return check
+
+
+def _amounts_ok(value) -> bool:
+    if is_int(value):
+        return value >= 0
+    return isinstance(value, list) and bool(value) and all(_amounts_ok(v) for v in value)
+
+
+amounts = _expect("an integer ≥ 0 or (nested) lists of them", _amounts_ok)
+
+
+def side_amounts(rank: int | None) -> Check:
+    """ZeroPadding/Cropping: n, [n per axis] (1D: [before, after]), or [[before, after] per axis]."""
+    def ok(value) -> bool:
+        if is_int(value):
+            return value >= 0
+        if not isinstance(value, list) or not _amounts_ok(value) or rank is None:
+            return isinstance(value, list) and _amounts_ok(value) and rank is None
+        if rank == 1:
+            return len(value) == 2 and all(is_int(v) for v in value)
+        return len(value) == rank and (all(is_int(v) for v in value)
+                                       or all(isinstance(v, list) and len(v) == 2 for v in value))
+    return _expect("an integer ≥ 0, one per axis, or [before, after] per axis", ok)
+
+
+def keras_object(kind: str) -> Check:
+    """A name Keras's `get()` resolves for `kind`, or `{class_name, config}` with that class's arguments."""
+    def check(value):
+        if value is None:
+            return None
+        known = catalog().objects(kind)
+        if isinstance(value, str):
+            entry = known.get(value)
+            if entry is None:
+                hint = did_you_mean(value, known)
+                return f"unknown {kind} {_show(value)}" + (f" ({hint})" if hint else "")
+            if any(a.get("required") for a in entry["args"].values()):
+                return f"{kind} {_show(value)} needs arguments: give {{class_name: {value}, config: {{...}}}}"
+            return None
+        if isinstance(value, dict) and set(value) <= {"class_name", "config", "module", "registered_name"} \
+                and isinstance(value.get("class_name"), str):
+            name = value["class_name"]
+            if ">" in name or "module" in value:
+                return None  # a registered custom object, resolved by Keras from an allowed module
+            entry = known.get(name)
+            if entry is None:
+                return f"unknown {kind} class {_show(name)}" + (f" ({did_you_mean(name, known)})"
+                                                                 if did_you_mean(name, known) else "")
+            config = value.get("config", {})
+            if not isinstance(config, dict):
+                return f"the config of {kind} {name} must be a mapping"
+            problem = arguments_problem(Signature(name, entry["args"], entry["kwargs"]), config, owner=name)
+            return f"{name} {problem[0]}: {problem[1]}" if problem else None
+        return f"expected a {kind} name or {{class_name, config}}, got {_show(value)}"
+    return check
+
+
+def activation(value):
+    if value is None or (isinstance(value, str) and value in catalog().activations):
+        return None
+    if isinstance(value, str):
+        hint = did_you_mean(value, catalog().activations)
+        return f"unknown activation {_show(value)}" + (f" ({hint})" if hint else "")
+    return f"expected an activation name, got {_show(value)}"
+
+
+# Argument names Keras uses with one meaning across its classes.
+BY_NAME: dict[str, Check] = {
+    "units": positive_int, "filters": positive_int, "input_dim": positive_int, "output_dim": positive_int,
+    "num_heads": positive_int, "key_dim": positive_int, "depth_multiplier": positive_int, "groups": positive_int,
+    "n": positive_int, "num_query_heads": positive_int, "num_key_value_heads": positive_int,
+    "head_dim": positive_int,
+    "activation": activation, "recurrent_activation": activation,
+    "seed": seed, "data_format": data_format, "dtype": dtype,
+    "rate": fraction, "dropout": a_number, "recurrent_dropout": a_number,
+    "axis": _expect("an integer or a list of integers", lambda v: is_int(v) or _int_list(v)),
+    "target_shape": _expect("a list of integers (one may be -1)",
+                            lambda v: _int_list(v) and all(d >= 1 or d == -1 for d in v) and v.count(-1) <= 1),
+    "dims": _expect("a list of axes (integers ≥ 1)", lambda v: _int_list(v) and all(d >= 1 for d in v)),
+    "axes": _expect("an axis or a list of two axes", lambda v: is_int(v) or (_int_list(v) and len(v) == 2)),
+    "lora_rank": optional(positive_int), "lora_alpha": optional(a_number),
+    "max_value": optional(non_negative), "stddev": fraction, "scale": a_number, "offset": a_number,
+    "negative_slope": non_negative, "threshold": a_number, "alpha": a_number, "l1": non_negative,
+    "l2": non_negative, "use_cudnn": one_of("auto", True, False),
+    "noise_shape": _expect("a list of sizes (positive integers or null)",
+                           lambda v: v is None or (isinstance(v, list) and all(d is None or (is_int(d) and d >= 1)
+                                                                                for d in v))),
+    "shared_axes": _expect("an axis or a list of axes (integers ≥ 1)",
+                           lambda v: v is None or (is_int(v) and v >= 1)
+                           or (isinstance(v, list) and all(is_int(a) and a >= 1 for a in v))),
+    "padding": None,  # placeholder, see _check_for: a mode string or amounts
+    "cropping": None,
+    "use_bias": a_bool, "return_sequences": a_bool, "return_state": a_bool, "stateful": a_bool,
+    "go_backwards": a_bool, "unroll": a_bool, "mask_zero": a_bool, "trainable": a_bool,
+}
+_SPATIAL = ("kernel_size", "strides", "dilation_rate", "pool_size", "size")
+_OBJECT_SUFFIXES = {"_initializer": "initializer", "_regularizer": "regularizer", "_constraint": "constraint"}
+
+# Ranges particular classes enforce (Keras raises on anything else).
+BY_OWNER: dict[tuple[str, str], Check] = {
+    ("ReduceLROnPlateau", "factor"): _expect("a number below 1 (the rate is multiplied by it)",
+                                             lambda v: is_number(v) and 0 <= v < 1),
+    ("ReduceLROnPlateau", "patience"): non_negative_int,
+    ("ReduceLROnPlateau", "cooldown"): non_negative_int,
+    ("ReduceLROnPlateau", "min_lr"): non_negative,
+    ("ReduceLROnPlateau", "mode"): one_of("auto", "min", "max"),
+    ("EarlyStopping", "patience"): non_negative_int,
+    ("EarlyStopping", "start_from_epoch"): non_negative_int,
+    ("EarlyStopping", "mode"): one_of("auto", "min", "max"),
+    ("EarlyStopping", "baseline"): optional(a_number),
+    ("BatchNormalization", "momentum"): fraction,
+    ("ReLU", "threshold"): non_negative,
+    ("BatchNormalization", "axis"): an_int,
+    ("Normalization", "axis"): _expect("an integer, a list of integers or null",
+                                       lambda v: v is None or is_int(v) or _int_list(v)),
+    ("Embedding", "input_dim"): positive_int,
+    ("L1", "l1"): non_negative, ("L2", "l2"): non_negative,
+    ("L1L2", "l1"): non_negative, ("L1L2", "l2"): non_negative,
+}
+# Optimizer arguments: every optimizer shares the base class's.
+OPTIMIZER: dict[str, Check] = {
+    "learning_rate": positive, "weight_decay": optional(non_negative), "clipnorm": optional(positive),
+    "clipvalue": optional(positive), "global_clipnorm": optional(positive), "use_ema": a_bool,
+    "ema_momentum": fraction, "ema_overwrite_frequency": optional(positive_int),
+    "loss_scale_factor": optional(positive), "gradient_accumulation_steps": optional(
+        _expect("an integer ≥ 2", lambda v: is_int(v) and v >= 2)),
+    "epsilon": non_negative, "beta_1": fraction, "beta_2": fraction, "momentum": non_negative,
+    "rho": fraction, "nesterov": a_bool, "amsgrad": a_bool, "centered": a_bool,
+}
+
+
+def _by_default(default: Any) -> Check | None:
+    """What the default's type says: a bool default takes a bool, a float default any number, ..."""
+    if isinstance(default, bool):
+        return a_bool
+    if is_int(default):
+        return an_int
+    if isinstance(default, float):
+        return a_number
+    if isinstance(default, str):
+        return a_string
+    return None
+
+
+def _check_for(owner: str, arg: str, signature: Signature | None) -> Check | None:
+    if (owner, arg) in BY_OWNER:
+        return BY_OWNER[owner, arg]
+    if BY_NAME.get(arg) is not None:
+        return BY_NAME[arg]
+    if arg in _SPATIAL:
+        rank = re.search(r"([123])D", owner)
+        base = spatial(int(rank.group(1)) if rank else None)
+        # Pooling layers take strides=None (the pool size); everything else needs a value.
+        return optional(base) if signature is not None and signature.default(arg) is None else base
+    if arg == "padding" and signature is not None and signature.default(arg) in ("valid", "same"):
+        return one_of("valid", "same", "causal") if owner == "Conv1D" else one_of("valid", "same")
+    if arg in ("padding", "cropping"):  # ZeroPadding and Cropping: an amount, one per axis, or per side
+        rank = re.search(r"([123])D", owner)
+        return side_amounts(int(rank.group(1)) if rank else None)
+    if arg == "output_padding":
+        return optional(amounts)
+    for suffix, kind in _OBJECT_SUFFIXES.items():
+        if arg.endswith(suffix):
+            return keras_object(kind)
+    if signature is not None and arg in signature.args:
+        return _by_default(signature.default(arg))
+    return None
+
+
+Problem = tuple[str, str]  # (argument, what is wrong with it)
+
+
+def arguments_problem(signature: Signature, args: dict[str, Any], owner: str | None = None) -> Problem | None:
+    """The first problem with `args` for a class with `signature`, or None."""
+    owner = owner or signature.name
+    for arg, value in args.items():
+        if arg not in signature.args and not signature.accepts_base_kwargs:
+            hint = did_you_mean(arg, signature.args)
+            return arg, f"unknown argument '{arg}' for {owner}" + (f" ({hint})" if hint else "")
+        check = _check_for(owner, arg, signature)
+        problem = check(value) if check is not None else None
+        if problem:
+            return arg, problem
+    return None
+
+
+def layer_arg_problem(layer: str, arg: str, value: Any) -> str | None:
+    """The problem with one constructor argument of a catalog layer, or None."""
+    signature = catalog().layer(layer)
+    check = _check_for(signature.name, arg, signature)
+    return check(value) if check is not None else None
+
+
+def judged_statically(layer: str, arg: str, value: Any) -> bool:
+    """Whether a correct `layer_arg_problem` verdict on this value is a promise that Keras accepts it.
+
+    Not so for a string where Keras expects one of choices the catalog does not know
+    (`interpolation`, `merge_mode`), or for arguments no rule covers: those are checked at build.
+    """
+    signature = catalog().layer(layer)
+    owner = signature.name
+    if (owner, arg) in BY_OWNER or BY_NAME.get(arg) is not None or arg in _SPATIAL:
+        return True
+    if arg in ("padding", "cropping", "output_padding") or any(arg.endswith(s) for s in _OBJECT_SUFFIXES):
+        return True
+    default = signature.default(arg)
+    return isinstance(default, (bool, int, float)) or (value is None and default is None and arg in signature.args)
+
+
+def optimizer_problem(signature: Signature, args: dict[str, Any]) -> Problem | None:
+    """Values of an optimizer's arguments, and the clipping options Keras lets only one of be set."""
+    for arg, value in args.items():
+        check = OPTIMIZER.get(arg) or _by_default(signature.default(arg))
+        problem = check(value) if check is not None else None
+        if problem:
+            return arg, problem
+    clipping = [a for a in ("clipnorm", "clipvalue", "global_clipnorm") if args.get(a) is not None]
+    if len(clipping) > 1:
+        return clipping[1], f"only one of clipnorm, clipvalue and global_clipnorm may be set, got {', '.join(clipping)}"
+    return None
+
+
+def named_object_problem(kind: str, name: str, args: dict[str, Any]) -> str | None:
+    """A loss or metric named with constructor arguments (`{name: BinaryCrossentropy, from_logits: true}`)."""
+    entry = catalog().objects(kind).get(name)
+    if entry is None:
+        hint = did_you_mean(name, catalog().objects(kind))
+        return f"unknown {kind} '{name}'" + (f" ({hint})" if hint else "")
+    if kind == "metric" and not entry.get("compile", True):
+        return f"'{name}' reduces one value; compile() needs a metric of targets and predictions"
+    if entry.get("function") and args:
+        return f"{kind} '{name}' is a function and takes no arguments; name its class instead"
+    signature = Signature(entry.get("class", name), entry["args"], entry["kwargs"])
+    missing = [a for a, spec in entry["args"].items() if spec.get("required") and a not in args]
+    if missing:
+        return f"{kind} '{name}' needs argument(s) {', '.join(missing)}: write {{name: {name}, {missing[0]}: ...}}"
+    problem = arguments_problem(signature, args)
+    return f"{kind} {signature.name} {problem[0]}: {problem[1]}" if problem else None
