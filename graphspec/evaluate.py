@@ -57,35 +57,45 @@ class Trained:
                 per_output[owner][key[len(owner) + 1:]] = value
             elif key != "loss" and len(self.output_names) == 1:
                 per_output[self.output_names[0]][key] = value
-        # Keras 3.15 averages per-output losses over batches unweighted by batch size (wrong when the
-        # last batch is partial), so each output's loss is recomputed here over all rows at once.
-        for name, loss in self._output_losses(data).items():
+        for name, loss in self._output_losses(data).items():  # see output_losses
             per_output[name]["loss"] = loss
         return {"loss": values.get("loss"), "outputs": per_output, "rows": data.rows}
 
     def _output_losses(self, data) -> dict[str, float]:
-        from graphspec.backend import keras_module
-
-        keras = keras_module()
-        losses = self.model.loss if isinstance(self.model.loss, dict) else \
-            {name: self.model.loss for name in self.output_names}
-        predictions = self._predict_arrays(data)
-        return {name: float(keras.ops.mean(keras.losses.get(losses[name])(data.outputs[name], predictions[name])))
-                for name in self.output_names if losses.get(name) is not None}
+        return output_losses(self.model, self.output_names, data.inputs, data.outputs, self._batch())
 
     def predict(self, data_file: str | os.PathLike) -> dict[str, np.ndarray]:
-        return self._predict_arrays(load_data(self.spec, data_file, outputs=False))
-
-    def _predict_arrays(self, data) -> dict[str, np.ndarray]:
-        predictions = self.model.predict(model_structure(data.inputs), batch_size=self._batch(), verbose=0)
-        if isinstance(predictions, dict):
-            return {name: np.asarray(predictions[name]) for name in self.output_names}
-        if not isinstance(predictions, (list, tuple)):
-            predictions = [predictions]
-        return {name: np.asarray(p) for name, p in zip(self.output_names, predictions)}
+        data = load_data(self.spec, data_file, outputs=False)
+        return predict_arrays(self.model, self.output_names, data.inputs, self._batch())
 
     def _batch(self) -> int:
         return self.spec.fixed_batch_size or (self.spec.spec.train.batch_size if self.spec.spec.train else 32)
+
+
+def predict_arrays(model, output_names: list[str], inputs: dict, batch: int) -> dict[str, np.ndarray]:
+    """Predictions keyed by output name."""
+    predictions = model.predict(model_structure(inputs), batch_size=batch, verbose=0)
+    if isinstance(predictions, dict):
+        return {name: np.asarray(predictions[name]) for name in output_names}
+    if not isinstance(predictions, (list, tuple)):
+        predictions = [predictions]
+    return {name: np.asarray(p) for name, p in zip(output_names, predictions)}
+
+
+def output_losses(model, output_names: list[str], inputs: dict, targets: dict, batch: int) -> dict[str, float]:
+    """Each output's loss over all rows at once.
+
+    Keras 3 averages per-output losses over batches without weighting them by batch size,
+    which is wrong when the last batch is partial; `evaluate` and the validation columns
+    of a run's history both use this instead, so they agree.
+    """
+    from graphspec.backend import keras_module
+
+    keras = keras_module()
+    losses = model.loss if isinstance(model.loss, dict) else {name: model.loss for name in output_names}
+    predictions = predict_arrays(model, output_names, inputs, batch)
+    return {name: float(keras.ops.mean(keras.losses.get(losses[name])(targets[name], predictions[name])))
+            for name in output_names if losses.get(name) is not None}
 
 
 def open_trained(target: str | os.PathLike, spec_file: str | os.PathLike | None = None, *, best: bool = False,

@@ -263,6 +263,20 @@ class _Interrupt:
         return False
 
 
+def _exact_validation_losses(keras, losses_of: Callable[[object], dict[str, float]]):
+    """A callback that puts each output's validation loss over all rows (`losses_of(model)`) in place
+    of Keras's batch-averaged `val_<output>_loss`, before anything else (history, the epoch line,
+    curves, TensorBoard, the spec's callbacks) sees it: so history agrees with `graphspec evaluate`."""
+
+    class ExactValidationLosses(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            for name, value in losses_of(self.model).items():
+                if logs is not None and f"val_{name}_loss" in logs:
+                    logs[f"val_{name}_loss"] = value
+
+    return ExactValidationLosses()
+
+
 def _make_recorder(keras, tf, run: RunDir, state: "_RunState", callbacks: list, keep: int, interrupt: _Interrupt):
     """The callback that writes the run directory after each epoch, and restores `callbacks` on resume."""
     from graphspec.keras_private import callback_state, improvement_test, restore_callback_state
@@ -574,8 +588,14 @@ def train(spec_path: str | os.PathLike, options: TrainOptions | None = None,
         validation_data = (model_structure(validation.inputs), model_structure(validation.outputs))
     interrupt = _Interrupt()
     spec_callbacks = _spec_callbacks(keras, settings)
-    recorder = _make_recorder(keras, tf, run, state, spec_callbacks, max(1, options.keep_checkpoints), interrupt)
-    callbacks = [*spec_callbacks, recorder]
+    callbacks = [*spec_callbacks,
+                 _make_recorder(keras, tf, run, state, spec_callbacks, max(1, options.keep_checkpoints), interrupt)]
+    if validation is not None and len(spec.graph.outputs) > 1:
+        from graphspec.evaluate import output_losses
+
+        names = [ref.node for ref in spec.graph.outputs]
+        callbacks.insert(0, _exact_validation_losses(
+            keras, lambda model: output_losses(model, names, validation.inputs, validation.outputs, batch)))
     verbose = options.verbose if options.verbose is not None else (1 if sys.stdout.isatty() else 2)
     try:
         with interrupt:

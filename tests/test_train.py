@@ -74,6 +74,10 @@ def test_two_outputs_with_loss_weights(tmp_path):
     assert set(result["outputs"]) == {"sin", "exp"}
     sin, exp = result["outputs"]["sin"]["loss"], result["outputs"]["exp"]["loss"]
     assert result["loss"] == pytest.approx(sin + 0.5 * exp, rel=1e-4)
+    # 100 validation rows in batches of 32: history's per-output validation losses are over all rows, as evaluate's
+    final = json.loads((run / "metrics.json").read_text())["final"]
+    assert final["val_sin_loss"] == pytest.approx(sin, rel=1e-5)
+    assert final["val_exp_loss"] == pytest.approx(exp, rel=1e-5)
     out = tmp_path / "p.npz"
     assert cli("predict", run, "--data", DATA / "sin_exp_val.csv", "-o", out).returncode == 0
     with np.load(out) as arrays:
