@@ -169,7 +169,7 @@ class _Table:
         column = self.columns[name]
         if column.null_count:
             row = next(i for i, v in enumerate(column.is_null().to_pylist()) if v)
-            raise _fail(self.path, f"{owner}: column '{name}' has an empty value in row {row + 1}", line=row + 2)
+            raise _row_error(self.path, "csv", row, f"{owner}: column '{name}' has an empty value")
         if pa.types.is_integer(column.type) or pa.types.is_floating(column.type) or pa.types.is_boolean(column.type):
             return column.to_numpy(zero_copy_only=False)
         numbers = []
@@ -177,12 +177,30 @@ class _Table:
             try:
                 numbers.append(float(value))
             except (TypeError, ValueError):
-                raise _fail(self.path, f"{owner}: column '{name}' has a non-numeric value {value!r} in row "
-                                       f"{row + 1}", line=row + 2) from None
+                raise _row_error(self.path, "csv", row,
+                                 f"{owner}: column '{name}' has a non-numeric value {value!r}") from None
         return np.array(numbers, dtype=np.float64)
 
 
 # --------------------------------------------------------------------------- binding
+
+
+def _row_error(path: str, kind: str, row: int, message: str) -> GraphspecError:
+    """A finding about data row `row` (0-based), numbered as people count: row 1 is the first data row,
+    which in a CSV file is line 2 (the location points at that line)."""
+    if kind == "csv":
+        return _fail(path, f"{message} (row {row + 1}, line {row + 2})", line=row + 2)
+    return _fail(path, f"{message} (row {row + 1})")
+
+
+# Target values each loss is defined for, by loss name in lower case without underscores.
+_PROBABILITIES = (0.0, 1.0, "targets from 0 to 1")
+_TARGET_DOMAINS = {
+    **dict.fromkeys(("binarycrossentropy", "bce", "binaryfocalcrossentropy", "categoricalcrossentropy",
+                     "categoricalfocalcrossentropy", "dice", "tversky"), _PROBABILITIES),
+    **dict.fromkeys(("poisson", "kldivergence", "kld"), (0.0, np.inf, "targets ≥ 0")),
+    **dict.fromkeys(("hinge", "squaredhinge", "categoricalhinge"), (-1.0, 1.0, "targets from -1 to 1")),
+}
 
 
 def _first_bad_row(values: np.ndarray) -> int | None:
@@ -242,14 +260,13 @@ class _Binder:
     def check_values(self, values: np.ndarray, owner: str, what: str, dtype: str) -> np.ndarray:
         bad = _first_bad_row(values)
         if bad is not None:
-            raise _fail(self.path, f"{owner}: {what} has NaN or infinity in row {bad + 1}",
-                        line=bad + 2 if self.table.kind == "csv" else None)
+            raise _row_error(self.path, self.table.kind, bad, f"{owner}: {what} has NaN or infinity")
         if dtype.startswith(("int", "uint")) and np.issubdtype(values.dtype, np.floating):
             fractional = values.reshape(len(values), -1) % 1 != 0
             if fractional.any():
                 row = int(np.argmax(fractional.any(axis=1)))
-                raise _fail(self.path, f"{owner}: {what} must hold integers ({dtype}); row {row + 1} does not",
-                            line=row + 2 if self.table.kind == "csv" else None)
+                raise _row_error(self.path, self.table.kind, row,
+                                 f"{owner}: {what} must hold integers ({dtype}), and does not")
         return values.astype(dtype, copy=False)
 
     def fit_shape(self, values: np.ndarray, shape: tuple, owner: str, what: str) -> np.ndarray:
@@ -293,16 +310,32 @@ class _Binder:
             labels = self.check_values(values.reshape(len(values)), owner, what, "int64")
             bad = np.flatnonzero((labels < 0) | (labels >= classes))
             if bad.size:
-                raise _fail(self.path, f"{owner}: {what} holds class {labels[bad[0]]} in row {bad[0] + 1}; "
-                                       f"the output has {classes} classes (0..{classes - 1})",
-                            line=int(bad[0]) + 2 if self.table.kind == "csv" else None)
+                raise _row_error(self.path, self.table.kind, int(bad[0]),
+                                 f"{owner}: {what} holds class {labels[bad[0]]}, but the output has {classes} "
+                                 f"classes (0..{classes - 1})")
             return labels.astype("int32") if sparse else np.eye(classes, dtype="float32")[labels]
         values = self.check_values(values, owner, what, "float32")
+        self.check_targets(values, loss, owner, what)
         if values.ndim == 1:
             values = values[:, None]
         if shape is None or None in target_shape:
             return values
         return self.fit_shape(values, target_shape, owner, what)
+
+
+    def check_targets(self, values: np.ndarray, loss: str, owner: str, what: str) -> None:
+        """Targets the output's loss cannot take (a 3 for binary cross-entropy) are a data error."""
+        domain = _TARGET_DOMAINS.get(loss.replace("_", "").lower())
+        if domain is None or not values.size:
+            return
+        low, high, meaning = domain
+        outside = ~((values >= low) & (values <= high)).reshape(len(values), -1).all(axis=1)
+        if outside.any():
+            row = int(np.argmax(outside))
+            value = values.reshape(len(values), -1)[row]
+            shown = value[~((value >= low) & (value <= high))][0]
+            raise _row_error(self.path, self.table.kind, row,
+                             f"{owner}: {what} holds {shown:g}, but its loss {loss} takes {meaning}")
 
 
 def _column_types(spec: SpecFile, table: _Table, outputs: bool) -> dict[str, str]:

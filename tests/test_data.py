@@ -8,6 +8,7 @@ import pytest
 import graphspec
 from conftest import ROOT
 from graphspec.data import load_data
+from graphspec.errors import GraphspecError
 
 SPEC = """\
 graphspec: 1
@@ -73,28 +74,28 @@ def test_glob_matching_nothing(spec, write):
 
 def test_non_numeric_value_names_column_and_row(spec, write):
     d = fails(spec, write, GOOD.replace("1.0,2.0,4", "1.0,two,4"))
-    assert d.message == "input 'x': column 'b' has a non-numeric value 'two' in row 2" and d.line == 3
+    assert d.message == "input 'x': column 'b' has a non-numeric value 'two' (row 2, line 3)" and d.line == 3
 
 
 def test_empty_cell(spec, write):
     d = fails(spec, write, GOOD.replace("-1,0,7", "-1,,7"))
-    assert d.message == "input 'x': column 'b' has an empty value in row 3" and d.line == 4
+    assert d.message == "input 'x': column 'b' has an empty value (row 3, line 4)" and d.line == 4
 
 
 @pytest.mark.parametrize("bad", ["nan", "inf", "-inf"])
 def test_nan_and_infinity(spec, write, bad):
     d = fails(spec, write, GOOD.replace("1.0,2.0", f"1.0,{bad}"))
-    assert d.message == "input 'x': columns a..b (2) has NaN or infinity in row 2"
+    assert d.message == "input 'x': columns a..b (2) has NaN or infinity (row 2, line 3)"
 
 
 def test_integer_input_with_fractions(spec, write):
     d = fails(spec, write, GOOD.replace("4,5,6", "4,5.5,6"))
-    assert d.message == "input 'tokens': columns t0..t2 (3) must hold integers (int32); row 2 does not"
+    assert d.message == "input 'tokens': columns t0..t2 (3) must hold integers (int32), and does not (row 2, line 3)"
 
 
 def test_class_label_out_of_range(spec, write):
     d = fails(spec, write, GOOD.replace(",2\n", ",7\n"))
-    assert d.message == "output 'y': column 'label' holds class 7 in row 2; the output has 3 classes (0..2)"
+    assert d.message == "output 'y': column 'label' holds class 7, but the output has 3 classes (0..2) (row 2, line 3)"
 
 
 def test_wrong_number_of_columns_for_the_input_shape(write):
@@ -144,7 +145,7 @@ def test_npz_binding_and_errors(write, tmp_path):
         "input 'img' expects rows of shape (4, 4, 1), array 'images' has (4, 5, 1)"
     nan_images = np.zeros((5, 4, 4, 1))
     nan_images[3, 1, 1, 0] = np.nan
-    assert error(images=nan_images, target=np.ones(5)) == "input 'img': array 'images' has NaN or infinity in row 4"
+    assert error(images=nan_images, target=np.ones(5)) == "input 'img': array 'images' has NaN or infinity (row 4)"
     assert error(images=np.array(["a"] * 5), target=np.ones(5)) == \
         "input 'img': array 'images' has non-numeric dtype <U1"
     path = tmp_path / "pickled.npz"
@@ -173,6 +174,26 @@ def test_bad_data_writes_nothing(tmp_path, write):
     result = subprocess.run([sys.executable, "-m", "graphspec", "train", str(spec), "--output", str(run)],
                             capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 1
-    assert f"{tmp_path / 'd.csv'}:3: error: input 'x': column 'b' has a non-numeric value 'oops' in row 2" \
+    assert f"{tmp_path / 'd.csv'}:3: error: input 'x': column 'b' has a non-numeric value 'oops' (row 2, line 3)" \
         in result.stderr
     assert not run.exists() and not (ROOT / "runs" / "s").exists()
+
+
+def test_targets_a_loss_cannot_take_are_located(write):
+    """A 3 in the target of a sigmoid + binary_crossentropy output is a data error, not a silent NaN-free loss."""
+    spec = write("b.yaml", """\
+        graphspec: 1
+        inputs: {x: {shape: [1]}}
+        nodes:
+          y: {layer: Dense, args: {units: 1, activation: sigmoid}, from: x}
+        outputs: [y]
+        compile: {loss: binary_crossentropy}
+        data: {train: b.csv, inputs: {x: {columns: x}}, outputs: {y: {columns: y}}}
+        """)
+    loaded = graphspec.load(spec)
+    with pytest.raises(GraphspecError) as info:
+        load_data(loaded, write("b.csv", "x,y\n0.1,0\n0.2,1\n0.3,3\n"))
+    (d,) = info.value.diagnostics
+    assert d.message == ("output 'y': column 'y' holds 3, but its loss binary_crossentropy takes targets from 0 to 1 "
+                         "(row 3, line 4)") and d.line == 4
+    assert load_data(loaded, write("ok.csv", "x,y\n0.1,0\n0.2,1\n0.3,0.5\n")).rows == 3
