@@ -86,7 +86,7 @@ class GraphspecError(Exception):
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
     """A "did you mean 'x'?" hint for the closest candidate, case-insensitively."""
-    candidates = list(candidates)
+    candidates = [c for c in candidates if c != name]  # never suggest what was written
     by_lower: dict[str, str] = {}
     for c in candidates:  # prefer the lower-case spelling when several differ only in case
         if c.lower() not in by_lower or c == c.lower():

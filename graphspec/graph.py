@@ -339,7 +339,7 @@ class _Builder:
                 return None
             visible = sorted(scope.aliases)
             self.error(f"unknown reference '{name}'", path,
-                       hint=did_you_mean(name, visible) or f"defined names: {', '.join(visible[:12])}")
+                       hint=did_you_mean(name, visible) or f"defined names: {', '.join(visible)}")
             return None
         if index is None:
             return target

@@ -287,7 +287,11 @@ def load_text(text: str, file: str = "<string>") -> Document:
             builder.feed(event)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        message = " ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
+        message = exc.problem or exc.context or "invalid YAML"
+        if exc.context and exc.problem:
+            where = exc.context_mark
+            started = f" at line {where.line + 1}, column {where.column + 1}" if where and where != mark else ""
+            message = f"{exc.problem} ({exc.context.removeprefix('while ')}{started})"
         if "maximum nesting depth" in message:  # libyaml's own depth limit, below ours for flow style
             raise builder.fail(f"nesting deeper than {MAX_DEPTH} levels", mark) from None
         raise builder.fail(f"invalid YAML: {message}", mark) from None

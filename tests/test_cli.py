@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from conftest import EXAMPLES, ROOT, TWO_BRANCHES
+from conftest import EXAMPLES, ROOT, TWO_BRANCHES, run_cli
 
 BAD = TWO_BRANCHES.replace("units: 20", "uints: 20") + "  z: {merge: add, from: [a, b]}\noutputs: [z]\n"
 
@@ -88,3 +88,12 @@ def test_validate_and_schema_never_import_tensorflow():
     run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip().endswith("clean")
+
+
+def test_readme_sample_validate_output_is_reproducible():
+    """The README's `graphspec validate` sample is what the command prints, character for character."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("$ cd tests/data/readme && graphspec validate .\n", 1)[1].split("```", 1)[0]
+    run = run_cli("validate", ".", cwd=ROOT / "tests" / "data" / "readme")
+    assert run.returncode == 1
+    assert run.stdout == block

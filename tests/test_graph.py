@@ -260,3 +260,19 @@ compile: {loss: {yy: mse}}
         (12, "'yy' is not an output"),                                  # compile keys
     ]
     assert result.spec is None and result.graph is None  # nothing half-valid is handed on
+
+
+def test_unknown_reference_lists_every_defined_name():
+    nodes = "".join(f"  n{i}: {{layer: Dense, args: {{units: 2}}, from: x}}\n" for i in range(20))
+    d = only_error(f"graphspec: 1\ninputs: {{x: {{shape: [3]}}}}\nnodes:\n{nodes}  y: {{merge: concatenate, "
+                   f"from: [{', '.join(f'n{i}' for i in range(20))}, qqq]}}\noutputs: [y]\n")
+    assert d.message == "unknown reference 'qqq'"
+    assert all(f"n{i}" in d.hint.split(": ", 1)[1].split(", ") for i in range(20))
+
+
+def test_did_you_mean_never_suggests_what_was_written():
+    from graphspec.errors import did_you_mean
+
+    assert did_you_mean("units", ["units", "unit_forget_bias"]) is None
+    assert did_you_mean("Units", ["units"]) == "did you mean 'units'?"
+    assert did_you_mean("unts", ["units"]) == "did you mean 'units'?"

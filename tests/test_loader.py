@@ -129,3 +129,11 @@ def test_non_mapping_documents(text, tmp_path):
     path.write_text(text)
     (d,) = check(path).diagnostics
     assert "must be a YAML mapping" in d.message
+
+
+def test_syntax_errors_point_at_the_problem_and_name_where_the_construct_began():
+    d = refusal('a: "unterminated\n')
+    assert (d.line, d.column) == (2, 1)
+    assert d.message == "invalid YAML: found unexpected end of stream (scanning a quoted scalar at line 1, column 4)"
+    d = refusal("a: 1\n\tb: 2\n")
+    assert (d.line, d.column) == (2, 1) and "tab" in d.message
