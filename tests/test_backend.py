@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import graphspec
-from conftest import ROOT, check, errors, only_error
+from helpers import ROOT, check, errors, only_error
 from handwritten import BUILDERS, keras
 
 EXAMPLES_DIR = ROOT / "specs" / "examples"
@@ -107,9 +107,12 @@ def test_shared_layer_is_one_object_and_sub_model_weights_are_shared():
 def test_compile_settings_reach_keras():
     model = graphspec.build(EXAMPLES_DIR / "headline.yaml")
     assert type(model.optimizer).__name__ == "RMSprop"
-    assert model.compiled_loss is not None or model.loss is not None
     assert model.loss == {"main_output": "binary_crossentropy", "aux_output": "binary_crossentropy"}
-    assert model._compile_loss._user_loss_weights == {"main_output": 1.0, "aux_output": 0.2}
+    # The weights reach the total loss: 1.0 * main + 0.2 * aux on real data.
+    x = {"main_input": np.ones((4, 100), "int32"), "aux_input": np.zeros((4, 5), "float32")}
+    y = {"main_output": np.ones((4, 1), "float32"), "aux_output": np.zeros((4, 1), "float32")}
+    scores = model.evaluate(x, y, verbose=0, return_dict=True)
+    assert scores["loss"] == pytest.approx(scores["main_output_loss"] + 0.2 * scores["aux_output_loss"], rel=1e-5)
 
 
 def test_optimizer_with_arguments_and_seeded_builds(write):
@@ -244,9 +247,14 @@ def test_importing_graphspec_does_not_import_tensorflow():
     assert run.stdout.strip() == "[]", run.stderr
 
 
-def test_build_rejects_an_invalid_spec_with_all_errors():
-    result = check("graphspec: 1\ninputs: {x: {shape: [3]}}\nnodes:\n  y: {layer: Dense, from: q}\noutputs: [y]\n")
-    assert not result.ok
+def test_build_rejects_an_invalid_spec_with_all_errors(write):
+    path = write("bad.yaml", "graphspec: 1\ninputs: {x: {shape: [3]}}\nnodes:\n  y: {layer: Dense, from: q}\n"
+                             "  z: {layer: Dense, args: {units: 0}, from: x}\noutputs: [y, z]\n")
+    with pytest.raises(graphspec.GraphspecError) as info:
+        graphspec.build(path)
+    messages = [d.message for d in info.value.diagnostics]
+    assert "Dense needs argument(s) 'units'" in messages[0] and "units: expected a positive integer" in messages[-1]
+    assert len(messages) == 2  # y failed the schema, so its reference is not checked again
 
 
 def test_yaml_1_2_scalars_reach_keras_as_numbers_and_strings():

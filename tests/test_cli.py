@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from conftest import EXAMPLES, ROOT, TWO_BRANCHES, run_cli
+from helpers import EXAMPLES, ROOT, TWO_BRANCHES, run_cli
 
 BAD = TWO_BRANCHES.replace("units: 20", "uints: 20") + "  z: {merge: add, from: [a, b]}\noutputs: [z]\n"
 

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 
-from conftest import ROOT
+from helpers import ROOT
 from test_cli import BAD, graphspec
 
 
@@ -20,12 +20,14 @@ def test_summary_static_text_and_json_without_tensorflow():
     assert table["rows"][2] == {"name": "embedding", "type": "Embedding", "output_shapes": [[None, 100, 512]],
                                 "params": 5120000, "inputs": ["main_input"]}
     probe = ("import sys\nfrom graphspec.cli import app\n"
-             "try:\n    app(['summary', 'specs/examples/video_qa.yaml'])\nexcept SystemExit:\n    pass\n"
+             "try:\n    app(['summary', 'specs/examples/video_qa.yaml'])\nexcept SystemExit as exit:\n"
+             "    assert not exit.code, exit.code\n"
              "assert not [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')]\n")
     import subprocess
     import sys
 
-    assert subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True).returncode == 0
+    probed = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True)
+    assert probed.returncode == 0, probed.stderr
 
 
 def test_summary_keras_agrees_with_static():
@@ -72,3 +74,16 @@ def test_build_error_from_keras_is_located(tmp_path):
     assert run.returncode == 1
     assert f"{spec}:4:3: error: nodes.y: Keras rejected Bidirectional 'y'" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_build_without_compile_section_saves_an_uncompiled_model(tmp_path):
+    spec = tmp_path / "plain.yaml"
+    spec.write_text("graphspec: 1\ninputs: {x: {shape: [3]}}\nnodes:\n  y: {layer: Dense, args: {units: 2}, from: x}\n"
+                    "outputs: [y]\n")
+    out = tmp_path / "plain.keras"
+    run = graphspec("build", str(spec), "-o", str(out))
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == f"saved {out} (8 parameters)"
+    from handwritten import keras
+
+    assert keras.saving.load_model(out).count_params() == 8

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import graphspec
-from conftest import ROOT
+from helpers import ROOT
 from graphspec.data import load_data
 from graphspec.errors import GraphspecError
 

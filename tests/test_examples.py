@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import graphspec
-from conftest import EXAMPLES, ROOT
+from helpers import EXAMPLES, ROOT
 
 EXPECTED = {
     "sine", "sine_two_inputs", "sin_exp_two_outputs", "two_stacks", "mnist_mlp", "headline", "shared_lstm",

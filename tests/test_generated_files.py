@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 
-from conftest import ROOT
+from helpers import ROOT
 from graphspec.schema import json_schema_text
 from graphspec.schema.docs import update
 

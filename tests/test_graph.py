@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import TWO_BRANCHES, check, errors, only_error
+from helpers import TWO_BRANCHES, check, errors, only_error
 
 HEAD = """\
 graphspec: 1

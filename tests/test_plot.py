@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ElementTree
 import pytest
 
 import graphspec
-from conftest import EXAMPLES, ROOT
+from helpers import EXAMPLES, ROOT
 from graphspec.plot.graph import drawing, render_bytes, to_dot, to_mermaid
 
 SNAPSHOTS = ROOT / "tests" / "snapshots"
@@ -104,8 +104,9 @@ def test_missing_graphviz_says_how_to_install(tmp_path):
 
 
 def test_plot_never_imports_tensorflow(tmp_path):
+    # .dot needs no graphviz binary, so this holds on machines without it too
     probe = ("import sys\nfrom graphspec.cli import app\n"
-             f"for args in (['plot', 'specs/examples/video_qa.yaml', '-o', {str(tmp_path / 'v.svg')!r}],"
+             f"for args in (['plot', 'specs/examples/video_qa.yaml', '-o', {str(tmp_path / 'v.dot')!r}],"
              " ['plot', 'specs/examples/headline.yaml', '--format', 'mermaid']):\n"
              "    try:\n        app(args)\n    except SystemExit as exit:\n        assert not exit.code, exit.code\n"
              "assert not [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')]\nprint('clean')\n")
@@ -122,10 +123,10 @@ def test_keras_plot_model(tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_png_rendering_directly():
+@pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz is installed by .ci/run; this machine lacks it")
+def test_pdf_rendering_directly():
     spec = graphspec.load(ROOT / "specs" / "examples" / "residual.yaml")
-    if shutil.which("dot"):
-        assert render_bytes(drawing(spec), "pdf")[:5] == b"%PDF-"
+    assert render_bytes(drawing(spec), "pdf")[:5] == b"%PDF-"
 
 
 def test_readme_shows_current_mermaid_drawings():

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import graphspec
-from conftest import ROOT, check, errors, run_cli
+from helpers import ROOT, check, errors, run_cli
 
 SINE = (ROOT / "specs" / "examples" / "sine.yaml").read_text()
 DATA = ROOT / "specs" / "data"

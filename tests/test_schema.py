@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import check, errors, only_error
+from helpers import check, errors, only_error
 
 HEAD = """\
 graphspec: 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import TWO_BRANCHES, check, errors, only_error
+from helpers import TWO_BRANCHES, check, errors, only_error
 
 
 def one_layer(shape, layer: str, args: str = "{}", batch: int | None = None):

@@ -12,7 +12,7 @@ import numpy as np
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from conftest import check
+from helpers import check
 from handwritten import keras
 
 small = st.integers(1, 5)

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import graphspec
-from conftest import EXAMPLES, ROOT
+from helpers import EXAMPLES, ROOT
 
 SMALL = [p for p in EXAMPLES if p.stem not in ("video_qa", "vqa", "headline")]
 DOCUMENTS = {p.stem: yaml.safe_load(p.read_text()) for p in SMALL}

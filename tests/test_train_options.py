@@ -1,0 +1,96 @@
+"""Training settings and options end to end: monitor, --best, --spec, --keep-checkpoints, validation data."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import graphspec
+from graphspec.data import load_data
+from graphspec.errors import GraphspecError
+from helpers import ROOT, run_cli
+
+SINE = ROOT / "specs" / "examples" / "sine.yaml"
+DATA = ROOT / "specs" / "data"
+
+
+def history(run) -> dict[str, list[float]]:
+    header, *rows = (run / "history.csv").read_text().splitlines()
+    columns = header.split(",")
+    return {name: [float(row.split(",")[i]) for row in rows] for i, name in enumerate(columns)}
+
+
+def test_monitor_keep_checkpoints_best_and_spec(tmp_path):
+    run = tmp_path / "run"
+    trained = run_cli("train", SINE, "--output", run, "--epochs", "5", "--keep-checkpoints", "2",
+                      "--set", "train.monitor=loss")
+    assert trained.returncode == 0, trained.stderr
+    assert sorted(p.name for p in (run / "checkpoints").glob("*.keras")) == ["epoch_0004.keras", "epoch_0005.keras"]
+    metrics = json.loads((run / "metrics.json").read_text())
+    losses = history(run)["loss"]
+    assert metrics["monitor"] == "loss" and metrics["best_epoch"] == int(np.argmin(losses)) + 1
+    assert metrics["best_value"] == pytest.approx(min(losses))
+
+    def scores(*args):
+        result = run_cli("evaluate", *args, "--data", DATA / "sine_val.csv", "--format", "json")
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    best = scores(run, "--best")
+    assert best == scores(run / "best.keras", "--spec", run / "spec.yaml")
+    final = scores(run)
+    assert final == scores(run / "model.keras", "--spec", SINE)
+    assert (best != final) == (metrics["best_epoch"] != 5)
+    bare = run_cli("evaluate", run / "model.keras", "--data", DATA / "sine_val.csv")
+    assert bare.returncode == 1 and "--spec" in bare.stderr
+
+
+def test_validation_data_option_and_validation_split(tmp_path, write):
+    spec = tmp_path / "sine.yaml"
+    spec.write_text(SINE.read_text().replace("  validation: ../data/sine_val.csv\n", "")
+                    .replace("../data/", str(DATA) + "/"))
+    alone = run_cli("train", spec, "--output", tmp_path / "alone", "--epochs", "2")
+    assert alone.returncode == 0 and "instead of 'val_loss'" in alone.stdout
+    assert "val_loss" not in history(tmp_path / "alone")
+    given = run_cli("train", spec, "--output", tmp_path / "given", "--epochs", "2",
+                    "--validation-data", DATA / "sine_val.csv")
+    assert given.returncode == 0, given.stderr
+    recorded = graphspec.load(tmp_path / "given" / "spec.yaml").spec.data.validation
+    assert recorded == str(DATA / "sine_val.csv") and "val_loss" in history(tmp_path / "given")
+    split = run_cli("train", spec, "--output", tmp_path / "split", "--epochs", "2",
+                    "--set", "train.validation_split=0.25")
+    assert split.returncode == 0, split.stderr
+    # Keras's rule: the last quarter of the rows validates, so the final val_loss is the loss on them
+    header, *rows = (DATA / "sine.csv").read_text().splitlines()
+    held_out = write("held_out.csv", "\n".join([header, *rows[750:]]) + "\n")
+    scores = run_cli("evaluate", tmp_path / "split", "--data", held_out, "--format", "json")
+    assert json.loads(scores.stdout)["loss"] == pytest.approx(history(tmp_path / "split")["val_loss"][-1], rel=1e-5)
+    nothing_left = run_cli("train", spec, "--output", tmp_path / "none", "--set", "train.validation_split=0.9999")
+    assert nothing_left.returncode == 1 and "leaves no rows" in nothing_left.stderr
+
+
+CLASSES = """\
+graphspec: 1
+inputs: {{x: {{shape: [2]}}}}
+nodes:
+  y: {{layer: Dense, args: {{units: 3, activation: softmax}}, from: x}}
+outputs: [y]
+compile: {{loss: categorical_crossentropy}}
+data:
+  train: d.csv
+  inputs: {{x: {{columns: [x1, x2]}}}}
+  outputs: {{y: {binding}}}
+"""
+
+
+def test_one_hot_false_takes_the_columns_as_they_are(write):
+    table = write("d.csv", "x1,x2,label,c0,c1,c2\n0,1,2,0,0,1\n1,0,0,1,0,0\n")
+    encoded = graphspec.load(write("a.yaml", CLASSES.format(binding="{columns: label}")))
+    np.testing.assert_array_equal(load_data(encoded, table).outputs["y"], [[0, 0, 1], [1, 0, 0]])
+    given = graphspec.load(write("b.yaml", CLASSES.format(binding="{columns: [c0, c1, c2], one_hot: false}")))
+    np.testing.assert_array_equal(load_data(given, table).outputs["y"], [[0, 0, 1], [1, 0, 0]])
+    refused = graphspec.load(write("c.yaml", CLASSES.format(binding="{columns: label, one_hot: false}")))
+    with pytest.raises(GraphspecError, match="label"):
+        load_data(refused, table)
