@@ -75,7 +75,7 @@ def _set(data, path, value):
     data[path[-1]] = value
 
 
-@settings(max_examples=int(os.environ.get("GRAPHSPEC_PROPERTY_EXAMPLES", 150)), deadline=None,
+@settings(max_examples=int(os.environ.get("GRAPHSPEC_PROPERTY_EXAMPLES", 100)), deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(st.data())
 def test_what_validate_accepts_builds(data):
