@@ -28,6 +28,10 @@ import csv
 import fnmatch
 import math
 import os
+import re
+import stat
+import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,14 +64,90 @@ def _fail(path: str, message: str, hint: str | None = None, line: int | None = N
 # --------------------------------------------------------------------------- reading
 
 
+_CSV_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(inf|infinity|nan)", re.ASCII | re.IGNORECASE)
+
+
+def regular_file(path: str, what: str) -> None:
+    """Refuse anything but a regular file before opening it: a FIFO would block forever, a device never end."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise _fail(path, f"{what} not found") from None
+    except OSError as exc:
+        raise _fail(path, f"cannot open {what}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(mode):
+        raise _fail(path, f"{what} is not a regular file")
+
+
+# An array may take at most this share of the machine's memory; more cannot be loaded whole.
+_MEMORY_SHARE = 0.5
+
+
+def _memory_bytes() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return 2**63
+
+
+class _NpzArrays(Mapping):
+    """The arrays of an NPZ file, each read only when a binding asks for it.
+
+    Before an array is allocated its header is read and checked: the size it declares must be
+    what the archive member holds, and must fit in memory. Object arrays (pickles) are refused.
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        try:
+            with zipfile.ZipFile(path) as archive:
+                self.members = {info.filename[:-4]: info for info in archive.infolist()
+                                if info.filename.endswith(".npy")}
+        except (zipfile.BadZipFile, OSError, ValueError) as exc:
+            raise _fail(path, f"not an NPZ archive ({exc})",
+                        "save arrays with numpy.savez or numpy.savez_compressed") from None
+        self.loaded: dict[str, np.ndarray] = {}
+
+    def __iter__(self):
+        return iter(self.members)
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self.loaded:
+            self.loaded[name] = self._read(name, self.members[name])
+        return self.loaded[name]
+
+    def _read(self, name: str, info: zipfile.ZipInfo) -> np.ndarray:
+        fmt = np.lib.format
+        try:
+            with zipfile.ZipFile(self.path) as archive, archive.open(info) as stream:
+                version = fmt.read_magic(stream)
+                header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+                shape, _, dtype = header(stream)
+                if dtype.hasobject:
+                    raise _fail(self.path, f"array '{name}' holds Python objects (pickles), which are refused")
+                declared = math.prod(shape) * dtype.itemsize
+                held = info.file_size - stream.tell()
+                if declared != held:
+                    raise _fail(self.path, f"array '{name}' declares {declared:,} bytes of data but holds {held:,}")
+                if declared > _MEMORY_SHARE * _memory_bytes():
+                    raise _fail(self.path, f"array '{name}' needs {declared / 2**30:,.1f} GiB, more than half of "
+                                           "this machine's memory")
+            with zipfile.ZipFile(self.path) as archive, archive.open(info) as stream:
+                return fmt.read_array(stream, allow_pickle=False)
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+            raise _fail(self.path, f"cannot read array '{name}': {exc}") from None
+
+
 class _Table:
     """Named columns (CSV) or arrays (NPZ) of one file."""
 
     def __init__(self, path: str):
         self.path = path
         self.kind = "npz" if path.lower().endswith(".npz") else "csv"
-        if not os.path.isfile(path):
-            raise _fail(path, "data file not found")
+        regular_file(path, "data file")
         self.columns: dict[str, object] = {}
         self.names: list[str] = []
         self.rows = 0
@@ -84,6 +164,9 @@ class _Table:
             raise _fail(self.path, f"cannot read CSV header: {exc}") from None
         if not self.names:
             raise _fail(self.path, "the CSV file is empty: it needs a header row naming the columns")
+        twice = sorted({n for n in self.names if self.names.count(n) > 1})
+        if twice:
+            raise _fail(self.path, f"the CSV header names column(s) {', '.join(map(repr, twice))} more than once")
 
     def read_columns(self, types: dict[str, str]) -> None:
         """Parse only the bound columns, straight into their dtypes (no type inference).
@@ -107,15 +190,11 @@ class _Table:
             raise _fail(self.path, f"cannot parse CSV: {str(exc).splitlines()[0]}") from None
         self.columns = {name: table.column(name) for name in table.column_names}
         self.rows = table.num_rows
+        if not self.rows:
+            raise _fail(self.path, "the CSV file has a header but no data rows")
 
     def _read_npz(self) -> None:
-        try:
-            with np.load(self.path, allow_pickle=False) as archive:
-                self.columns = {name: archive[name] for name in archive.files}
-        except ValueError as exc:
-            raise _fail(self.path, f"cannot read NPZ (object arrays are refused): {exc}") from None
-        except (OSError, EOFError) as exc:
-            raise _fail(self.path, f"cannot read NPZ: {exc}") from None
+        self.columns = _NpzArrays(self.path)
         self.names = list(self.columns)
 
     # -- CSV column selection --------------------------------------------------
@@ -174,11 +253,10 @@ class _Table:
             return column.to_numpy(zero_copy_only=False)
         numbers = []
         for row, value in enumerate(column.to_pylist()):  # text: find the first cell that is not a number
-            try:
-                numbers.append(float(value))
-            except (TypeError, ValueError):
-                raise _row_error(self.path, "csv", row,
-                                 f"{owner}: column '{name}' has a non-numeric value {value!r}") from None
+            # Python's float() also takes "1_000" and non-ASCII digits; a CSV number is plain ASCII.
+            if not isinstance(value, str) or not _CSV_NUMBER.fullmatch(value.strip()):
+                raise _row_error(self.path, "csv", row, f"{owner}: column '{name}' has a non-numeric value {value!r}")
+            numbers.append(float(value))
         return np.array(numbers, dtype=np.float64)
 
 
@@ -245,6 +323,8 @@ class _Binder:
                 raise _fail(self.path, f"{owner}: array '{binding.array}' has non-numeric dtype {values.dtype}")
             if values.ndim == 0:
                 raise _fail(self.path, f"{owner}: array '{binding.array}' is a scalar, not rows")
+            if len(values) == 0:
+                raise _fail(self.path, f"{owner}: array '{binding.array}' has no rows")
             return values, f"array '{binding.array}'"
         if binding.columns is None:
             raise _fail(self.path, f"{owner} is bound to an NPZ array but the file is CSV",
@@ -267,6 +347,13 @@ class _Binder:
                 row = int(np.argmax(fractional.any(axis=1)))
                 raise _row_error(self.path, self.table.kind, row,
                                  f"{owner}: {what} must hold integers ({dtype}), and does not")
+        if dtype.startswith(("int", "uint")) and values.dtype.kind in "iuf" and values.size:
+            limits = np.iinfo(dtype)
+            outside = ((values < limits.min) | (values > limits.max)).reshape(len(values), -1).any(axis=1)
+            if outside.any():
+                raise _row_error(self.path, self.table.kind, int(np.argmax(outside)),
+                                 f"{owner}: {what} holds a value outside {dtype}'s range "
+                                 f"{limits.min}..{limits.max}")
         return values.astype(dtype, copy=False)
 
     def fit_shape(self, values: np.ndarray, shape: tuple, owner: str, what: str) -> np.ndarray:
@@ -294,7 +381,22 @@ class _Binder:
         owner = f"input '{name}'"
         values, what = self.raw(binding, owner, spec.dtype if spec.dtype.startswith(("float", "bfloat")) else "float64")
         values = self.check_values(values, owner, what, spec.dtype)
+        self.check_indices(name, values, owner, what)
         return self.fit_shape(values, tuple(spec.shape), owner, what)
+
+    def check_indices(self, name: str, values: np.ndarray, owner: str, what: str) -> None:
+        """Integer inputs an Embedding looks up must be valid rows of its table (0..input_dim-1);
+        TensorFlow would otherwise stop training mid-epoch with a GatherV2 error."""
+        for node in self.spec.graph.nodes.values():
+            spec = node.spec
+            if spec is None or spec.layer != "Embedding" or not any(r.node == name for r in node.inputs):
+                continue
+            size = spec.args.get("input_dim")
+            outside = ((values < 0) | (values >= size)).reshape(len(values), -1).any(axis=1)
+            if outside.any():
+                raise _row_error(self.path, self.table.kind, int(np.argmax(outside)),
+                                 f"{owner}: {what} holds an index outside 0..{size - 1}, the rows of "
+                                 f"Embedding '{node.name}' (input_dim {size})")
 
     def output(self, name: str, binding: Binding) -> np.ndarray:
         owner = f"output '{name}'"

@@ -65,7 +65,13 @@ class Diagnostic:
         where = f"{self.dotted_path}: " if self.path else ""
         tail = f"; {self.hint}" if self.hint else ""
         prefix = f"{self.location}: " if self.file else "graphspec: "
-        return f"{prefix}{self.severity}: {where}{self.message}{tail}"
+        return printable(f"{prefix}{self.severity}: {where}{self.message}{tail}")
+
+
+def printable(text: str) -> str:
+    """Text with control characters (terminal escapes, bidi overrides, NUL, newlines) shown as escapes,
+    so that a spec's contents can never rewrite the terminal or a CI log."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class GraphspecError(Exception):

@@ -25,6 +25,7 @@ the Keras backend, plotting — only ever walk `Graph.nodes` in `Graph.order`.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,43 @@ NodeKind = Literal["input", "layer", "merge", "apply"]
 _REF = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\[([0-9]+)\])?$")
 _PARAM = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 MAX_BLOCK_DEPTH = 16
+MAX_FILE_DEPTH = 16
+MAX_MODEL_DEPTH = 64
+MAX_STRING_CHARS = 10_000
+
+
+def max_nodes() -> int:
+    """The expansion budget: 100,000 nodes (far above real models) unless GRAPHSPEC_MAX_NODES says otherwise."""
+    try:
+        return int(os.environ.get("GRAPHSPEC_MAX_NODES", 100_000))
+    except ValueError:
+        return 100_000
+
+
+class _OverBudget(Exception):
+    """Expansion stopped: the diagnostic says which limit, where."""
+
+    def __init__(self, diagnostic: Diagnostic):
+        super().__init__(diagnostic.message)
+        self.diagnostic = diagnostic
+
+
+class _Budget:
+    """Nodes left to expand across every file and block of one spec."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.used = 0
+
+    def spend(self, count: int, doc: Document, path: tuple) -> None:
+        self.ensure(count, doc, path)
+        self.used += count
+
+    def ensure(self, count: int, doc: Document, path: tuple) -> None:
+        if self.used + count > self.limit:
+            raise _OverBudget(doc.diagnostic(
+                f"the spec expands to more than {self.limit:,} nodes (repeats and block instances multiply)",
+                path, hint="a real model has far fewer; raise GRAPHSPEC_MAX_NODES if yours does not"))
 
 
 @dataclass(frozen=True)
@@ -130,10 +168,11 @@ class _Pending:
 class _Builder:
     """Expands one model's nodes; sub-models recurse into new builders."""
 
-    def __init__(self, spec_defs: "_Definitions", doc: Document, found: list[Diagnostic]):
+    def __init__(self, spec_defs: "_Definitions", doc: Document, found: list[Diagnostic], budget: _Budget):
         self.defs = spec_defs
         self.doc = doc
         self.found = found
+        self.budget = budget
         self.nodes: dict[str, GNode] = {}
         self.pending: list[_Pending] = []
         self.unresolved = False  # a bad reference: reachability findings would only echo it
@@ -143,6 +182,7 @@ class _Builder:
         self.found.append(self.doc.diagnostic(message, path, hint=hint, severity=severity))
 
     def add(self, node: GNode, raw: list[str], scope: _Scope) -> None:
+        self.budget.spend(1, node.doc, node.path)
         if node.name in self.nodes:
             first = self.nodes[node.name]
             line = first.doc.position(first.path)[0]
@@ -168,7 +208,12 @@ class _Builder:
         if isinstance(value, str):
             if value.startswith("$") and _REF.match(value[1:]) and "[" not in value:
                 return self.param(value[1:], scope, path)
-            return _PARAM.sub(lambda g: str(self.param(g.group(1), scope, path)), value)
+            result = _PARAM.sub(lambda g: str(self.param(g.group(1), scope, path)), value)
+            if len(result) > MAX_STRING_CHARS:
+                raise _OverBudget(self.doc.diagnostic(
+                    f"substituting block parameters makes a string of {len(result):,} characters "
+                    f"(the limit is {MAX_STRING_CHARS:,})", path))
+            return result
         return value
 
     def param(self, name: str, scope: _Scope, path: tuple) -> Any:
@@ -245,8 +290,9 @@ class _Builder:
     def chain(self, name: str, steps: list[tuple[m.LayerDef, tuple]], raw: list[str], scope: _Scope,
               path: tuple, doc_text: str | None) -> None:
         """Layers applied one after another; the last takes the node's own name."""
-        expanded = [(step, step_path) for step, step_path in steps
-                    for _ in range(self.repeat_count(step, scope, step_path))]
+        counts = [self.repeat_count(step, scope, step_path) for step, step_path in steps]
+        self.budget.ensure(sum(counts), self.doc, path)  # before the list of copies exists; add() spends them
+        expanded = [(step, step_path) for (step, step_path), count in zip(steps, counts) for _ in range(count)]
         previous = raw
         for position, (step, step_path) in enumerate(expanded, start=1):
             last = position == len(expanded)
@@ -295,6 +341,7 @@ class _Builder:
             cycle = " -> ".join(block_stack + (node.block,))
             self.error(f"block instantiates itself: {cycle}", path + ("block",))
             return
+        self.budget.ensure(self.defs.block_size(node.block), self.doc, path)
         given = self.substitute(dict(node.with_), outer, path + ("with",))
         known = set(block.params) | set(block.defaults)
         for key in given:
@@ -366,10 +413,35 @@ class _Definitions:
     blocks: dict[str, m.BlockDef]
     block_paths: dict[str, tuple]
     policy: Policy
+    sizes: dict[str, int] = field(default_factory=dict)
 
     @property
     def layer_names(self) -> set[str]:
         return set(self.shared) | set(self.models)
+
+    def block_size(self, name: str, stack: tuple = ()) -> int:
+        """How many nodes one instance of block `name` expands to (a `$param` repeat counts once),
+        known before expanding anything, so an instance too big for the budget is refused at once."""
+        if name in self.sizes:
+            return self.sizes[name]
+        block = self.blocks.get(name)
+        if block is None or name in stack or len(stack) >= MAX_BLOCK_DEPTH:
+            return 1  # reported when expanded
+        total = 0
+        for node in block.nodes.values():
+            if isinstance(node, m.BlockNode):
+                total += self.block_size(node.block, stack + (name,))
+            elif isinstance(node, m.SequentialNode):
+                total += sum(_fixed_repeat(step) for step in node.sequential)
+            else:
+                total += _fixed_repeat(node)
+        self.sizes[name] = total
+        return total
+
+
+def _fixed_repeat(node) -> int:
+    repeat = getattr(node, "repeat", 1)
+    return repeat if isinstance(repeat, int) else 1
 
 
 def _build_dag(builder: _Builder, outputs: list[TensorRef], output_paths: list[tuple], name: str) -> nx.DiGraph:
@@ -465,6 +537,7 @@ class _ModelResolver:
     def __init__(self, found: list[Diagnostic], policy: Policy):
         self.found = found
         self.policy = policy
+        self.budget = _Budget(max_nodes())
         self.file_stack: list[str] = []
         self.building: list[str] = []
 
@@ -477,7 +550,7 @@ class _ModelResolver:
             graph = self.build_model(model_name, definition, defs, doc, model_graphs)
             if graph is not None:
                 model_graphs[model_name] = graph
-        builder = _Builder(defs, doc, self.found)
+        builder = _Builder(defs, doc, self.found, self.budget)
         scope = _Scope()
         scope.broken |= broken
         _add_inputs(builder, spec.inputs, scope, ("inputs",))
@@ -502,7 +575,7 @@ class _ModelResolver:
         path = ("models", name)
         if isinstance(definition, m.FileModelDef):
             return self.build_file(name, definition, doc, path)
-        builder = _Builder(defs, doc, self.found)
+        builder = _Builder(defs, doc, self.found, self.budget)
         scope = _Scope()
         if isinstance(definition, m.SequentialModelDef):
             input_name = f"{name}_input"
@@ -518,9 +591,14 @@ class _ModelResolver:
 
     def build_file(self, name: str, definition: m.FileModelDef, doc: Document, path: tuple) -> Graph | None:
         target = (doc.folder / definition.file).resolve()
-        if str(target) in self.file_stack or len(self.file_stack) > MAX_BLOCK_DEPTH:
+        if str(target) in self.file_stack:
             chain = " -> ".join(Path(f).name for f in self.file_stack + [str(target)])
             self.found.append(doc.diagnostic(f"sub-model files include each other: {chain}", path + ("file",)))
+            return None
+        if len(self.file_stack) >= MAX_FILE_DEPTH:
+            self.found.append(doc.diagnostic(f"sub-model files nest more than {MAX_FILE_DEPTH} deep",
+                                             path + ("file",), hint=f"{Path(self.file_stack[0]).name} -> ... -> "
+                                             f"{Path(doc.file).name} -> {definition.file}"))
             return None
         try:
             sub_doc = load_file(target)
@@ -554,28 +632,62 @@ def build_graph(spec: m.Spec, doc: Document, policy: Policy | None = None,
     found: list[Diagnostic] = []
     resolver = _ModelResolver(found, policy or policy_for(doc.folder))
     resolver.file_stack.append(str(Path(doc.file).resolve()))
-    graph = resolver.build_spec(spec, doc, broken)
+    try:
+        graph = resolver.build_spec(spec, doc, broken)
+    except _OverBudget as over:
+        found.append(over.diagnostic)
+        dag = nx.DiGraph(abandoned=True)
+        return Graph(spec.name or Path(doc.file).stem, doc, {}, [], [], dag, []), found
     if not broken and not any(d.severity == "error" for d in found):  # else they would echo earlier errors
         _check_top_outputs(graph, list(spec.outputs), found)
     _check_model_use(graph, found)
     return graph, found
 
 
+def _wrapped_names(spec: LayerSpec | None) -> list[str]:
+    """Shared layers or sub-models a layer wraps, however deeply (TimeDistributed(Bidirectional(m)))."""
+    names = []
+    while spec is not None:
+        if isinstance(spec.wrap, str):
+            names.append(spec.wrap)
+        spec = spec.wrap if isinstance(spec.wrap, LayerSpec) else None
+    return names
+
+
 def _check_model_use(graph: Graph, found: list[Diagnostic]) -> None:
-    """Sub-models may apply other sub-models, but not themselves (directly or not)."""
+    """Sub-models may apply other sub-models, but not themselves (directly, through others, or through a
+    shared layer that wraps them), and may nest at most MAX_MODEL_DEPTH deep.
+
+    Names are per file: a sub-model from another file is checked in its own file's namespace.
+    """
     uses = nx.DiGraph()
+
+    def called(name: str) -> list[str]:
+        """The models a call of `name` runs: the model itself, or what a shared layer wraps."""
+        if name in graph.models:
+            return [name]
+        return [t for t in _wrapped_names(graph.shared.get(name)) if t in graph.models]
+
     for model_name, sub in graph.models.items():
         uses.add_node(model_name)
+        if sub.shared is not graph.shared:  # from another file: its names are its own
+            _check_model_use(sub, found)
+            continue
         for node in sub.nodes.values():
             targets = [node.target] if node.kind == "apply" else []
-            if node.spec is not None and isinstance(node.spec.wrap, str):
-                targets.append(node.spec.wrap)
+            targets += _wrapped_names(node.spec)
             for target in targets:
-                if target in graph.models:
-                    uses.add_edge(model_name, target)
+                for model in called(target):
+                    uses.add_edge(model_name, model)
     try:
         cycle = nx.find_cycle(uses)
     except nx.NetworkXNoCycle:
+        depth = nx.dag_longest_path_length(uses)
+        if depth > MAX_MODEL_DEPTH:
+            deepest = nx.dag_longest_path(uses)[0]
+            graph.dag.graph["model_cycle"] = True
+            found.append(graph.doc.diagnostic(
+                f"sub-models nest {depth} deep, more than the limit of {MAX_MODEL_DEPTH}", ("models", deepest)))
         return
     names = [edge[0] for edge in cycle] + [cycle[0][0]]
     graph.dag.graph["model_cycle"] = True

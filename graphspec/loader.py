@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -320,10 +321,13 @@ def read_limited(path: str | os.PathLike) -> str:
     """Read at most MAX_BYTES of a file as UTF-8, refusing devices, dirs and oversize files."""
     name = str(path)
     try:
+        mode = os.stat(path).st_mode
+        if stat.S_ISDIR(mode):
+            raise GraphspecError(Diagnostic("is a directory, not a spec file", file=name))
+        if not stat.S_ISREG(mode):  # a FIFO would block forever, a device never end
+            raise GraphspecError(Diagnostic("is not a regular file (a FIFO, device or socket)", file=name))
         with open(path, "rb") as handle:
             raw = handle.read(MAX_BYTES + 1)
-    except IsADirectoryError:
-        raise GraphspecError(Diagnostic("is a directory, not a spec file", file=name)) from None
     except OSError as exc:
         raise GraphspecError(Diagnostic(f"cannot read file: {exc.strerror or exc}", file=name)) from None
     return _decode_limited(raw, name)

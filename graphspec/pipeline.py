@@ -57,8 +57,20 @@ class SpecFile:
         return Path(self.file).stem
 
 
+MAX_FINDINGS = 200  # per file: an alias-multiplied mistake must not print gigabytes
+
+
 def _sorted(found: list[Diagnostic]) -> list[Diagnostic]:
-    return sorted(found, key=lambda d: (d.file or "", d.line or 0, d.column or 0))
+    """Findings in file order, the same finding at the same place once, at most MAX_FINDINGS of them."""
+    unique = list(dict.fromkeys(found))
+    ordered = sorted(unique, key=lambda d: (d.file or "", d.line or 0, d.column or 0))
+    if len(ordered) <= MAX_FINDINGS:
+        return ordered
+    shown = ordered[:MAX_FINDINGS]
+    hidden = ordered[MAX_FINDINGS:]
+    errors = sum(d.severity == "error" for d in hidden)
+    return shown + [Diagnostic(f"{len(hidden):,} more findings not shown ({errors:,} of them errors)",
+                               file=shown[-1].file, severity="error" if errors else "warning")]
 
 
 def check_document_stages(document: Document, trust: Trust | None = None) -> SpecFile:
@@ -96,9 +108,11 @@ def _run_stages(document: Document, policy: Policy) -> SpecFile:
 
 
 def _has_cycle(graph) -> bool:
-    """A cycle among nodes (no order) or among sub-models (inference would never end)."""
+    """A cycle among nodes (no order) or among sub-models (inference would never end), or an expansion
+    abandoned at its budget."""
     graphs = [graph, *graph.models.values()]
-    return graph.dag.graph.get("model_cycle", False) or any(g.nodes and not g.order for g in graphs)
+    return (graph.dag.graph.get("model_cycle", False) or graph.dag.graph.get("abandoned", False)
+            or any(g.nodes and not g.order for g in graphs))
 
 
 _SECTIONS_OUTSIDE_THE_GRAPH = ("compile", "train", "data", "doc", "name")

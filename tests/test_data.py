@@ -152,7 +152,7 @@ def test_npz_binding_and_errors(write, tmp_path):
     np.savez(path, images=np.array([{"evil": 1}] * 5, dtype=object), target=np.ones(5))
     with pytest.raises(graphspec.GraphspecError) as info:
         load_data(spec, path)
-    assert "object arrays are refused" in info.value.diagnostics[0].message
+    assert "holds Python objects (pickles), which are refused" in info.value.diagnostics[0].message
 
 
 def test_missing_and_unparsable_files(spec, write, tmp_path):
@@ -160,7 +160,7 @@ def test_missing_and_unparsable_files(spec, write, tmp_path):
         load_data(spec, tmp_path / "nope.csv")
     path = tmp_path / "bad.npz"
     path.write_bytes(b"not a zip")
-    with pytest.raises(graphspec.GraphspecError, match="cannot read NPZ"):
+    with pytest.raises(graphspec.GraphspecError, match="not an NPZ archive"):
         load_data(spec, path)
 
 

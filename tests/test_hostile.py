@@ -1,0 +1,204 @@
+"""Hostile inputs end in a clear, located error, in bounded time and memory, never an internal error.
+
+Every spec in tests/hostile/ is a regression case (files named ok_* must validate); new findings of
+the fuzzers (tests/test_fuzz.py, fuzz/) go there. Data files and file-system oddities are made here.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import graphspec
+from graphspec.data import load_data
+from graphspec.errors import GraphspecError
+from helpers import ROOT
+
+HOSTILE = sorted((ROOT / "tests" / "hostile").glob("*.yaml"))
+SECONDS = 5.0  # validate's goal is 2 s; the margin absorbs a loaded CI machine
+PEAK_MB = 300
+
+
+def measured(*args, cwd=ROOT, timeout=60) -> tuple[int, str, float, float]:
+    """Run `python -m graphspec ARGS`: exit code, stdout+stderr, seconds, peak RSS in MB."""
+    start = time.monotonic()
+    process = subprocess.Popen([sys.executable, "-m", "graphspec", *map(str, args)], cwd=cwd,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise AssertionError(f"graphspec {' '.join(map(str, args))} did not finish in {timeout} s") from None
+    elapsed = time.monotonic() - start
+    peak = process_rusage_mb(process)
+    return process.returncode, output, elapsed, peak
+
+
+def process_rusage_mb(process) -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest child so far
+
+
+@pytest.mark.parametrize("path", HOSTILE, ids=lambda p: p.stem)
+def test_hostile_specs_fail_cleanly_in_bounded_time_and_memory(path):
+    code, output, seconds, peak = measured("validate", path)
+    assert code == (0 if path.stem.startswith("ok_") else 1), output
+    assert "internal error" not in output and "Traceback" not in output, output
+    assert seconds < SECONDS, f"{seconds:.1f} s"
+    assert peak < PEAK_MB, f"{peak:.0f} MB"
+    assert len(output) < 100_000  # findings are capped per file
+
+
+def test_fifos_and_symlink_loops_are_refused_at_once(tmp_path):
+    fifo = tmp_path / "spec.yaml"
+    os.mkfifo(fifo)
+    code, output, _, _ = measured("validate", fifo, timeout=30)
+    assert code == 1 and "is not a regular file" in output
+    parent = tmp_path / "parent.yaml"
+    parent.write_text("graphspec: 1\ninputs: {x: {shape: [4]}}\nmodels:\n  m: {file: spec.yaml}\nnodes:\n"
+                      "  y: {apply: m, from: x}\n  out: {layer: Dense, args: {units: 1}, from: y}\noutputs: [out]\n")
+    code, output, _, _ = measured("validate", parent, timeout=30)
+    assert code == 1 and "is not a regular file" in output
+    loop = tmp_path / "loop.yaml"
+    loop.symlink_to(loop)
+    code, output, _, _ = measured("validate", loop, timeout=30)
+    assert code in (1, 2) and "internal error" not in output
+    data = tmp_path / "data.csv"
+    os.mkfifo(data)
+    spec = graphspec.load(ROOT / "specs" / "examples" / "sine.yaml")
+    with pytest.raises(GraphspecError, match="is not a regular file"):
+        load_data(spec, data)
+
+
+# --------------------------------------------------------------------------- data files
+
+NPZ_SPEC = """\
+graphspec: 1
+inputs: {x: {shape: [3]}}
+nodes:
+  y: {layer: Dense, args: {units: 1}, from: x}
+outputs: [y]
+compile: {loss: mse}
+data: {train: d.npz, inputs: {x: {array: x}}, outputs: {y: {array: y}}}
+"""
+
+
+@pytest.fixture
+def npz_spec(write):
+    return graphspec.load(write("s.yaml", NPZ_SPEC))
+
+
+def _npz_bytes(**arrays) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def _lying_header(count: int) -> bytes:
+    """An .npy whose header declares `count` float64 values but holds three."""
+    header = np.lib.format.header_data_from_array_1_0(np.zeros(3))
+    header["shape"] = (count,)
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, header)
+    return buffer.getvalue() + np.zeros(3).tobytes()
+
+
+def _with_member(name: str, data: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("x.npy", _npz_member(np.ones((4, 3))))
+        archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def _npz_member(array) -> bytes:
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, array)
+    return buffer.getvalue()
+
+
+GOOD = _npz_bytes(x=np.ones((4, 3)), y=np.ones(4))
+CORRUPT = bytearray(GOOD)
+CORRUPT[60] ^= 0xFF  # inside the first member's data: its CRC no longer matches
+
+
+@pytest.mark.parametrize("content, message", [
+    (GOOD[: len(GOOD) // 2], "not an NPZ archive"),
+    (bytes(CORRUPT), "cannot read array"),
+    (_npz_member(np.ones((4, 3))), "not an NPZ archive"),  # an .npy passed as .npz
+    (_with_member("y.npy", _lying_header(4 * 10**12)), "declares 32,000,000,000,000 bytes of data but holds 24"),
+    (_npz_bytes(x=np.ones((4, 3)), y=np.ones(5)), "row counts differ"),
+    (_npz_bytes(x=np.ones((0, 3)), y=np.ones(0)), "no rows"),
+], ids=["truncated", "bad-crc", "npy-as-npz", "lying-header", "row-counts", "zero-rows"])
+def test_broken_npz_files_are_located_errors(npz_spec, tmp_path, content, message):
+    path = tmp_path / "d.npz"
+    path.write_bytes(content)
+    with pytest.raises(GraphspecError) as info:
+        load_data(npz_spec, path)
+    (finding,) = info.value.diagnostics
+    assert message in finding.message and finding.file == str(path)
+
+
+def test_an_unused_npz_member_is_never_inflated(tmp_path, write):
+    """A member that inflates to 2 GB but is bound to nothing costs nothing."""
+    write("s.yaml", NPZ_SPEC)
+    bomb = tmp_path / "d.npz"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("x.npy", _npz_member(np.ones((4, 3))))
+        archive.writestr("y.npy", _npz_member(np.ones(4)))
+        with archive.open("unused.npy", "w", force_zip64=True) as member:
+            header = np.lib.format.header_data_from_array_1_0(np.zeros(1, np.uint8))
+            header["shape"] = (2 * 2**30,)
+            head = io.BytesIO()
+            np.lib.format.write_array_header_1_0(head, header)
+            member.write(head.getvalue())
+            zeros = bytes(2**24)
+            for _ in range(2 * 2**30 // len(zeros)):
+                member.write(zeros)
+    assert bomb.stat().st_size < 10 * 2**20
+    probe = ("import resource, graphspec\nfrom graphspec.data import load_data\n"
+             f"data = load_data(graphspec.load({str(tmp_path / 's.yaml')!r}), {str(bomb)!r})\n"
+             "print(data.rows, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n")
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)
+    rows, peak_mb = map(int, run.stdout.split())
+    assert rows == 4 and peak_mb < PEAK_MB
+
+
+CSV_SPEC = """\
+graphspec: 1
+inputs: {x: {shape: [2]}, ids: {shape: [1], dtype: int32}}
+nodes:
+  e: {layer: Embedding, args: {input_dim: 10, output_dim: 2}, from: ids}
+  f: {layer: Flatten, from: e}
+  m: {merge: concatenate, from: [x, f]}
+  y: {layer: Dense, args: {units: 1}, from: m}
+outputs: [y]
+compile: {loss: mse}
+data: {train: d.csv, inputs: {x: {columns: [a, b]}, ids: {columns: i}}, outputs: {y: {columns: t}}}
+"""
+
+
+@pytest.mark.parametrize("table, message", [
+    ("a,b,i,t\n", "has a header but no data rows"),
+    ("a,b,a,i,t\n1,2,3,4,5\n", "names column(s) 'a' more than once"),
+    ("a,b,i,t\n1_000,2,3,4\n", "non-numeric value '1_000' (row 1, line 2)"),
+    ("a,b,i,t\n١٢,2,3,4\n", "non-numeric value '١٢' (row 1, line 2)"),
+    ("a,b,i,t\n1,2,3,4\n1,2,4294967299,4\n", "outside int32's range"),
+    ("a,b,i,t\n1,2,3,4\n1,2,10,4\n", "holds an index outside 0..9, the rows of Embedding 'e' (input_dim 10) (row 2"),
+    ("a,b,i,t\n1,2,-1,4\n", "holds an index outside 0..9"),
+], ids=["header-only", "duplicate-columns", "underscore-digits", "arabic-digits", "int32-wrap", "embedding-range",
+        "negative-index"])
+def test_csv_values_that_would_be_silently_wrong_are_located_errors(write, table, message):
+    spec = graphspec.load(write("s.yaml", CSV_SPEC))
+    with pytest.raises(GraphspecError) as info:
+        load_data(spec, write("d.csv", table))
+    assert message in info.value.diagnostics[0].message
