@@ -10,9 +10,11 @@ Commands that need Keras import it inside their own body, so `validate`,
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import gc
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -113,7 +115,10 @@ def schema(
     if output is None:
         typer.echo(text, nl=False)
     else:
-        output.write_text(text)
+        from graphspec.rundir import write_text
+
+        with _writing(output):
+            write_text(output, text)
 
 
 def _load_or_exit(spec: Path, trust):
@@ -178,7 +183,10 @@ def build(
     if result.spec.compile is not None:
         # Save the optimizer's slots too, so loading the file restores it without warnings.
         model.optimizer.build(model.trainable_variables)
-    model.save(output)
+    from graphspec.rundir import atomic
+
+    with _writing(output), atomic(output) as temporary:
+        model.save(temporary)
     typer.echo(f"saved {output} ({model.count_params():,} parameters)")
 
 
@@ -282,7 +290,8 @@ def predict(
     check_prediction_target(output, [data, target, *([spec] if spec else [])], force)
     trained = open_trained(target, spec, best=best, trust=_trust(allow_module, trust_project, allow_path))
     predictions = trained.predict(data)
-    write_predictions(predictions, output)
+    with _writing(output):
+        write_predictions(predictions, output)
     rows = len(next(iter(predictions.values())))
     typer.echo(f"wrote {rows} predictions of {', '.join(predictions)} to {output}")
 
@@ -340,13 +349,27 @@ def plot(
         return
     from graphspec.rundir import write_bytes
 
-    write_bytes(output, content)
+    with _writing(output):
+        write_bytes(output, content)
     typer.echo(f"wrote {output}")
 
 
+@contextlib.contextmanager
+def _writing(output: Path):
+    """A file the command writes: what the OS refuses (no such folder, no permission, disk full) is an error."""
+    try:
+        yield
+    except (FileExistsError, NotADirectoryError):
+        raise GraphspecError(f"cannot write {output}: part of its path is a file, not a folder") from None
+    except OSError as exc:
+        raise GraphspecError(f"cannot write {output}: {exc.strerror or exc}") from None
+
+
 def _long_running() -> None:
-    """Turn the cyclic garbage collector back on for commands that run long (see `main`)."""
+    """Turn the cyclic garbage collector back on for commands that run long (see `main`), and let a
+    file-size limit (ulimit -f) fail a write with EFBIG, reported as an error, instead of killing us."""
     gc.enable()
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
 
 def main() -> None:

@@ -34,6 +34,7 @@ from graphspec.errors import Diagnostic, GraphspecError
 _CHECKPOINT = re.compile(r"^epoch_(\d{4,})\.keras$")
 MARKER = ".graphspec-run"
 _STAGING = ".graphspec-new-"
+TEMPORARY = ".graphspec-tmp-"  # in the names of files being written; one left by a killed process is debris
 _RETIRED = ".graphspec-old-"
 
 
@@ -41,7 +42,7 @@ _RETIRED = ".graphspec-old-"
 def atomic(target: Path):
     """Yield a temporary path beside `target`; rename it over `target` only on success."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix, dir=target.parent)
+    handle, temporary = tempfile.mkstemp(prefix=f".{target.stem}{TEMPORARY}", suffix=target.suffix, dir=target.parent)
     os.close(handle)
     umask = os.umask(0)
     os.umask(umask)
@@ -94,6 +95,12 @@ class RunDir:
 
     def is_empty(self) -> bool:
         return not self.root.exists() or not any(self.root.iterdir())
+
+    def remove_debris(self) -> None:
+        """Temporary files a killed write left behind (the run's lock is held, so none is in use)."""
+        for folder in (self.root, self.checkpoints, self.curves):
+            for leftover in folder.glob(f".*{TEMPORARY}*") if folder.is_dir() else ():
+                leftover.unlink(missing_ok=True)
 
     def owns(self, path: Path) -> bool:
         """Whether `path` is (or is under) one of the files and folders graphspec keeps in a run."""

@@ -19,8 +19,9 @@ checkpoint sees exactly the batches an uninterrupted run would.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import csv
+import dataclasses
+import errno
 import io
 import json
 import math
@@ -322,6 +323,13 @@ def _make_recorder(keras, tf, run: RunDir, state: "_RunState", callbacks: list, 
             logs = {k: float(v) for k, v in (logs or {}).items()}
             for key, value in logs.items():
                 state.history.setdefault(key, []).append(value)
+            diverged = sorted(k for k in ("loss", "val_loss") if k in logs and not math.isfinite(logs[k]))
+            if diverged:
+                # The history keeps the row; no checkpoint holds these weights, so the run's models stay finite.
+                state.diverged = (epoch + 1, diverged[0], logs[diverged[0]])
+                run.write_text(run.history, _history_rows(state.history))
+                self.model.stop_training = True
+                return
             state.epochs_done = epoch + 1
             monitored = logs.get(state.monitor)
             if state.improves is None and monitored is not None:
@@ -332,7 +340,7 @@ def _make_recorder(keras, tf, run: RunDir, state: "_RunState", callbacks: list, 
             # The history row is durable before its checkpoint: a run killed between the two
             # resumes from the previous checkpoint and drops the row (`_resume_point`).
             run.write_text(run.history, _history_rows(state.history))
-            run.write_text(run.metrics, json.dumps(state.metrics(), indent=2) + "\n")
+            run.write_text(run.metrics, _metrics_json(state))
             saved = {"best_epoch": state.best_epoch, "best_value": state.best_value,
                      "callbacks": [callback_state(c) for c in callbacks]}
             run.write_text(run.checkpoint_state(epoch + 1), json.dumps(saved) + "\n")
@@ -368,6 +376,7 @@ class _RunState:
     best_value: float | None = None
     best_epoch: int | None = None
     interrupted: bool = False
+    diverged: tuple[int, str, float] | None = None  # (epoch, metric, value)
     improves: Callable[[float, float | None], bool] | None = None
     resumed_callbacks: list[dict] = field(default_factory=list)
 
@@ -376,9 +385,19 @@ class _RunState:
         self.resumed_callbacks = saved.get("callbacks", [])
 
     def metrics(self) -> dict:
-        final = {k: v[-1] for k, v in self.history.items() if v}
-        return {"epochs_completed": self.epochs_done, "monitor": self.monitor, "best_epoch": self.best_epoch,
-                "best_value": self.best_value, "final": final, "interrupted": self.interrupted}
+        """metrics.json: strict JSON, so a non-finite figure is written as null."""
+        final = {k: _finite_or_none(v[self.epochs_done - 1]) for k, v in self.history.items()
+                 if 0 < self.epochs_done <= len(v)}
+        figures = {"epochs_completed": self.epochs_done, "monitor": self.monitor, "best_epoch": self.best_epoch,
+                   "best_value": self.best_value, "final": final, "interrupted": self.interrupted}
+        if self.diverged is not None:
+            epoch, metric, value = self.diverged
+            figures["diverged"] = {"epoch": epoch, "metric": metric, "value": repr(value)}
+        return figures
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
 
 
 def _spec_callbacks(keras, settings: TrainSpec) -> list:
@@ -399,6 +418,10 @@ def _refuse_output(run: RunDir, message: str, hint: str | None = None) -> Graphs
 def _check_new_output(run: RunDir, options: TrainOptions, protected: dict[str, Path]) -> None:
     """Refuse an --output that is not a fresh place for a run, or that --overwrite must not delete."""
     root = run.root
+    resolved = root.resolve()
+    if resolved == Path.cwd().resolve() or resolved in Path.cwd().resolve().parents:
+        raise _refuse_output(run, "is the working directory or holds it; a run needs a directory of its own",
+                             "name a new directory, e.g. --output runs/my_run")
     if root.is_symlink():
         raise _refuse_output(run, "is a symbolic link", "give the real directory, or a new path")
     if root.exists() and not root.is_dir():
@@ -410,7 +433,6 @@ def _check_new_output(run: RunDir, options: TrainOptions, protected: dict[str, P
                              "pass --resume to continue it, --overwrite to replace it, or --output for a new one")
     from graphspec.rundir import is_run_dir
 
-    resolved = root.resolve()
     for what, path in protected.items():
         if path == resolved or resolved in path.parents:
             raise _refuse_output(run, f"it is or holds {what} ({path}); --overwrite never deletes that")
@@ -523,6 +545,7 @@ def train(spec_path: str | os.PathLike, options: TrainOptions | None = None,
             raise GraphspecError(Diagnostic(f"cannot resume: {run.root} is not a graphspec run directory",
                                             hint="give the --output of an earlier `graphspec train`"))
         run.lock()
+        run.remove_debris()
         document, options = _resumed_document(run, spec_path, options)
     else:
         document = load_file(spec_path)
@@ -574,7 +597,12 @@ def train(spec_path: str | os.PathLike, options: TrainOptions | None = None,
         model = build(spec)
     if not options.resume:
         marker = {"source": str(Path(spec_path).resolve()), "digests": _section_digests(load_file(spec_path).data)}
-        run.create(marker, {"spec.yaml": _run_spec_text(resolved)}, replace=options.overwrite)
+        try:
+            run.create(marker, {"spec.yaml": _run_spec_text(resolved)}, replace=options.overwrite)
+        except (FileExistsError, NotADirectoryError):
+            raise _refuse_output(run, "cannot create it: part of its path is a file, not a folder") from None
+        except OSError as exc:
+            raise _refuse_output(run, f"cannot create it: {exc.strerror or exc}") from None
     first_epoch = state.epochs_done
     if first_epoch >= settings.epochs:
         echo(f"{run.root} already has {first_epoch} of {settings.epochs} epochs")
@@ -602,15 +630,51 @@ def train(spec_path: str | os.PathLike, options: TrainOptions | None = None,
             model.fit(stream, epochs=settings.epochs, initial_epoch=first_epoch, steps_per_epoch=steps,
                       validation_data=validation_data, validation_batch_size=batch, callbacks=callbacks,
                       shuffle=False, verbose=verbose)  # the stream is already shuffled per epoch
+        state.interrupted = interrupt.requested
+        if state.diverged is not None:
+            return _diverged(run, state, settings, spec_path)
+        _finish(run, state, settings, model)
     except KeyboardInterrupt:
         state.interrupted = True
         echo(f"\ninterrupted; the last complete epoch ({state.epochs_done}) is checkpointed in {run.checkpoints}")
         echo(f"resume with: graphspec train {spec_path} --output {run.root} --resume")
         raise
-    state.interrupted = interrupt.requested
-    _finish(run, state, settings, model)
+    except OSError as exc:
+        if exc.errno not in _DISK_FULL:
+            raise
+        raise _disk_full(run, state, exc, spec_path) from None
     _closing_summary(run, state, settings, spec_path, echo)
     return run
+
+
+def _diverged(run: RunDir, state: _RunState, settings: TrainSpec, spec_path: str):
+    """Stop at a non-finite loss: the run's models are those of the last finite epoch."""
+    epoch, metric, value = state.diverged
+    last = run.checkpoint(state.epochs_done)
+    if last.exists():
+        run.copy_file(last, run.model)
+    run.write_text(run.metrics, _metrics_json(state))
+    from graphspec.plot.curves import write_curves
+
+    write_curves(state.history, run.curves)
+    kept = f"model.keras and best.keras hold epoch {state.epochs_done}" if state.epochs_done else "no model was saved"
+    raise GraphspecError(Diagnostic(
+        f"training diverged at epoch {epoch}: {metric} is {value}; stopped, {kept}",
+        file=spec_path, hint="lower the learning rate, scale the inputs, or clip gradients (clipnorm)"))
+
+
+def _metrics_json(state: _RunState) -> str:
+    return json.dumps(state.metrics(), indent=2, allow_nan=False) + "\n"
+
+
+_DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+
+
+def _disk_full(run: RunDir, state: _RunState, exc: OSError, spec_path: str) -> GraphspecError:
+    return GraphspecError(Diagnostic(
+        f"cannot write the run directory {run.root}: {exc.strerror or exc} ({errno.errorcode.get(exc.errno, '')}); "
+        f"it is intact up to epoch {state.epochs_done}",
+        hint=f"free some space, then continue with: graphspec train {spec_path} --output {run.root} --resume"))
 
 
 def _finish(run: RunDir, state: _RunState, settings: TrainSpec, model) -> None:
@@ -621,7 +685,7 @@ def _finish(run: RunDir, state: _RunState, settings: TrainSpec, model) -> None:
         run.copy_file(last, run.model)  # the model is exactly its last checkpoint: no second save
     else:
         run.save_model(model, run.model)
-    run.write_text(run.metrics, json.dumps(state.metrics(), indent=2) + "\n")
+    run.write_text(run.metrics, _metrics_json(state))
     from graphspec.plot.curves import write_curves
 
     write_curves(state.history, run.curves)
