@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from graphspec.data import load_data
-from graphspec.errors import GraphspecError
+from graphspec.errors import Diagnostic, GraphspecError, raised_outside_graphspec
 from graphspec.pipeline import SpecFile, check, check_document_stages
 from graphspec.policy import Trust
 from graphspec.rundir import RunDir, atomic, inside_run_dir, write_text
@@ -123,12 +123,21 @@ def open_trained(target: str | os.PathLike, spec_file: str | os.PathLike | None 
         raise GraphspecError(spec.diagnostics)
     keras = keras_module()
     import_allowed_modules(spec.policy)
-    refuse_code_running_archive(model_file)
-    try:
-        model = keras.saving.load_model(model_file)
-    except Exception as exc:
-        raise GraphspecError(f"cannot load model {model_file}: {str(exc).splitlines()[0]}") from None
+    model = load_model_file(keras, model_file)
     return Trained(model, spec, model_file)
+
+
+def load_model_file(keras, path: Path, hint: str | None = None):
+    """A `.keras` file, refused if its config holds code-running layers; one that cannot be read is an
+    error naming it."""
+    refuse_code_running_archive(path)
+    try:
+        return keras.saving.load_model(path)
+    except Exception as exc:
+        if not raised_outside_graphspec(exc):
+            raise
+        raise GraphspecError(Diagnostic(f"cannot load model {path}: {str(exc).strip().splitlines()[0]}",
+                                        hint=hint)) from None
 
 
 def refuse_code_running_archive(model_file: Path) -> None:

@@ -50,6 +50,13 @@ MAX_MODEL_DEPTH = 64
 MAX_STRING_CHARS = 10_000
 
 
+def model_name_from_file(file: str) -> str:
+    """A Keras model name from a file name that TensorFlow accepts as a root scope (`my spec.yaml` →
+    `my_spec`, `_x.yaml` → `x`, `spéc.yaml` → `sp_c`)."""
+    name = re.sub(r"[^A-Za-z0-9_]", "_", Path(file).stem).lstrip("_")
+    return name if name else "model"
+
+
 def max_nodes() -> int:
     """The expansion budget: 100,000 nodes (far above real models) unless GRAPHSPEC_MAX_NODES says otherwise."""
     try:
@@ -555,7 +562,7 @@ class _ModelResolver:
         scope.broken |= broken
         _add_inputs(builder, spec.inputs, scope, ("inputs",))
         builder.expand(spec.nodes, scope, ("nodes",))
-        name = spec.name or Path(doc.file).stem.replace("-", "_")
+        name = spec.name or model_name_from_file(doc.file)
         graph = _graph_from(builder, name, list(spec.outputs), ("outputs",), scope)
         graph.models = model_graphs
         graph.shared = {

@@ -53,6 +53,7 @@ _CORE_PATTERNS = (
      r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)"),
 )
 _CORE = [(tag, re.compile(pattern)) for tag, pattern in _CORE_PATTERNS]
+_CORE_BY_TAG = dict(_CORE)
 
 
 def core_tag(text: str) -> str:
@@ -146,7 +147,6 @@ class _Builder:
         self.nodes = 0
         self.root: Any = None
         self.documents = 0
-        self._scalars = _Loader("")
 
     def fail(self, message: str, mark, hint: str | None = None, path: tuple | None = None) -> GraphspecError:
         line, column = _mark(mark) if mark is not None else (None, None)
@@ -233,11 +233,15 @@ class _Builder:
             return event.value
         if tag == _MERGE_TAG:
             return _MERGE_KEY
-        node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark)
+        # An explicit tag must name what the text is under the core schema: `!!int abc` is an error.
+        pattern = _CORE_BY_TAG.get(tag)
+        if pattern is None or not pattern.fullmatch(event.value):
+            kind = tag.rsplit(":", 1)[-1]
+            raise self.fail(f"bad scalar {event.value[:40]!r}: it is not a valid {kind}", event.start_mark)
         try:
-            return self._scalars.construct_object(node)
-        except yaml.YAMLError as exc:
-            raise self.fail(f"bad scalar {event.value!r}: {getattr(exc, 'problem', exc)}", event.start_mark) from None
+            return _core_value(tag, event.value)
+        except ValueError as exc:
+            raise self.fail(f"bad scalar {event.value[:40]!r}: {exc}", event.start_mark) from None
 
     def feed(self, event) -> None:
         if isinstance(event, yaml.DocumentStartEvent):

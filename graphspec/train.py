@@ -96,9 +96,14 @@ def apply_overrides(document: Document, overrides: list[str]) -> Document:
         for depth, part in enumerate(parts[:-1]):
             key = int(part) if isinstance(target, list) and part.isdigit() else part
             if isinstance(target, list) and (not isinstance(key, int) or key >= len(target)):
-                raise GraphspecError(f"--set {item}: '{'.'.join(parts[:depth + 1])}' has no item {part}")
-            if isinstance(target, dict) and not isinstance(target.get(key), (dict, list)):
+                raise GraphspecError(f"--set {item}: '{'.'.join(parts[:depth])}' has no item {part}")
+            if isinstance(target, dict) and key not in target:
                 target[key] = {}
+            if not isinstance(target[key], (dict, list)):
+                where = ".".join(parts[:depth + 1])
+                raise GraphspecError(Diagnostic(
+                    f"--set {item}: '{where}' is a value ({target[key]!r}), not a mapping or list",
+                    hint=f"set it whole, e.g. --set '{where}={{...}}'"))
             target = target[key]
         last = parts[-1]
         if isinstance(target, list):
@@ -280,6 +285,7 @@ def _exact_validation_losses(keras, losses_of: Callable[[object], dict[str, floa
 
 def _make_recorder(keras, tf, run: RunDir, state: "_RunState", callbacks: list, keep: int, interrupt: _Interrupt):
     """The callback that writes the run directory after each epoch, and restores `callbacks` on resume."""
+    from graphspec.evaluate import load_model_file
     from graphspec.keras_private import callback_state, improvement_test, restore_callback_state
 
     # Epoch scalars in TensorBoard's layout (train/ and validation/, "epoch_<metric>"). Keras's own
@@ -312,7 +318,7 @@ def _make_recorder(keras, tf, run: RunDir, state: "_RunState", callbacks: list, 
                 restore_callback_state(callback, saved)
                 if getattr(callback, "restore_best_weights", False) and callback.best is not None:
                     best = run.checkpoint(callback.best_epoch + 1)
-                    callback.best_weights = keras.saving.load_model(best).get_weights()
+                    callback.best_weights = load_model_file(keras, best).get_weights()
 
         def on_epoch_begin(self, epoch, logs=None):
             for layer in self.model.layers:
@@ -585,7 +591,9 @@ def train(spec_path: str | os.PathLike, options: TrainOptions | None = None,
     last = _resume_point(run, state.history) if options.resume else 0
     if last:
         import_allowed_modules(spec.policy)
-        model = keras.saving.load_model(run.checkpoint(last))
+        from graphspec.evaluate import load_model_file
+
+        model = load_model_file(keras, run.checkpoint(last), hint="delete it to resume from the checkpoint before it")
         state.history = {k: v[:last] for k, v in state.history.items()}
         state.epochs_done = last
         state.resume_from(run.checkpoint_saved_state(last))

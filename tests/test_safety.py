@@ -201,7 +201,7 @@ def train(project: Path, run: Path, *args, **kwargs) -> subprocess.CompletedProc
 def test_overwrite_never_deletes_the_working_directory_or_a_foreign_directory(project):
     listing = sorted(p.name for p in project.rglob("*"))
     refused = train(project, ".", "--overwrite", cwd=project)
-    assert refused.returncode == 1 and "the working directory" in refused.stderr and "never deletes" in refused.stderr
+    assert refused.returncode == 1 and "is the working directory" in refused.stderr
     thesis = project / "thesis"
     thesis.mkdir()
     (thesis / "chapter1.tex").write_text("years of work")

@@ -31,6 +31,11 @@ __all__ = ["Spec", "check_document", "json_schema", "cross_check"]
 _NODE_CONTAINERS = {"nodes", "models"}
 
 
+_NAME_WORDS = "letters, digits and _, not starting with a digit"
+_PATTERN_WORDS = {r"^[A-Za-z0-9][A-Za-z0-9_]*$": "letters, digits and _, starting with a letter or digit, as "
+                                                  "TensorFlow's scope names need"}
+
+
 @functools.lru_cache(maxsize=1)
 def _vocabulary() -> tuple[str, ...]:
     """Every key any spec mapping accepts, for "did you mean" on unknown keys."""
@@ -94,7 +99,7 @@ def _diagnostic(doc: Document, error: dict) -> Diagnostic:
         if isinstance(error.get("input"), str):
             hint = did_you_mean(error["input"], expected)
     elif kind == "string_pattern_mismatch":
-        message = f"{error['input']!r} is not a valid name (letters, digits and _, not starting with a digit)"
+        message = f"{error['input']!r} is not a valid name ({_PATTERN_WORDS.get(ctx.get('pattern'), _NAME_WORDS)})"
     return doc.diagnostic(message, path, hint=hint)
 
 

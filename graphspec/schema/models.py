@@ -497,7 +497,9 @@ class Spec(Strict):
     """A graphspec file."""
 
     graphspec: Literal[1] = Field(description="Format version; this is version 1.")
-    name: Name | None = Field(None, description="Model name; defaults to the file name.")
+    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_]*$", max_length=200)] | None = Field(
+        None, description="Model name (a letter or digit first, as TensorFlow's scope names need); defaults to "
+        "the file name.")
     doc: str | None = Field(None, description="Free text.")
     inputs: Annotated[dict[Name, InputSpec], Field(min_length=1)] = Field(description="Model inputs by name.")
     layers: dict[Name, LayerDef] = Field(
