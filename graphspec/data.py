@@ -31,6 +31,7 @@ import os
 import re
 import stat
 import zipfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,7 +138,7 @@ class _NpzArrays(Mapping):
                                            "this machine's memory")
             with zipfile.ZipFile(self.path) as archive, archive.open(info) as stream:
                 return fmt.read_array(stream, allow_pickle=False)
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        except (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError) as exc:
             raise _fail(self.path, f"cannot read array '{name}': {exc}") from None
 
 

@@ -72,3 +72,65 @@ def test_mutated_examples_only_fail_with_graphspec_errors(data):
 def test_arbitrary_text_never_crashes(text):
     result = graphspec.check_text(text, "noise.yaml")
     assert all(d.file == "noise.yaml" for d in result.diagnostics)
+
+
+# --------------------------------------------------------------------------- data files
+
+DATA_SPEC = """\
+graphspec: 1
+inputs: {x: {shape: [2]}, ids: {shape: [1], dtype: int32}}
+nodes:
+  e: {layer: Embedding, args: {input_dim: 5, output_dim: 2}, from: ids}
+  f: {layer: Flatten, from: e}
+  m: {merge: concatenate, from: [x, f]}
+  y: {layer: Dense, args: {units: 3, activation: softmax}, from: m}
+outputs: [y]
+compile: {loss: categorical_crossentropy}
+data: {train: d.csv, inputs: {x: {columns: [a, b]}, ids: {columns: i}}, outputs: {y: {columns: c}}}
+"""
+cells = st.sampled_from(["0", "1", "2", "-1", "1.5", "", "nan", "inf", "1e400", "1_0", "x", '"1"', "٣", " 2 ",
+                         "4294967296", "0x1F", "1e-3"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from(["a", "b", "i", "c", "a", "z"]), min_size=0, max_size=6),
+       st.lists(st.lists(cells, min_size=0, max_size=7), min_size=0, max_size=5), st.booleans())
+def test_arbitrary_csv_tables_only_fail_with_located_errors(tmp_path_factory, header, rows, crlf):
+    from graphspec.data import load_data
+
+    folder = tmp_path_factory.mktemp("csv")
+    (folder / "s.yaml").write_text(DATA_SPEC)
+    end = "\r\n" if crlf else "\n"
+    (folder / "d.csv").write_text(end.join([",".join(header), *(",".join(r) for r in rows)]) + end)
+    spec = graphspec.load(folder / "s.yaml")
+    try:
+        load_data(spec, folder / "d.csv")
+    except graphspec.GraphspecError as exc:
+        assert all(d.file == str(folder / "d.csv") for d in exc.diagnostics)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=4),
+       st.integers(0, 400))
+def test_damaged_npz_files_only_fail_with_located_errors(tmp_path_factory, flips, cut):
+    import io
+
+    import numpy as np
+
+    from graphspec.data import load_data
+
+    folder = tmp_path_factory.mktemp("npz")
+    (folder / "s.yaml").write_text(DATA_SPEC.replace("d.csv", "d.npz").replace(
+        "{columns: [a, b]}", "{array: x}").replace("{columns: i}", "{array: ids}").replace("{columns: c}",
+                                                                                          "{array: c}"))
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, x=np.ones((4, 2)), ids=np.arange(4), c=np.arange(4) % 3)
+    data = bytearray(buffer.getvalue())
+    for position, value in flips:
+        data[position % len(data)] = value
+    (folder / "d.npz").write_bytes(bytes(data[: len(data) - cut]))
+    spec = graphspec.load(folder / "s.yaml")
+    try:
+        load_data(spec, folder / "d.npz")
+    except graphspec.GraphspecError as exc:
+        assert all(d.file == str(folder / "d.npz") for d in exc.diagnostics)

@@ -208,3 +208,50 @@ def test_csv_values_that_would_be_silently_wrong_are_located_errors(write, table
     with pytest.raises(GraphspecError) as info:
         load_data(spec, write("d.csv", table))
     assert message in info.value.diagnostics[0].message
+
+
+def test_control_characters_never_reach_the_terminal():
+    _, output, _, _ = measured("validate", ROOT / "tests" / "hostile" / "control_characters.yaml")
+    assert "\x1b" not in output and "\u202e" not in output and "\\x1b]0;owned" in output
+
+
+SINE = ROOT / "specs" / "examples" / "sine.yaml"
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["--seed", "4294967296"], 1, "--seed 4294967296: error: train.seed: Input should be less than or equal to"),
+    (["--seed", "-1"], 1, "train.seed: Input should be greater than or equal to 0"),
+    (["--epochs", "100000000000000000000000"], 1, "train.epochs: Input should be less than or equal to"),
+    (["--epochs", "10^23"], 2, "Invalid value for '--epochs'"),
+    (["--set", "train.callbacks.early_stopping={patience: '5'}"], 1, "EarlyStopping patience: expected an integer"),
+    (["--set", "train.callbacks.reduce_lr_on_plateau={factor: 2}"], 1, "factor: expected a number below 1"),
+    (["--set", "outputs.0.x=1"], 1, "'outputs.0' is a value ('y'), not a mapping or list"),
+    (["--allow-module", ".relative"], 2, "is not an absolute module name"),
+    (["--allow-module", ""], 2, "is not an absolute module name"),
+], ids=["seed-high", "seed-negative", "epochs-huge", "epochs-expression", "patience-string", "factor-2",
+        "set-into-value", "relative-module", "empty-module"])
+def test_bad_command_line_values_are_usage_or_located_errors(tmp_path, args, code, message):
+    run = subprocess.run([sys.executable, "-m", "graphspec", "train", str(SINE), "--output", str(tmp_path / "r"),
+                          *args], capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == code and message in run.stderr, run.stderr
+    assert "internal error" not in run.stderr and not (tmp_path / "r").exists()
+
+
+def test_file_names_tensorflow_refuses_as_scope_names_still_train(tmp_path):
+    spec = tmp_path / "_my spéc.yaml"
+    spec.write_text(SINE.read_text().replace("name: sine\n", "").replace("../data/", str(ROOT / "specs/data") + "/"))
+    assert graphspec.load(spec).graph.name == "my_sp_c"
+    run = subprocess.run([sys.executable, "-m", "graphspec", "train", str(spec), "--output", str(tmp_path / "r"),
+                          "--epochs", "1"], capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+
+
+def test_a_corrupt_model_file_is_named_as_such(tmp_path):
+    corrupt = tmp_path / "m.keras"
+    with zipfile.ZipFile(corrupt, "w") as archive:
+        archive.writestr("config.json", "{}")
+    code, output, _, _ = measured("evaluate", corrupt, "--spec", SINE, "--data", ROOT / "specs/data/sine_val.csv")
+    assert code == 1 and f"cannot load model {corrupt}" in output and "internal error" not in output
+    corrupt.write_bytes(b"PK\x03\x04 not really")
+    code, output, _, _ = measured("evaluate", corrupt, "--spec", SINE, "--data", ROOT / "specs/data/sine_val.csv")
+    assert code == 1 and "not a .keras archive" in output
