@@ -17,21 +17,11 @@ with atheris.instrument_imports():
     import graphspec
     from graphspec.data import load_data
 
-SPEC = """\
-graphspec: 1
-inputs: {x: {shape: [2]}, ids: {shape: [1], dtype: int32}}
-nodes:
-  e: {layer: Embedding, args: {input_dim: 5, output_dim: 2}, from: ids}
-  f: {layer: Flatten, from: e}
-  m: {merge: concatenate, from: [x, f]}
-  y: {layer: Dense, args: {units: 3, activation: softmax}, from: m}
-outputs: [y]
-compile: {loss: categorical_crossentropy}
-data: {train: d.csv, inputs: {x: {%s}, ids: {%s}}, outputs: {y: {%s}}}
-"""
+SPEC = (Path(__file__).resolve().parent.parent / "tests" / "data" / "fuzz_data.yaml").read_text()
 FOLDER = Path(tempfile.mkdtemp())
-(FOLDER / "csv.yaml").write_text(SPEC % ("columns: [a, b]", "columns: i", "columns: c"))
-(FOLDER / "npz.yaml").write_text(SPEC % ("array: x", "array: ids", "array: c"))
+(FOLDER / "csv.yaml").write_text(SPEC)
+(FOLDER / "npz.yaml").write_text(SPEC.replace("d.csv", "d.npz").replace("{columns: [a, b]}", "{array: x}").replace(
+    "{columns: i}", "{array: ids}").replace("{columns: c}", "{array: c}"))
 SPECS = {kind: graphspec.load(FOLDER / f"{kind}.yaml") for kind in ("csv", "npz")}
 
 

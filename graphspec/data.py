@@ -104,7 +104,7 @@ class _NpzArrays(Mapping):
             with zipfile.ZipFile(path) as archive:
                 self.members = {info.filename[:-4]: info for info in archive.infolist()
                                 if info.filename.endswith(".npy")}
-        except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError) as exc:
             raise _fail(path, f"not an NPZ archive ({exc})",
                         "save arrays with numpy.savez or numpy.savez_compressed") from None
         self.loaded: dict[str, np.ndarray] = {}
@@ -138,7 +138,9 @@ class _NpzArrays(Mapping):
                                            "this machine's memory")
             with zipfile.ZipFile(self.path) as archive, archive.open(info) as stream:
                 return fmt.read_array(stream, allow_pickle=False)
-        except (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError) as exc:
+        # zipfile's own refusals: unsupported compression (NotImplementedError), encryption (RuntimeError)
+        except (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError, NotImplementedError,
+                RuntimeError) as exc:
             raise _fail(self.path, f"cannot read array '{name}': {exc}") from None
 
 

@@ -76,18 +76,9 @@ def test_arbitrary_text_never_crashes(text):
 
 # --------------------------------------------------------------------------- data files
 
-DATA_SPEC = """\
-graphspec: 1
-inputs: {x: {shape: [2]}, ids: {shape: [1], dtype: int32}}
-nodes:
-  e: {layer: Embedding, args: {input_dim: 5, output_dim: 2}, from: ids}
-  f: {layer: Flatten, from: e}
-  m: {merge: concatenate, from: [x, f]}
-  y: {layer: Dense, args: {units: 3, activation: softmax}, from: m}
-outputs: [y]
-compile: {loss: categorical_crossentropy}
-data: {train: d.csv, inputs: {x: {columns: [a, b]}, ids: {columns: i}}, outputs: {y: {columns: c}}}
-"""
+DATA_SPEC = (ROOT / "tests" / "data" / "fuzz_data.yaml").read_text()
+NPZ_SPEC = DATA_SPEC.replace("d.csv", "d.npz").replace("{columns: [a, b]}", "{array: x}").replace(
+    "{columns: i}", "{array: ids}").replace("{columns: c}", "{array: c}")
 cells = st.sampled_from(["0", "1", "2", "-1", "1.5", "", "nan", "inf", "1e400", "1_0", "x", '"1"', "٣", " 2 ",
                          "4294967296", "0x1F", "1e-3"])
 
@@ -120,9 +111,7 @@ def test_damaged_npz_files_only_fail_with_located_errors(tmp_path_factory, flips
     from graphspec.data import load_data
 
     folder = tmp_path_factory.mktemp("npz")
-    (folder / "s.yaml").write_text(DATA_SPEC.replace("d.csv", "d.npz").replace(
-        "{columns: [a, b]}", "{array: x}").replace("{columns: i}", "{array: ids}").replace("{columns: c}",
-                                                                                          "{array: c}"))
+    (folder / "s.yaml").write_text(NPZ_SPEC)
     buffer = io.BytesIO()
     np.savez_compressed(buffer, x=np.ones((4, 2)), ids=np.arange(4), c=np.arange(4) % 3)
     data = bytearray(buffer.getvalue())

@@ -131,15 +131,20 @@ def _wait_for_checkpoint(run, epoch: int, process, limit: float = 120.0) -> None
     raise AssertionError("no checkpoint appeared")
 
 
+def _train_and_kill_after(spec, run, args: list[str], epoch: int) -> None:
+    """Start `graphspec train` and SIGKILL it once the checkpoint of `epoch` exists."""
+    process = subprocess.Popen([sys.executable, "-m", "graphspec", "train", str(spec), "--output", str(run), *args],
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    _wait_for_checkpoint(run, epoch, process)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+
 def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     spec, args = EXAMPLES / "sine.yaml", ["--epochs", "30", "--seed", "3"]
     assert cli("train", spec, "--output", tmp_path / "whole", *args).returncode == 0
     run = tmp_path / "killed"
-    process = subprocess.Popen([sys.executable, "-m", "graphspec", "train", str(spec), "--output", str(run), *args],
-                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    _wait_for_checkpoint(run, 8, process)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    _train_and_kill_after(spec, run, args, epoch=8)
     assert not (run / "model.keras").exists()
     resumed = cli("train", spec, "--output", run, "--resume", *args)
     assert resumed.returncode == 0, resumed.stderr
@@ -162,11 +167,7 @@ def test_resume_with_callbacks_after_sigkill_matches_an_uninterrupted_run(tmp_pa
     rates = [float(row.split(",")[whole[0].split(",").index("learning_rate")]) for row in whole[1:]]
     assert len(whole) == 8 and len(set(rates)) >= 3 and rates[-1] < rates[0]  # stopped after 7 epochs; rate cut twice
     run = tmp_path / "killed"
-    process = subprocess.Popen([sys.executable, "-m", "graphspec", "train", str(spec), "--output", str(run), *args],
-                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    _wait_for_checkpoint(run, 3, process)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    _train_and_kill_after(spec, run, args, epoch=3)
     resumed = cli("train", spec, "--output", run, "--resume", *args)
     assert resumed.returncode == 0, resumed.stderr
     assert (run / "history.csv").read_text().splitlines() == whole
