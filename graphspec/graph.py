@@ -34,6 +34,7 @@ from typing import Any, Literal
 import networkx as nx
 
 from graphspec.errors import Diagnostic, GraphspecError, did_you_mean
+from graphspec.expressions import ExpressionError, evaluate
 from graphspec.loader import Document, load_file
 from graphspec.policy import Policy, policy_for, split_dotted
 from graphspec.schema import check_document
@@ -43,7 +44,8 @@ from graphspec.schema import models as m
 
 NodeKind = Literal["input", "layer", "merge", "apply"]
 _REF = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\[([0-9]+)\])?$")
-_PARAM = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_PARAM = re.compile(r"\$\{([^{}]*)\}")  # `${name}` or `${arithmetic}` (graphspec.expressions)
+_NAME = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*")
 MAX_BLOCK_DEPTH = 16
 MAX_FILE_DEPTH = 16
 MAX_MODEL_DEPTH = 64
@@ -215,13 +217,30 @@ class _Builder:
         if isinstance(value, str):
             if value.startswith("$") and _REF.match(value[1:]) and "[" not in value:
                 return self.param(value[1:], scope, path)
-            result = _PARAM.sub(lambda g: str(self.param(g.group(1), scope, path)), value)
+            whole = _PARAM.fullmatch(value)
+            if whole:  # "${4 * filters}" keeps the number's type
+                return self.placeholder(whole.group(1), scope, path)
+            result = _PARAM.sub(lambda g: str(self.placeholder(g.group(1), scope, path)), value)
             if len(result) > MAX_STRING_CHARS:
                 raise _OverBudget(self.doc.diagnostic(
                     f"substituting block parameters makes a string of {len(result):,} characters "
                     f"(the limit is {MAX_STRING_CHARS:,})", path))
             return result
         return value
+
+    def placeholder(self, text: str, scope: _Scope, path: tuple) -> Any:
+        """What `${text}` stands for: a parameter's value, or an arithmetic expression's."""
+        name = _NAME.fullmatch(text)
+        if name:
+            return self.param(name.group(1), scope, path)
+        try:
+            return evaluate(text, scope.params)
+        except ExpressionError as exc:
+            scope.incomplete = True
+            self.error(f"in '${{{text}}}': {exc}", path,
+                       hint=f"parameters: {', '.join(scope.params) or 'none'}; operators + - * / // %, "
+                            "parentheses, min(), max()")
+            return None
 
     def param(self, name: str, scope: _Scope, path: tuple) -> Any:
         if name in scope.params:
@@ -287,7 +306,7 @@ class _Builder:
             self.error(f"'{value}' is not an existing file (resolved to {resolved})", path)
         return str(resolved)
 
-    def repeat_count(self, definition: m.LayerDef, scope: _Scope, path: tuple) -> int:
+    def repeat_count(self, definition: m.LayerDef | m.BlockNode, scope: _Scope, path: tuple) -> int:
         count = self.substitute(definition.repeat, scope, path + ("repeat",))
         if not isinstance(count, int) or isinstance(count, bool) or count < 1:
             self.error(f"repeat must be a positive integer, got {count!r}", path + ("repeat",))
@@ -334,7 +353,27 @@ class _Builder:
                 self.add(GNode(full, "apply", path, self.doc, target=node.apply, note=node.doc), raw, scope)
                 scope.aliases[name] = TensorRef(full)
             elif isinstance(node, m.BlockNode):
-                self.instantiate(name, node, raw, scope, path, block_stack)
+                self.instances(name, node, raw, scope, path, block_stack)
+
+    def instances(self, name: str, node: m.BlockNode, raw: list[str], outer: _Scope, path: tuple,
+                  block_stack: tuple) -> None:
+        """`repeat: n` chains n instances, each fed the previous one's output; the last takes the node's name."""
+        count = self.repeat_count(node, outer, path)
+        if count == 1:
+            self.instantiate(name, node, raw, outer, path, block_stack)
+            return
+        block = self.defs.blocks.get(node.block)
+        if block is not None and len(block.inputs) != 1:
+            self.error(f"block '{node.block}' takes {len(block.inputs)} inputs; only a block with one input "
+                       "can repeat (each instance feeds the next)", path + ("repeat",))
+            outer.broken.add(name)
+            return
+        self.budget.ensure(self.defs.block_size(node.block) * count, self.doc, path)
+        previous = raw
+        for position in range(1, count + 1):
+            instance = name if position == count else f"{name}_{position}"
+            self.instantiate(instance, node, previous, outer, path, block_stack)
+            previous = [instance]
 
     def instantiate(self, name: str, node: m.BlockNode, raw: list[str], outer: _Scope, path: tuple,
                     block_stack: tuple) -> None:
@@ -437,7 +476,7 @@ class _Definitions:
         total = 0
         for node in block.nodes.values():
             if isinstance(node, m.BlockNode):
-                total += self.block_size(node.block, stack + (name,))
+                total += self.block_size(node.block, stack + (name,)) * _fixed_repeat(node)
             elif isinstance(node, m.SequentialNode):
                 total += sum(_fixed_repeat(step) for step in node.sequential)
             else:

@@ -272,3 +272,12 @@ def test_set_values_are_read_like_spec_scalars():
     assert _parse_override("name=no") == (["name"], "no")
     with pytest.raises(graphspec.GraphspecError, match=r"--set doc=!!binary aGk=: YAML tag"):
         _parse_override("doc=!!binary aGk=")
+
+
+def test_block_repeat_and_arithmetic_build_what_validate_counted():
+    spec = graphspec.load(ROOT / "tests" / "data" / "block_repeat.yaml")
+    model = graphspec.build(spec, compile=False)
+    assert model.count_params() == spec.shapes.total_params == 1950
+    assert model.get_layer("body_r_1_a").filters == 4 and model.get_layer("body").name == "body"
+    assert [layer.name for layer in model.layers if layer.name.startswith("body_r_1")] == [
+        "body_r_1_a", "body_r_1_b_1", "body_r_1_b", "body_r_1_c", "body_r_1"]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from helpers import TWO_BRANCHES, check, errors, only_error
+import pytest
+
+import graphspec
+from helpers import ROOT, TWO_BRANCHES, check, errors, only_error
 
 HEAD = """\
 graphspec: 1
@@ -276,3 +279,55 @@ def test_did_you_mean_never_suggests_what_was_written():
     assert did_you_mean("units", ["units", "unit_forget_bias"]) is None
     assert did_you_mean("Units", ["units"]) == "did you mean 'units'?"
     assert did_you_mean("unts", ["units"]) == "did you mean 'units'?"
+
+
+BLOCK_REPEAT = ROOT / "tests" / "data" / "block_repeat.yaml"
+
+
+def test_block_repeat_chains_instances_and_the_last_takes_the_node_name():
+    spec = graphspec.load(BLOCK_REPEAT)
+    order = spec.graph.order
+    assert [n for n in order if n.startswith("body") and spec.graph.nodes[n].kind == "merge"] == [
+        "body_r_1", "body_r_2", "body"]
+    assert [r.node for r in spec.graph.nodes["body_r_2_a"].inputs] == ["body_r_1"]
+    # "${filters // bottleneck}" = 16 // 4 and repeat "${max(1, bottleneck - 2)}" = 2
+    assert spec.graph.nodes["body_r_1_a"].spec.args["filters"] == 4 and "body_r_1_b_1" in order
+    assert spec.shapes.total_params == 1950
+
+
+@pytest.mark.parametrize("expression, message", [
+    ("${filters // 0}", "division by zero"),
+    ("${filters +}", "expected a number, a parameter or '(', found the end"),
+    ("${filtres * 2}", "unknown parameter 'filtres'"),
+    ("${__import__ * 2}", "unknown parameter '__import__'"),
+    ("${open('x')}", """unexpected "'x')" at character 6"""),
+    ("${2 ** 3}", "expected a number, a parameter or '(', found '*'"),
+])
+def test_bad_arithmetic_is_a_located_error(expression, message):
+    text = BLOCK_REPEAT.read_text().replace('"${filters // bottleneck}", kernel_size: 1', f'"{expression}", kernel_size: 1')
+    found = errors(check(text))
+    assert found and found[0].message == f"in '{expression}': {message}" and found[0].line == 11, \
+        [str(d) for d in found]
+
+
+def test_block_repeat_is_counted_against_the_budget_before_expanding():
+    text = BLOCK_REPEAT.read_text().replace("depth: 3", "depth: 1000000000")
+    (found,) = errors(check(text))
+    assert "expands to more than 100,000 nodes" in found.message
+
+
+def test_only_one_input_blocks_repeat():
+    d = only_error("""\
+        graphspec: 1
+        inputs: {a: {shape: [4]}, b: {shape: [4]}}
+        blocks:
+          two:
+            inputs: [x, y]
+            nodes:
+              s: {merge: add, from: [x, y]}
+            output: s
+        nodes:
+          z: {block: two, repeat: 2, from: [a, b]}
+        outputs: [z]
+        """)
+    assert "takes 2 inputs; only a block with one input can repeat" in d.message and d.line == 10

@@ -54,7 +54,7 @@ Ref = Annotated[
     Field(description="A node or input name; `name[i]` picks tensor i of a multi-output node."),
 ]
 Refs = Union[Ref, Annotated[list[Ref], Field(min_length=1)]]
-ParamRef = Annotated[str, StringConstraints(pattern=r"^\$[A-Za-z_][A-Za-z0-9_]*$")]
+ParamRef = Annotated[str, StringConstraints(pattern=r"^\$([A-Za-z_][A-Za-z0-9_]*|\{[^{}]*\})$")]
 
 DType = Literal[
     "float16", "bfloat16", "float32", "float64",
@@ -159,7 +159,8 @@ class LayerDef(Strict):
         "or as the name of a shared layer or sub-model.",
     )
     repeat: Union[PositiveInt, ParamRef] = Field(
-        1, description="Stack this many copies (each with its own weights), named `<node>_1` … `<node>_n`."
+        1, description="Stack this many copies (each with its own weights), named `<node>_1` … `<node>_n`; "
+        "in a block, a parameter (`$depth`) or arithmetic (`${depth - 1}`)."
     )
 
     @model_validator(mode="after")
@@ -221,6 +222,9 @@ class BlockNode(_Wired):
 
     block: Name = Field(description="Name of a block from `blocks:`.")
     with_: dict[Name, Any] = Field(default_factory=dict, alias="with", description="Block parameters.")
+    repeat: Union[PositiveInt, ParamRef] = Field(
+        1, description="Chain this many instances (a block with one input), named `<node>_1` … `<node>_n`; "
+        "the last takes the node's name.")
 
 
 _NODE_KINDS = ("layer", "apply", "merge", "sequential", "block")
