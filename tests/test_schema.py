@@ -134,3 +134,11 @@ def test_an_invalid_name_and_the_reference_it_breaks():
         ("'2y' is not a valid name (letters, digits and _, not starting with a digit)", 5, 3),
         ("unknown reference 'y'", 6, 11),
     ]
+
+
+def test_a_key_of_another_node_kind_says_which_kinds_take_it():
+    result = check("graphspec: 1\ninputs: {x: {shape: [2]}}\nnodes:\n  y: {merge: add, from: [x, x], repeat: 2}\n"
+                   "  z: {layer: Dense, args: {units: 2}, from: y}\noutputs: [z]\n")
+    (d,) = [d for d in result.diagnostics if d.severity == "error"]
+    assert d.message == "unknown key 'repeat'"
+    assert d.hint == "'repeat' is a key of layer and block nodes, not of merge nodes"

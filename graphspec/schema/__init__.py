@@ -24,7 +24,7 @@ from pydantic import BaseModel, ValidationError
 from graphspec.errors import Diagnostic, did_you_mean
 from graphspec.loader import Document
 from graphspec.schema import models
-from graphspec.schema.models import Spec
+from graphspec.schema.models import NODE_FIELDS, Spec
 
 __all__ = ["Spec", "check_document", "json_schema", "cross_check"]
 
@@ -78,6 +78,18 @@ def _data_path(loc: tuple, data: Any) -> tuple:
     return tuple(path)
 
 
+def _node_kinds_taking(key: str, loc: tuple) -> str | None:
+    """For a key another kind of node takes (`repeat` on a merge): which kinds take it."""
+    kind = next((part for part in loc if part in NODE_FIELDS), None)
+    if kind is None:
+        return None
+    takers = [k for k, fields in NODE_FIELDS.items() if key in fields]
+    if not takers or kind in takers:
+        return None
+    listed = takers[0] if len(takers) == 1 else f"{', '.join(takers[:-1])} and {takers[-1]}"
+    return f"'{key}' is a key of {listed} nodes, not of {kind} nodes"
+
+
 def _diagnostic(doc: Document, error: dict) -> Diagnostic:
     path = _data_path(tuple(error["loc"]), doc.data)
     kind = error["type"]
@@ -90,7 +102,7 @@ def _diagnostic(doc: Document, error: dict) -> Diagnostic:
     elif kind == "extra_forbidden":
         key = str(path[-1]) if path else "?"
         message = f"unknown key '{key}'"
-        hint = did_you_mean(key, _vocabulary())
+        hint = _node_kinds_taking(key, tuple(error["loc"])) or did_you_mean(key, _vocabulary())
     elif kind == "missing":
         message = f"missing required key '{path[-1]}'" if path else "missing required key"
     elif kind == "literal_error":

@@ -252,6 +252,13 @@ Node = Annotated[
     ),
 ]
 
+# The keys each kind of node takes (their YAML spelling), for hints on keys given to the wrong kind.
+NODE_FIELDS = {
+    kind: frozenset(field.alias or name for name, field in cls.model_fields.items())
+    for kind, cls in (("layer", LayerNode), ("apply", ApplyNode), ("merge", MergeNode), ("sequential", SequentialNode),
+                      ("block", BlockNode))
+}
+
 
 # --------------------------------------------------------------------------- graphs
 
