@@ -209,3 +209,17 @@ def test_examples_match_the_tutorials_printed_totals():
     assert result.shapes.total_params == 5_200_610
     assert [result.shapes.row(n).params for n in ("embedding", "lstm_out", "deep_1", "deep", "main_output",
                                                    "aux_output")] == [5_120_000, 69_760, 2432, 4160, 65, 33]
+
+
+@pytest.mark.parametrize("first, second, expected", [
+    ([None, None, 8], [1, 1, 8], (None, None, None, 8)),  # squeeze-and-excitation on free-size images
+    ([None, 8], [5, 8], (None, None, 8)),
+    ([1, 8], [5, 8], (None, 5, 8)),
+])
+def test_broadcasting_merges_match_keras(first, second, expected):
+    from handwritten import keras
+
+    spec = check(f"graphspec: 1\ninputs: {{a: {{shape: {first}}}, b: {{shape: {second}}}}}\nnodes:\n"
+                 "  m: {merge: multiply, from: [a, b]}\noutputs: [m]\n".replace("None", "null"))
+    assert spec.shapes.outputs["m"] == expected
+    assert tuple(keras.layers.Multiply()([keras.Input(tuple(first)), keras.Input(tuple(second))]).shape) == expected

@@ -513,7 +513,8 @@ def elementwise(call: Call) -> Out:
             first, second = next((i, j) for i in range(len(shapes)) for j in range(i + 1, len(shapes))
                                  if shapes[i] != shapes[j])
             raise ShapeError(f"{_describe(call, first)} vs {_describe(call, second)}")
-        result.append(known.pop() if known else (1 if 1 in dims else None))
+        # as Keras's merge layers: an unknown size makes the axis unknown; 1 broadcasts to the other size
+        result.append(None if None in dims else (known.pop() if known else 1))
     batch = next((s[0] for s in shapes if s[0] is not None), None)
     return Out([(batch, *result)])
 
