@@ -281,3 +281,9 @@ def test_block_repeat_and_arithmetic_build_what_validate_counted():
     assert model.get_layer("body_r_1_a").filters == 4 and model.get_layer("body").name == "body"
     assert [layer.name for layer in model.layers if layer.name.startswith("body_r_1")] == [
         "body_r_1_a", "body_r_1_b_1", "body_r_1_b", "body_r_1_c", "body_r_1"]
+
+
+def test_weights_used_in_several_scopes_count_once_as_in_keras():
+    spec = graphspec.load(ROOT / "tests" / "data" / "shared_across_scopes.yaml")
+    model = graphspec.build(spec, compile=False)
+    assert spec.shapes.total_params == model.count_params() == 65

@@ -59,6 +59,9 @@ class ShapeReport:
     complete: bool = True
     diagnostics: list[Diagnostic] = field(default_factory=list)
     models: dict[str, "ShapeReport"] = field(default_factory=dict)
+    # Every set of weights the model holds, once each: a layer of this graph, a shared layer of its
+    # file, or those of a sub-model, however many scopes call it. The totals are their sums.
+    owners: dict[tuple, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def total_params(self) -> int:
@@ -96,6 +99,7 @@ class _Inferer:
         self.found: list[Diagnostic] = []
         self.shared_params: dict[str, tuple[int, int]] = {}
         self.counted: set[str] = set()
+        self.owners: dict[tuple, tuple[int, int]] = {}
 
     # -- layers -----------------------------------------------------------------
     def model_report(self, name: str) -> ShapeReport:
@@ -231,7 +235,18 @@ class _Inferer:
                 continue
             row.shapes = out.shapes
             row.trainable, row.non_trainable = self.owned_params(node, out)
+            self.own(node, out)
         return self.report(info)
+
+    def own(self, node: GNode, out: Out) -> None:
+        """Record the weights a computed node holds, keyed so that every owner counts once."""
+        target = node.target if node.kind == "apply" else (node.spec.wrap if isinstance(node.spec.wrap, str) else None)
+        if target is not None and target in self.graph.models:  # applied, or wrapped (TimeDistributed)
+            self.owners.update(self.model_report(target).owners)
+        elif target is not None:
+            self.owners[("shared", id(self.graph.shared), target)] = (out.trainable, out.non_trainable)
+        else:
+            self.owners[(id(self.graph), node.name)] = (out.trainable, out.non_trainable)
 
     def owned_params(self, node: GNode, out: Out) -> tuple[int, int]:
         """Parameters this node adds to the model: shared layers and sub-models count once."""
@@ -268,10 +283,11 @@ class _Inferer:
             self.graph.name,
             rows,
             outputs,
-            trainable_params=sum(r.trainable or 0 for r in rows),
-            non_trainable_params=sum(r.non_trainable or 0 for r in rows),
+            trainable_params=sum(t for t, _ in self.owners.values()),
+            non_trainable_params=sum(n for _, n in self.owners.values()),
             complete=complete,
             diagnostics=self.found,
+            owners=self.owners,
         )
         return report
 
