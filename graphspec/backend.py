@@ -233,7 +233,13 @@ def code_running_classes(keras) -> tuple[type, ...]:
 
 
 def import_allowed_modules(policy: Policy) -> None:
-    """Import every module the user allowed, so the Keras serializables they register resolve."""
+    """Import every module the user allowed, so the Keras serializables they register resolve.
+
+    The spec's folder is searched last, so an allowed module sitting beside the spec imports without
+    PYTHONPATH; it is added only when something is allowed, and never before installed packages.
+    """
+    if policy.modules and policy.folder is not None and str(policy.folder) not in sys.path:
+        sys.path.append(str(policy.folder))
     for module in sorted(policy.modules):
         try:
             importlib.import_module(module)

@@ -84,6 +84,7 @@ class Policy:
     readable: tuple[Path, ...] = ()
     # Named by an untrusted pyproject.toml: not allowed, but worth naming in the error.
     untrusted: dict = field(default_factory=dict, hash=False, compare=False)
+    folder: Path | None = None  # the spec's folder: allowed modules sitting there import without PYTHONPATH
 
     def allows(self, module: str) -> bool:
         return any(module == a or module.startswith(a + ".") for a in self.modules)
@@ -142,7 +143,7 @@ def policy_for(base: Path | None, trust: Trust | None = None) -> Policy:
     else:
         untrusted = {m: str(pyproject) for m in listed}
     readable = (project_root(start), *(Path(p).resolve() for p in trust.allow_paths))
-    return Policy(frozenset(modules), readable, untrusted)
+    return Policy(frozenset(modules), readable, untrusted, start)
 
 
 def split_dotted(layer: str) -> tuple[str, str]:

@@ -350,3 +350,14 @@ def test_a_run_directory_is_always_readable_by_graphspec(project, monkeypatch):
     monkeypatch.setattr(loader, "MAX_BYTES", 64)
     with pytest.raises(graphspec.GraphspecError, match="cannot be recorded in a run directory"):
         training._run_spec_text({"doc": "x" * 100})
+
+
+def test_an_allowed_module_beside_the_spec_imports_without_pythonpath(project):
+    (project / "gs_beside.py").write_text("import keras\n\nclass Twice(keras.layers.Layer):\n"
+                                          "    def call(self, x):\n        return 2 * x\n")
+    spec = project / "beside.yaml"
+    spec.write_text(LAYER_SPEC.format(layer="gs_beside.Twice", args="{}"))
+    built = run_cli("build", spec, "-o", project / "m.keras", "--allow-module", "gs_beside", cwd=project.parent)
+    assert built.returncode == 0, built.stderr
+    refused = run_cli("build", spec, "-o", project / "n.keras", cwd=project.parent)  # not allowed: not imported
+    assert refused.returncode == 1 and "is not allowed" in refused.stderr
