@@ -43,7 +43,7 @@ from graphspec.schema.values import judged_statically, layer_arg_problem
 from graphspec.schema import models as m
 
 NodeKind = Literal["input", "layer", "merge", "apply"]
-_REF = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\[([0-9]+)\])?$")
+_REF = re.compile(r"^([A-Za-z0-9_]*[A-Za-z_][A-Za-z0-9_]*)(?:\[([0-9]+)\])?$")
 _PARAM = re.compile(r"\$\{([^{}]*)\}")  # `${name}` or `${arithmetic}` (graphspec.expressions)
 _NAME = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*")
 MAX_BLOCK_DEPTH = 16

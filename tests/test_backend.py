@@ -287,3 +287,11 @@ def test_weights_used_in_several_scopes_count_once_as_in_keras():
     spec = graphspec.load(ROOT / "tests" / "data" / "shared_across_scopes.yaml")
     model = graphspec.build(spec, compile=False)
     assert spec.shapes.total_params == model.count_params() == 65
+
+
+def test_node_names_may_start_with_a_digit_as_keras_layer_names_do():
+    spec = check("graphspec: 1\ninputs: {2in: {shape: [3]}}\nnodes:\n  1_conv: {layer: Dense, args: {units: 2}, "
+                 "from: 2in}\n  9out: {layer: Dense, args: {units: 1}, from: 1_conv}\noutputs: [9out]\n")
+    assert spec.ok, [str(d) for d in spec.diagnostics]
+    model = graphspec.build(spec, compile=False)
+    assert [layer.name for layer in model.layers] == ["2in", "1_conv", "9out"] and model.output_names == ["9out"]

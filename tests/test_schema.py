@@ -129,9 +129,9 @@ def test_misspelt_node_key_reports_it_and_the_missing_one():
 
 
 def test_an_invalid_name_and_the_reference_it_breaks():
-    result = check(spec("  2y: {layer: Dense, args: {units: 1}, from: x}\n"))
+    result = check(spec("  y-2: {layer: Dense, args: {units: 1}, from: x}\n"))
     assert [(d.message, d.line, d.column) for d in errors(result)] == [
-        ("'2y' is not a valid name (letters, digits and _, not starting with a digit)", 5, 3),
+        ("'y-2' is not a valid name (letters, digits and _, with at least one letter or _)", 5, 3),
         ("unknown reference 'y'", 6, 11),
     ]
 

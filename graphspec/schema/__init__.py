@@ -31,7 +31,7 @@ __all__ = ["Spec", "check_document", "json_schema", "cross_check"]
 _NODE_CONTAINERS = {"nodes", "models"}
 
 
-_NAME_WORDS = "letters, digits and _, not starting with a digit"
+_NAME_WORDS = "letters, digits and _, with at least one letter or _"
 _PATTERN_WORDS = {r"^[A-Za-z0-9][A-Za-z0-9_]*$": "letters, digits and _, starting with a letter or digit, as "
                                                   "TensorFlow's scope names need"}
 

@@ -43,9 +43,10 @@ from graphspec.schema.values import SEED_MAX, arguments_problem, named_object_pr
 
 MAX_EPOCHS = 10**9
 
-NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# Any name Keras takes for a layer, leading digits included (`1_conv`), so imported names survive.
+NAME_PATTERN = r"^[A-Za-z0-9_]*[A-Za-z_][A-Za-z0-9_]*$"
 CUSTOM_LAYER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$"
-REF_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\[[0-9]+\])?$"
+REF_PATTERN = r"^[A-Za-z0-9_]*[A-Za-z_][A-Za-z0-9_]*(\[[0-9]+\])?$"
 
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=200)]
 Ref = Annotated[
