@@ -6,12 +6,14 @@ Example:
     >>> CALLBACK_STATE["EarlyStopping"]
     ('wait', 'best', 'stopped_epoch', 'best_epoch')
 
-Two things graphspec needs have no public API in Keras 3:
+Three things graphspec needs have no public API in Keras 3:
 - which way a monitored metric improves, decided as Keras's own monitor callbacks decide
   it (`MonitorCallback._set_monitor_op` reads each metric's `_direction`);
 - the state of EarlyStopping and ReduceLROnPlateau (plain attributes, reset by
   `on_train_begin`), which a resumed run must carry over to stop and reduce exactly
-  when an uninterrupted run would.
+  when an uninterrupted run would;
+- the calls of a layer in a functional model (`Layer._inbound_nodes`) and which layer produced
+  each input tensor (`KerasTensor._keras_history`), for `summary --keras`.
 
 `tests/test_keras_private.py` checks each against the installed Keras and fails
 loudly when an upgrade changes one.
@@ -64,3 +66,19 @@ def _number(value):
     if value is None or isinstance(value, (int, float)):
         return value
     return float(value)  # a NumPy or backend scalar
+
+
+def _call_name(history) -> str:
+    """A producing call named as `summary` names rows: the layer, with `(call n)` after its first call."""
+    name = history.operation.name
+    return name if history.node_index == 0 else f"{name} (call {history.node_index + 1})"
+
+
+def layer_calls(keras, layer) -> list[tuple[list, list[str]]]:
+    """Each call of `layer` in the models built so far: (output shapes, names of the input layers)."""
+    calls = []
+    for node in layer._inbound_nodes:
+        shapes = [list(t.shape) for t in keras.tree.flatten(node.output_tensors)]
+        inputs = [_call_name(t._keras_history) for t in keras.tree.flatten(node.input_tensors)]
+        calls.append((shapes, list(dict.fromkeys(inputs))))
+    return calls

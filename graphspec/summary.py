@@ -45,24 +45,24 @@ def static_summary(spec: SpecFile) -> dict[str, Any]:
 
 
 def keras_summary(model) -> dict[str, Any]:
-    """The same table, read off a built Keras model (one row per layer, in Keras's order)."""
+    """The same table, read off a built Keras model: one row per call of each layer, in Keras's order
+    (a reused layer's later calls are `name (call 2)`, … and hold no parameters of their own)."""
     import numpy as np
 
     from graphspec.backend import keras_module
+    from graphspec.keras_private import layer_calls
 
     keras = keras_module()
     rows = []
     for layer in model.layers:
-        nodes = layer._inbound_nodes
-        shapes = [list(t.shape) for node in nodes for t in keras.tree.flatten(node.output_tensors)]
-        inputs = [t._keras_history.operation.name for node in nodes for t in keras.tree.flatten(node.input_tensors)]
-        rows.append({
-            "name": layer.name,
-            "type": type(layer).__name__,
-            "output_shapes": shapes,
-            "params": layer.count_params() if layer.built else 0,
-            "inputs": list(dict.fromkeys(inputs)),
-        })
+        for index, (shapes, inputs) in enumerate(layer_calls(keras, layer) or [([], [])]):
+            rows.append({
+                "name": layer.name if index == 0 else f"{layer.name} (call {index + 1})",
+                "type": type(layer).__name__,
+                "output_shapes": shapes,
+                "params": (layer.count_params() if layer.built else 0) if index == 0 else 0,
+                "inputs": inputs,
+            })
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     non_trainable = sum(int(np.prod(w.shape)) for w in model.non_trainable_weights)
     return {

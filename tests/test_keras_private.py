@@ -73,3 +73,14 @@ def test_every_catalog_metric_has_a_direction_or_needs_monitor_mode():
     # Keras has no direction for plain counts and sums: training asks for train.monitor_mode there.
     assert set(undecided) <= {"true_positives", "true_negatives", "false_positives",
                               "false_negatives"}, undecided
+
+
+def test_layer_calls_lists_each_call_with_its_inputs():
+    from graphspec.keras_private import layer_calls
+
+    shared = keras.layers.Dense(2, name="shared")
+    a, b = keras.Input((3,), name="a"), keras.Input((3,), name="b")
+    add = keras.layers.Add()
+    keras.Model([a, b], add([shared(a), shared(b)]))
+    assert layer_calls(keras, shared) == [([[None, 2]], ["a"]), ([[None, 2]], ["b"])]
+    assert layer_calls(keras, add) == [([[None, 2]], ["shared", "shared (call 2)"])]
