@@ -29,7 +29,6 @@ import fnmatch
 import math
 import os
 import re
-import stat
 import zipfile
 import zlib
 from collections.abc import Mapping
@@ -39,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from graphspec.errors import Diagnostic, GraphspecError, did_you_mean
+from graphspec.loader import regular_file
 from graphspec.pipeline import SpecFile
 from graphspec.schema.models import Binding, ColumnGlob, ColumnRange
 
@@ -66,18 +66,6 @@ def _fail(path: str, message: str, hint: str | None = None, line: int | None = N
 
 
 _CSV_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(inf|infinity|nan)", re.ASCII | re.IGNORECASE)
-
-
-def regular_file(path: str, what: str) -> None:
-    """Refuse anything but a regular file before opening it: a FIFO would block forever, a device never end."""
-    try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        raise _fail(path, f"{what} not found") from None
-    except OSError as exc:
-        raise _fail(path, f"cannot open {what}: {exc.strerror or exc}") from None
-    if not stat.S_ISREG(mode):
-        raise _fail(path, f"{what} is not a regular file")
 
 
 # An array may take at most this share of the machine's memory; more cannot be loaded whole.
@@ -150,7 +138,12 @@ class _Table:
     def __init__(self, path: str):
         self.path = path
         self.kind = "npz" if path.lower().endswith(".npz") else "csv"
-        regular_file(path, "data file")
+        try:
+            regular_file(path, "data file")
+        except FileNotFoundError:
+            raise _fail(path, "data file not found") from None
+        except OSError as exc:
+            raise _fail(path, f"cannot open data file: {exc.strerror or exc}") from None
         self.columns: dict[str, object] = {}
         self.names: list[str] = []
         self.rows = 0

@@ -59,12 +59,17 @@ def model_name_from_file(file: str) -> str:
     return name if name else "model"
 
 
+def env_limit(variable: str, default: int) -> int:
+    """A limit the person running graphspec may raise through an environment variable."""
+    try:
+        return int(os.environ.get(variable, default))
+    except ValueError:
+        return default
+
+
 def max_nodes() -> int:
     """The expansion budget: 100,000 nodes (far above real models) unless GRAPHSPEC_MAX_NODES says otherwise."""
-    try:
-        return int(os.environ.get("GRAPHSPEC_MAX_NODES", 100_000))
-    except ValueError:
-        return 100_000
+    return env_limit("GRAPHSPEC_MAX_NODES", 100_000)
 
 
 class _OverBudget(Exception):

@@ -321,15 +321,23 @@ def _decode_limited(raw: bytes, name: str) -> str:
         raise GraphspecError(Diagnostic(f"file is not UTF-8 text (byte {exc.start})", file=name)) from None
 
 
+def regular_file(path: str | os.PathLike, what: str) -> None:
+    """Refuse anything but a regular file before opening it: a FIFO would block forever, a device never end.
+
+    The OSError of a path that cannot be looked at propagates, for the caller to word.
+    """
+    mode = os.stat(path).st_mode
+    if stat.S_ISDIR(mode):
+        raise GraphspecError(Diagnostic(f"is a directory, not a {what}", file=str(path)))
+    if not stat.S_ISREG(mode):
+        raise GraphspecError(Diagnostic("is not a regular file (a FIFO, device or socket)", file=str(path)))
+
+
 def read_limited(path: str | os.PathLike) -> str:
     """Read at most MAX_BYTES of a file as UTF-8, refusing devices, dirs and oversize files."""
     name = str(path)
     try:
-        mode = os.stat(path).st_mode
-        if stat.S_ISDIR(mode):
-            raise GraphspecError(Diagnostic("is a directory, not a spec file", file=name))
-        if not stat.S_ISREG(mode):  # a FIFO would block forever, a device never end
-            raise GraphspecError(Diagnostic("is not a regular file (a FIFO, device or socket)", file=name))
+        regular_file(path, "spec file")
         with open(path, "rb") as handle:
             raw = handle.read(MAX_BYTES + 1)
     except OSError as exc:

@@ -87,16 +87,21 @@ class Policy:
     folder: Path | None = None  # the spec's folder: allowed modules sitting there import without PYTHONPATH
 
     def allows(self, module: str) -> bool:
-        return any(module == a or module.startswith(a + ".") for a in self.modules)
+        return any(_within(module, allowed) for allowed in self.modules)
 
     def may_read(self, resolved: Path) -> bool:
         return any(resolved == root or root in resolved.parents for root in self.readable)
 
     def refusal_hint(self, module: str) -> str:
         for allowed, pyproject in self.untrusted.items():
-            if module == allowed or module.startswith(allowed + "."):
+            if _within(module, allowed):
                 return UNTRUSTED_HINT.format(pyproject=pyproject, module=allowed)
         return ALLOW_HINT.format(module=module)
+
+
+def _within(module: str, package: str) -> bool:
+    """`module` is `package` or one of its submodules."""
+    return module == package or module.startswith(package + ".")
 
 
 def project_root(folder: Path) -> Path:

@@ -33,6 +33,7 @@ from graphspec.errors import Diagnostic, GraphspecError
 
 _CHECKPOINT = re.compile(r"^epoch_(\d{4,})\.keras$")
 MARKER = ".graphspec-run"
+LOCK = ".lock"
 _STAGING = ".graphspec-new-"
 TEMPORARY = ".graphspec-tmp-"  # in the names of files being written; one left by a killed process is debris
 _RETIRED = ".graphspec-old-"
@@ -44,9 +45,7 @@ def atomic(target: Path):
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{target.stem}{TEMPORARY}", suffix=target.suffix, dir=target.parent)
     os.close(handle)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(temporary, 0o666 & ~umask)  # mkstemp's 0600 would make run files private
+    os.chmod(temporary, 0o666 & ~_umask())  # mkstemp's 0600 would make run files private
     try:
         yield Path(temporary)
         with open(temporary, "rb+") as written:
@@ -91,6 +90,7 @@ class RunDir:
         self.curves = self.root / "curves"
         self.tensorboard = self.root / "tensorboard"
         self.marker = self.root / MARKER
+        self.lock_file = self.root / LOCK
         self._lock_handle = None
 
     def is_empty(self) -> bool:
@@ -105,7 +105,7 @@ class RunDir:
     def owns(self, path: Path) -> bool:
         """Whether `path` is (or is under) one of the files and folders graphspec keeps in a run."""
         own = (self.spec, self.model, self.best, self.history, self.metrics, self.checkpoints, self.curves,
-               self.tensorboard, self.marker, self.root / ".lock")
+               self.tensorboard, self.marker, self.lock_file)
         resolved = Path(path).resolve()
         return any(resolved == p.resolve() or p.resolve() in resolved.parents for p in own)
 
@@ -117,11 +117,7 @@ class RunDir:
         return self.checkpoints / f"epoch_{epoch:04d}.json"
 
     def checkpoint_saved_state(self, epoch: int) -> dict:
-        try:
-            saved = json.loads(self.checkpoint_state(epoch).read_text())
-        except (OSError, ValueError):
-            return {}
-        return saved if isinstance(saved, dict) else {}
+        return _json_mapping(self.checkpoint_state(epoch))
 
     def remove_checkpoint(self, epoch: int) -> None:
         self.checkpoint(epoch).unlink(missing_ok=True)
@@ -147,11 +143,7 @@ class RunDir:
     # -- provenance ------------------------------------------------------------------
     def marker_data(self) -> dict:
         """What the marker records: the spec file the run was made from, digests of its sections."""
-        try:
-            data = json.loads(self.marker.read_text())
-        except (OSError, ValueError):
-            return {}
-        return data if isinstance(data, dict) else {}
+        return _json_mapping(self.marker)
 
     def load_spec(self):
         """The run's recorded spec, whose relative paths resolve where its source spec's did."""
@@ -166,7 +158,7 @@ class RunDir:
     # -- locking ---------------------------------------------------------------------
     def lock(self) -> None:
         """Hold the run's lock for this process's lifetime; fail at once if another process holds it."""
-        handle = open(self.root / ".lock", "a+")
+        handle = open(self.lock_file, "a+")
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -225,6 +217,15 @@ class RunDir:
                 shutil.rmtree(staging, ignore_errors=True)
 
 
+def _json_mapping(path: Path) -> dict:
+    """A JSON object graphspec wrote, or {} when it is missing or damaged (callers then start afresh)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def _umask() -> int:
     umask = os.umask(0)
     os.umask(umask)
@@ -235,7 +236,7 @@ def _remove_leftovers(parent: Path, name: str) -> None:
     """Staging and retired copies of `name` left by a killed process (their lock is free)."""
     for leftover in parent.glob(f".{name}.graphspec-*"):
         if leftover.is_dir() and not leftover.is_symlink():
-            probe = leftover / ".lock" if (leftover / ".lock").exists() else leftover / "run" / ".lock"
+            probe = leftover / LOCK if (leftover / LOCK).exists() else leftover / "run" / LOCK
             if probe.exists():
                 with open(probe) as handle:
                     try:

@@ -43,7 +43,7 @@ from graphspec.errors import Diagnostic, GraphspecError
 from graphspec.loader import CoreDumper, Document, load_bytes, load_file, load_text
 from graphspec.pipeline import SpecFile, check_document_stages
 from graphspec.policy import Trust
-from graphspec.rundir import RunDir
+from graphspec.rundir import RunDir, is_run_dir
 from graphspec.schema.models import TrainSpec
 
 _CALLBACK_CLASSES = {
@@ -286,7 +286,7 @@ def _exact_validation_losses(keras, losses_of: Callable[[object], dict[str, floa
 def _make_recorder(keras, tf, run: RunDir, state: "_RunState", callbacks: list, keep: int, interrupt: _Interrupt):
     """The callback that writes the run directory after each epoch, and restores `callbacks` on resume."""
     from graphspec.evaluate import load_model_file
-    from graphspec.keras_private import callback_state, improvement_test, restore_callback_state
+    from graphspec.keras_private import callback_state, restore_callback_state
 
     # Epoch scalars in TensorBoard's layout (train/ and validation/, "epoch_<metric>"). Keras's own
     # TensorBoard callback costs a summary op per batch; these cost one write per epoch.
@@ -339,7 +339,7 @@ def _make_recorder(keras, tf, run: RunDir, state: "_RunState", callbacks: list, 
             state.epochs_done = epoch + 1
             monitored = logs.get(state.monitor)
             if state.improves is None and monitored is not None:
-                state.improves = _improvement_test(improvement_test, keras, self.model, state)
+                state.improves = _improvement_test(keras, self.model, state)
             improved = monitored is not None and state.improves(monitored, state.best_value)
             if improved:
                 state.best_value, state.best_epoch = monitored, epoch + 1
@@ -364,7 +364,9 @@ def _make_recorder(keras, tf, run: RunDir, state: "_RunState", callbacks: list, 
     return Recorder()
 
 
-def _improvement_test(improvement_test, keras, model, state: "_RunState"):
+def _improvement_test(keras, model, state: "_RunState"):
+    from graphspec.keras_private import improvement_test
+
     try:
         return improvement_test(keras, model, state.monitor, state.mode)
     except ValueError:
@@ -425,7 +427,8 @@ def _check_new_output(run: RunDir, options: TrainOptions, protected: dict[str, P
     """Refuse an --output that is not a fresh place for a run, or that --overwrite must not delete."""
     root = run.root
     resolved = root.resolve()
-    if resolved == Path.cwd().resolve() or resolved in Path.cwd().resolve().parents:
+    working = Path.cwd().resolve()
+    if resolved == working or resolved in working.parents:
         raise _refuse_output(run, "is the working directory or holds it; a run needs a directory of its own",
                              "name a new directory, e.g. --output runs/my_run")
     if root.is_symlink():
@@ -437,8 +440,6 @@ def _check_new_output(run: RunDir, options: TrainOptions, protected: dict[str, P
     if not options.overwrite:
         raise _refuse_output(run, "already exists and is not empty",
                              "pass --resume to continue it, --overwrite to replace it, or --output for a new one")
-    from graphspec.rundir import is_run_dir
-
     for what, path in protected.items():
         if path == resolved or resolved in path.parents:
             raise _refuse_output(run, f"it is or holds {what} ({path}); --overwrite never deletes that")
@@ -502,9 +503,7 @@ def _read_data_while_importing_keras(spec: SpecFile) -> tuple[Dataset, Dataset |
     """
     from graphspec.backend import keras_module
 
-    files = [_data_files(spec)[0]]
-    if spec.spec.data.validation:
-        files.append(_data_files(spec)[1])
+    files = _data_files(spec)
     with ThreadPoolExecutor(max_workers=1) as pool:
         loading = [pool.submit(load_data, spec, path) for path in files]
         keras_module()
@@ -543,8 +542,6 @@ def train(spec_path: str | os.PathLike, options: TrainOptions | None = None,
     spec_path = str(spec_path)
     run = RunDir(options.output) if options.output else None
     if options.resume:
-        from graphspec.rundir import is_run_dir
-
         if run is None:
             raise GraphspecError("--resume needs --output RUN_DIR")
         if not is_run_dir(run.root) or not run.spec.is_file():
@@ -558,7 +555,7 @@ def train(spec_path: str | os.PathLike, options: TrainOptions | None = None,
     spec, resolved = resolve_spec(document, options)
     run = run or RunDir(_default_output(spec.name))
     if not options.resume:
-        protected = {"the working directory": Path.cwd().resolve(), "the spec": Path(spec_path).resolve(),
+        protected = {"the spec": Path(spec_path).resolve(),
                      **{f"data file {f}": Path(f).resolve() for f in _data_files(spec)}}
         _check_new_output(run, options, protected)
     settings = spec.spec.train or TrainSpec()
@@ -604,7 +601,7 @@ def train(spec_path: str | os.PathLike, options: TrainOptions | None = None,
         state.history = {}
         model = build(spec)
     if not options.resume:
-        marker = {"source": str(Path(spec_path).resolve()), "digests": _section_digests(load_file(spec_path).data)}
+        marker = {"source": str(Path(spec_path).resolve()), "digests": _section_digests(document.data)}
         try:
             run.create(marker, {"spec.yaml": _run_spec_text(resolved)}, replace=options.overwrite)
         except (FileExistsError, NotADirectoryError):
@@ -661,10 +658,7 @@ def _diverged(run: RunDir, state: _RunState, settings: TrainSpec, spec_path: str
     last = run.checkpoint(state.epochs_done)
     if last.exists():
         run.copy_file(last, run.model)
-    run.write_text(run.metrics, _metrics_json(state))
-    from graphspec.plot.curves import write_curves
-
-    write_curves(state.history, run.curves)
+    _write_summaries(run, state)
     kept = f"model.keras and best.keras hold epoch {state.epochs_done}" if state.epochs_done else "no model was saved"
     raise GraphspecError(Diagnostic(
         f"training diverged at epoch {epoch}: {metric} is {value}; stopped, {kept}",
@@ -693,9 +687,14 @@ def _finish(run: RunDir, state: _RunState, settings: TrainSpec, model) -> None:
         run.copy_file(last, run.model)  # the model is exactly its last checkpoint: no second save
     else:
         run.save_model(model, run.model)
-    run.write_text(run.metrics, _metrics_json(state))
+    _write_summaries(run, state)
+
+
+def _write_summaries(run: RunDir, state: _RunState) -> None:
+    """metrics.json and the learning curves, as the run stands."""
     from graphspec.plot.curves import write_curves
 
+    run.write_text(run.metrics, _metrics_json(state))
     write_curves(state.history, run.curves)
 
 

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ValidationError
 from graphspec.errors import Diagnostic, did_you_mean
 from graphspec.loader import Document
 from graphspec.schema import models
-from graphspec.schema.models import NODE_FIELDS, Spec
+from graphspec.schema.models import MODEL_NAME_PATTERN, NODE_FIELDS, Spec
 
 __all__ = ["Spec", "check_document", "json_schema", "cross_check"]
 
@@ -32,7 +32,7 @@ _NODE_CONTAINERS = {"nodes", "models"}
 
 
 _NAME_WORDS = "letters, digits and _, with at least one letter or _"
-_PATTERN_WORDS = {r"^[A-Za-z0-9][A-Za-z0-9_]*$": "letters, digits and _, starting with a letter or digit, as "
+_PATTERN_WORDS = {MODEL_NAME_PATTERN: "letters, digits and _, starting with a letter or digit, as "
                                                   "TensorFlow's scope names need"}
 
 

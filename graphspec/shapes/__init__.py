@@ -15,12 +15,11 @@ has unknown shapes and is marked "checked at build"; nothing is guessed.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Literal
 
 from graphspec.errors import Diagnostic
-from graphspec.graph import GNode, Graph, LayerSpec
+from graphspec.graph import GNode, Graph, LayerSpec, env_limit
 from graphspec.shapes.rules import RULES, Call, Out, Shape, ShapeError, fmt
 
 Status = Literal["ok", "unchecked", "error"]
@@ -84,6 +83,13 @@ class _Unchecked(Exception):
 
 class _Unresolved(Exception):
     """The node uses something the graph stage already reported as undefined."""
+
+
+def _reused(node: GNode) -> str | None:
+    """The shared layer or sub-model a node calls or wraps, whose weights exist once however often it is used."""
+    if node.kind == "apply":
+        return node.target
+    return node.spec.wrap if isinstance(node.spec.wrap, str) else None
 
 
 def _compatible(actual: Shape, declared: Shape) -> bool:
@@ -196,7 +202,8 @@ class _Inferer:
                 row.shapes = [(spec.batch_size, *spec.shape)]
                 continue
             shapes: list[Shape] = []
-            unknown = node.incomplete or (node.kind == "apply" and getattr(graph.shared.get(node.target), "invalid", False))
+            invalid_shared = node.kind == "apply" and getattr(graph.shared.get(node.target), "invalid", False)
+            unknown = node.incomplete or invalid_shared
             for ref in node.inputs if not unknown else []:
                 source = info.get(ref.node)
                 if source is None or source.shapes is None:
@@ -240,7 +247,7 @@ class _Inferer:
 
     def own(self, node: GNode, out: Out) -> None:
         """Record the weights a computed node holds, keyed so that every owner counts once."""
-        target = node.target if node.kind == "apply" else (node.spec.wrap if isinstance(node.spec.wrap, str) else None)
+        target = _reused(node)
         if target is not None and target in self.graph.models:  # applied, or wrapped (TimeDistributed)
             self.owners.update(self.model_report(target).owners)
         elif target is not None:
@@ -250,11 +257,7 @@ class _Inferer:
 
     def owned_params(self, node: GNode, out: Out) -> tuple[int, int]:
         """Parameters this node adds to the model: shared layers and sub-models count once."""
-        key = None
-        if node.kind == "apply":
-            key = node.target
-        elif node.spec.wrap is not None and isinstance(node.spec.wrap, str):
-            key = node.spec.wrap
+        key = _reused(node)
         if key is None:
             return out.trainable, out.non_trainable
         if key in self.counted:
@@ -312,7 +315,4 @@ def infer(graph: Graph) -> ShapeReport:
 
 def max_params() -> int:
     """The parameter budget: 2·10⁹ (8 GB of float32 weights) unless GRAPHSPEC_MAX_PARAMS says otherwise."""
-    try:
-        return int(os.environ.get("GRAPHSPEC_MAX_PARAMS", DEFAULT_MAX_PARAMS))
-    except ValueError:
-        return DEFAULT_MAX_PARAMS
+    return env_limit("GRAPHSPEC_MAX_PARAMS", DEFAULT_MAX_PARAMS)
