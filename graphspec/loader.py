@@ -52,13 +52,16 @@ _CORE_PATTERNS = (
     ("tag:yaml.org,2002:float",
      r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)"),
 )
-_CORE = [(tag, re.compile(pattern)) for tag, pattern in _CORE_PATTERNS]
-_CORE_BY_TAG = dict(_CORE)
+_CORE_BY_TAG = {tag: re.compile(pattern) for tag, pattern in _CORE_PATTERNS}
+# One alternation, tried in the table's order, so a scalar costs one regex call (loading is validate's hot path).
+_CORE_GROUPS = {f"t{i}": tag for i, (tag, _) in enumerate(_CORE_PATTERNS)}
+_CORE = re.compile("|".join(f"(?P<t{i}>{pattern})" for i, (_, pattern) in enumerate(_CORE_PATTERNS)))
 
 
 def core_tag(text: str) -> str:
     """The tag a plain scalar resolves to under the YAML 1.2 core schema."""
-    return next((tag for tag, pattern in _CORE if pattern.fullmatch(text)), _STR_TAG)
+    match = _CORE.fullmatch(text)
+    return _CORE_GROUPS[match.lastgroup] if match else _STR_TAG
 
 
 def _core_value(tag: str, text: str) -> Any:
