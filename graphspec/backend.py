@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import inspect
 import os
 import sys
 import tempfile
@@ -160,8 +161,16 @@ class _GraphBuilder:
         def call(node: GNode):
             layer = (self.target(node.target, node.name, node) if node.kind == "apply"
                      else self.make_layer(node.spec, node.name, node))
-            args = [tensor(ref) for ref in node.inputs]
-            return layer(args[0] if len(args) == 1 else args)
+            given = [tensor(ref) for ref in node.inputs]
+            if node.arguments is None:
+                return layer(given[0] if len(given) == 1 else given, **node.options)
+            named = {arg: given[where] if isinstance(where, int) else [given[i] for i in where]
+                     for arg, where in node.arguments.items()}
+            if isinstance(layer, self.keras.Model) and node.kind == "apply":
+                ordered = [named[name] for name in self.graph.models[node.target].input_names]
+                return layer(ordered[0] if len(ordered) == 1 else ordered, **node.options)
+            positional, keywords = _as_written(layer, named)
+            return layer(*positional, **keywords, **node.options)
 
         for name in self.graph.order:
             node = self.graph.nodes[name]
@@ -171,11 +180,14 @@ class _GraphBuilder:
                 tensors[name] = self.located(node, lambda: call(node))
         inputs = [tensors[n] for n in self.graph.input_names]
         outputs = [tensor(ref) for ref in self.graph.outputs]
-        return self.keras.Model(
-            inputs=inputs[0] if len(inputs) == 1 else inputs,
-            outputs=outputs[0] if len(outputs) == 1 else outputs,
-            name=self.graph.name,
-        )
+        if any(self.graph.nodes[ref.node].kind == "apply" for ref in self.graph.outputs):
+            # Keras names an output after the layer that made it, here a shared layer or sub-model; keyed
+            # outputs take the node's name instead (in losses, metrics and history), without an extra layer.
+            structure = {ref.node: output for ref, output in zip(self.graph.outputs, outputs)}
+        else:
+            structure = outputs[0] if len(outputs) == 1 else outputs
+        return self.keras.Model(inputs=inputs[0] if len(inputs) == 1 else inputs, outputs=structure,
+                                name=self.graph.name)
 
     def build_sequential(self):
         """A `keras.Sequential`, as a tutorial writes a one-input chain."""
@@ -186,6 +198,18 @@ class _GraphBuilder:
             stack.append(self.located(node, lambda: self.make_layer(node.spec, name, node)))
         last = self.graph.nodes[steps[-1]]
         return self.located(last, lambda: self.keras.Sequential(stack, name=self.graph.name))
+
+
+def _as_written(layer, named: dict[str, Any]) -> tuple[list, dict]:
+    """Named tensors as a person calls the layer: its leading required arguments in order (`mha(x, y)`),
+    the rest by name (`lstm(x, initial_state=[h, c])`), so the saved call matches theirs."""
+    positional = []
+    for parameter in inspect.signature(layer.call).parameters.values():
+        if (parameter.name not in named or parameter.kind is not parameter.POSITIONAL_OR_KEYWORD
+                or parameter.default is not parameter.empty):
+            break
+        positional.append(named.pop(parameter.name))
+    return positional, named
 
 
 def compile_model(model, settings: CompileSpec, output_names: list[str]) -> None:

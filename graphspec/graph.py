@@ -38,6 +38,7 @@ from graphspec.expressions import ExpressionError, evaluate
 from graphspec.loader import Document, load_file
 from graphspec.policy import Policy, policy_for, split_dotted
 from graphspec.schema import check_document
+from graphspec.schema.calls import call_problems, model_call_problems
 from graphspec.schema.catalog import FILE_ARGS, catalog
 from graphspec.schema.values import judged_statically, layer_arg_problem
 from graphspec.schema import models as m
@@ -129,6 +130,20 @@ class GNode:
     input_spec: m.InputSpec | None = None  # input nodes
     note: str | None = None
     incomplete: bool = False  # an input names a node that failed validation: shapes skip it
+    # A keyword call (`from: {query: a, value: b}`): each argument's index, or list of indices, in `inputs`.
+    # None for a positional call, which hands `inputs` to the first argument (one tensor, or the list).
+    arguments: dict[str, int | list[int]] | None = None
+    options: dict[str, Any] = field(default_factory=dict)  # `call:`, the non-tensor call arguments
+
+    def input_labels(self) -> list[str]:
+        """The inputs as summaries show them: `x`, or `query=x` for a call by argument name."""
+        if self.arguments is None:
+            return [str(ref) for ref in self.inputs]
+        if len(self.inputs) < sum(1 if isinstance(w, int) else len(w) for w in self.arguments.values()):
+            return [str(ref) for ref in self.inputs]  # a reference failed: the layout no longer applies
+        return [f"{arg}={self.inputs[where]}" if isinstance(where, int)
+                else f"{arg}=[{', '.join(str(self.inputs[i]) for i in where)}]"
+                for arg, where in self.arguments.items()]
 
     def diagnostic(self, message: str, severity="error", hint=None, path: tuple | None = None) -> Diagnostic:
         return self.doc.diagnostic(message, self.path if path is None else path, severity=severity, hint=hint)
@@ -176,7 +191,39 @@ class _Pending:
     node: GNode
     raw: list[str]
     scope: _Scope
-    path: tuple
+    paths: list[tuple]  # where each raw reference is written
+
+
+@dataclass
+class _From:
+    """A node's `from:` flattened: references in order, where each is written, and the argument layout."""
+
+    raw: list[str]
+    suffixes: list[tuple]
+    arguments: dict[str, int | list[int]] | None = None
+
+    @classmethod
+    def of(cls, value) -> "_From":
+        if isinstance(value, str):
+            return cls([value], [("from",)])
+        if isinstance(value, list):
+            return cls(list(value), [("from", i) for i in range(len(value))])
+        raw, suffixes, arguments = [], [], {}
+        for arg, refs in value.items():
+            if isinstance(refs, str):
+                arguments[arg] = len(raw)
+                raw.append(refs)
+                suffixes.append(("from", arg))
+            else:
+                arguments[arg] = list(range(len(raw), len(raw) + len(refs)))
+                raw.extend(refs)
+                suffixes.extend(("from", arg, i) for i in range(len(refs)))
+        return cls(raw, suffixes, arguments)
+
+    @classmethod
+    def chained(cls, previous: str) -> "_From":
+        """The previous step of a chain, already resolved: its errors are its own."""
+        return cls([f"@{previous}"], [()])
 
 
 class _Builder:
@@ -195,7 +242,7 @@ class _Builder:
     def error(self, message: str, path: tuple, hint: str | None = None, severity="error") -> None:
         self.found.append(self.doc.diagnostic(message, path, hint=hint, severity=severity))
 
-    def add(self, node: GNode, raw: list[str], scope: _Scope) -> None:
+    def add(self, node: GNode, wiring: _From, scope: _Scope) -> None:
         self.budget.spend(1, node.doc, node.path)
         if node.name in self.nodes:
             first = self.nodes[node.name]
@@ -207,8 +254,9 @@ class _Builder:
             self.error(f"node '{node.name}' has the name of a shared layer or sub-model", node.path,
                        hint="Keras layer names must be unique in a model")
         node.incomplete = scope.incomplete or (node.spec is not None and node.spec.invalid)
+        node.arguments = wiring.arguments
         self.nodes[node.name] = node
-        self.pending.append(_Pending(node, raw, scope, node.path))
+        self.pending.append(_Pending(node, wiring.raw, scope, [node.path + suffix for suffix in wiring.suffixes]))
 
     # -- expansion --------------------------------------------------------------
     def substitute(self, value: Any, scope: _Scope, path: tuple) -> Any:
@@ -318,69 +366,97 @@ class _Builder:
             return 1
         return count
 
-    def chain(self, name: str, steps: list[tuple[m.LayerDef, tuple]], raw: list[str], scope: _Scope,
-              path: tuple, doc_text: str | None) -> None:
+    def chain(self, name: str, steps: list[tuple[m.LayerDef, tuple]], wiring: _From, scope: _Scope,
+              path: tuple, doc_text: str | None, options: dict | None = None) -> None:
         """Layers applied one after another; the last takes the node's own name."""
         counts = [self.repeat_count(step, scope, step_path) for step, step_path in steps]
         self.budget.ensure(sum(counts), self.doc, path)  # before the list of copies exists; add() spends them
         expanded = [(step, step_path) for (step, step_path), count in zip(steps, counts) for _ in range(count)]
-        previous = raw
         for position, (step, step_path) in enumerate(expanded, start=1):
             last = position == len(expanded)
             explicit = getattr(step, "name", None)
             layer_name = scope.full(name) if last and not explicit else scope.prefix + (explicit or f"{name}_{position}")
             node = GNode(layer_name, "layer", step_path, self.doc, spec=self.layer_spec(step, scope, step_path),
-                         note=doc_text)
-            self.add(node, previous, scope)
-            previous = [f"@{layer_name}"]  # already-resolved reference to the previous step
-        scope.aliases[name] = TensorRef(previous[0][1:])
+                         note=doc_text, options=dict(options or {}) if position == 1 else {})
+            self.add(node, wiring, scope)
+            wiring = _From.chained(layer_name)
+        scope.aliases[name] = TensorRef(wiring.raw[0][1:])
 
     def expand(self, nodes: dict[str, Any], scope: _Scope, base: tuple, block_stack: tuple = ()) -> None:
         for name, node in nodes.items():
             path = base + (name,)
-            raw = [node.from_] if isinstance(node.from_, str) else list(node.from_)
+            wiring = _From.of(node.from_)
             full = scope.full(name)
             if isinstance(node, m.LayerNode):
-                self.chain(name, [(node, path)], raw, scope, path, node.doc)
+                self.chain(name, [(node, path)], wiring, scope, path, node.doc, self.substitute(
+                    dict(node.call), scope, path + ("call",)))
             elif isinstance(node, m.SequentialNode):
                 self.chain(name, [(s, path + ("sequential", i)) for i, s in enumerate(node.sequential)],
-                           raw, scope, path, node.doc)
+                           wiring, scope, path, node.doc)
             elif isinstance(node, m.MergeNode):
                 spec = LayerSpec(node.merge.capitalize(), self.substitute(dict(node.args), scope, path + ("args",)))
                 if not scope.incomplete:
                     spec.invalid = not self.values_ok(spec.layer, spec.args, path)
-                self.add(GNode(full, "merge", path, self.doc, spec=spec, note=node.doc), raw, scope)
+                self.add(GNode(full, "merge", path, self.doc, spec=spec, note=node.doc), wiring, scope)
                 scope.aliases[name] = TensorRef(full)
             elif isinstance(node, m.ApplyNode):
                 if node.apply not in self.defs.layer_names:
                     self.error(f"'{node.apply}' is not a shared layer or sub-model", path + ("apply",),
                                hint=did_you_mean(node.apply, self.defs.layer_names))
-                self.add(GNode(full, "apply", path, self.doc, target=node.apply, note=node.doc), raw, scope)
+                options = self.substitute(dict(node.call), scope, path + ("call",))
+                self.add(GNode(full, "apply", path, self.doc, target=node.apply, note=node.doc, options=options),
+                         wiring, scope)
                 scope.aliases[name] = TensorRef(full)
             elif isinstance(node, m.BlockNode):
-                self.instances(name, node, raw, scope, path, block_stack)
+                self.instances(name, node, wiring, scope, path, block_stack)
 
-    def instances(self, name: str, node: m.BlockNode, raw: list[str], outer: _Scope, path: tuple,
+    def block_inputs(self, node: m.BlockNode, block: m.BlockDef, wiring: _From, path: tuple) -> _From | None:
+        """A block's inputs in the order it declares them; a mapping names them (`from: {x: a, skip: b}`)."""
+        if wiring.arguments is None:
+            return wiring
+        ok = True
+        for formal, where in wiring.arguments.items():
+            if formal not in block.inputs:
+                self.error(f"block '{node.block}' has no input '{formal}'", path + ("from", formal),
+                           hint=did_you_mean(formal, block.inputs) or f"its inputs: {', '.join(block.inputs)}")
+                ok = False
+            elif isinstance(where, list):
+                self.error(f"block input '{formal}' takes one tensor, not a list", path + ("from", formal))
+                ok = False
+        missing = [formal for formal in block.inputs if formal not in wiring.arguments]
+        if missing and ok:  # after a misspelt name, "missing" would only repeat it
+            self.error(f"block '{node.block}' needs its input(s) {', '.join(map(repr, missing))}", path + ("from",))
+            ok = False
+        if not ok:
+            return None
+        order = [wiring.arguments[formal] for formal in block.inputs]
+        return _From([wiring.raw[i] for i in order], [wiring.suffixes[i] for i in order])
+
+    def instances(self, name: str, node: m.BlockNode, wiring: _From, outer: _Scope, path: tuple,
                   block_stack: tuple) -> None:
         """`repeat: n` chains n instances, each fed the previous one's output; the last takes the node's name."""
         count = self.repeat_count(node, outer, path)
-        if count == 1:
-            self.instantiate(name, node, raw, outer, path, block_stack)
-            return
         block = self.defs.blocks.get(node.block)
+        if block is not None:
+            wiring = self.block_inputs(node, block, wiring, path)
+            if wiring is None:
+                outer.broken.add(name)
+                return
+        if count == 1:
+            self.instantiate(name, node, wiring, outer, path, block_stack)
+            return
         if block is not None and len(block.inputs) != 1:
             self.error(f"block '{node.block}' takes {len(block.inputs)} inputs; only a block with one input "
                        "can repeat (each instance feeds the next)", path + ("repeat",))
             outer.broken.add(name)
             return
         self.budget.ensure(self.defs.block_size(node.block) * count, self.doc, path)
-        previous = raw
         for position in range(1, count + 1):
             instance = name if position == count else f"{name}_{position}"
-            self.instantiate(instance, node, previous, outer, path, block_stack)
-            previous = [instance]
+            self.instantiate(instance, node, wiring, outer, path, block_stack)
+            wiring = _From([instance], [()])
 
-    def instantiate(self, name: str, node: m.BlockNode, raw: list[str], outer: _Scope, path: tuple,
+    def instantiate(self, name: str, node: m.BlockNode, wiring: _From, outer: _Scope, path: tuple,
                     block_stack: tuple) -> None:
         block = self.defs.blocks.get(node.block)
         outer.broken.add(name)  # until the instance's output resolves below
@@ -402,15 +478,15 @@ class _Builder:
         missing = [p for p in block.params if p not in given]
         if missing:
             self.error(f"block '{node.block}' needs parameter(s) {', '.join(missing)}", path + ("with",))
-        if len(raw) != len(block.inputs):
+        if len(wiring.raw) != len(block.inputs):
             self.error(f"block '{node.block}' takes {len(block.inputs)} input(s) ({', '.join(block.inputs)}), "
-                       f"got {len(raw)}", path + ("from",))
+                       f"got {len(wiring.raw)}", path + ("from",))
         # Missing parameters were reported above; binding them to None avoids a second report per use.
         params = {**{p: None for p in missing}, **block.defaults, **given}
         scope = _Scope(prefix=f"{outer.prefix}{name}_", params=params,
                        renames={block.output: outer.full(name)})
         scope.incomplete = outer.incomplete or bool(missing) or any(key not in known for key in given)
-        bound = [self.resolve(r, outer, path + ("from",)) for r in raw]
+        bound = [self.resolve(r, outer, path + suffix) for r, suffix in zip(wiring.raw, wiring.suffixes)]
         for formal, actual in zip(block.inputs, bound):
             if actual is not None:
                 scope.aliases[formal] = actual
@@ -448,9 +524,7 @@ class _Builder:
 
     def resolve_all(self) -> None:
         for item in self.pending:
-            from_path = item.path + ("from",) if not item.raw or not item.raw[0].startswith("@") else item.path
-            refs = [self.resolve(r, item.scope, from_path if len(item.raw) == 1 else from_path + (i,))
-                    for i, r in enumerate(item.raw)]
+            refs = [self.resolve(r, item.scope, path) for r, path in zip(item.raw, item.paths)]
             item.node.inputs = [r for r in refs if r is not None]
             item.node.incomplete |= len(item.node.inputs) < len(refs)
 
@@ -551,7 +625,8 @@ def _graph_from(builder: _Builder, name: str, raw_outputs: list[str], outputs_pa
 
 
 def _check_top_outputs(graph: Graph, raw_outputs: list[str], found: list[Diagnostic]) -> None:
-    """Keras names a model's outputs after the layers producing them: make that the spec's name."""
+    """Keras names a model's outputs after the layers producing them: make that the spec's name.
+    A call of a shared layer or sub-model is the exception: the backend keys the outputs by name."""
     seen: set[str] = set()
     for raw, ref, path in zip(raw_outputs, graph.outputs, graph.output_paths):
         node = graph.nodes.get(ref.node)
@@ -562,8 +637,6 @@ def _check_top_outputs(graph: Graph, raw_outputs: list[str], found: list[Diagnos
             problem = f"output '{raw}' is one tensor of a multi-output layer; Keras cannot name it '{raw}'"
         elif node.kind == "input":
             problem = f"output '{raw}' is an input; a model output must be computed by a layer"
-        elif node.kind == "apply":
-            problem = (f"output '{raw}' is a call of '{node.target}', so Keras would name it '{node.target}'")
         elif ref.node != raw:
             problem = f"output '{raw}' is produced by layer '{ref.node}', so Keras would name it '{ref.node}'"
         if problem:
@@ -578,7 +651,7 @@ def _check_top_outputs(graph: Graph, raw_outputs: list[str], found: list[Diagnos
 def _add_inputs(builder: _Builder, inputs: dict[str, m.InputSpec], scope: _Scope, base: tuple) -> None:
     for input_name, input_spec in inputs.items():
         builder.add(GNode(input_name, "input", base + (input_name,), builder.doc, input_spec=input_spec,
-                          note=input_spec.doc), [], scope)
+                          note=input_spec.doc), _From([], []), scope)
         scope.aliases[input_name] = TensorRef(input_name)
 
 
@@ -633,7 +706,7 @@ class _ModelResolver:
             _add_inputs(builder, {input_name: definition.input}, scope, path)
             builder.nodes[input_name].path = path + ("input",)
             steps = [(s, path + ("sequential", i)) for i, s in enumerate(definition.sequential)]
-            builder.chain(f"{name}_output", steps, [input_name], scope, path, None)
+            builder.chain(f"{name}_output", steps, _From([input_name], [("input",)]), scope, path, None)
             last = scope.aliases[f"{name}_output"].node
             return _graph_from(builder, name, [last], path + ("sequential",), scope, "sequential", path)
         _add_inputs(builder, definition.inputs, scope, path + ("inputs",))
@@ -692,7 +765,33 @@ def build_graph(spec: m.Spec, doc: Document, policy: Policy | None = None,
     if not broken and not any(d.severity == "error" for d in found):  # else they would echo earlier errors
         _check_top_outputs(graph, list(spec.outputs), found)
     _check_model_use(graph, found)
+    _check_calls(graph, found, set())
     return graph, found
+
+
+def _check_calls(graph: Graph, found: list[Diagnostic], seen: set[int]) -> None:
+    """Apply nodes name the arguments of what they call, known only now: a shared layer's call signature,
+    or a sub-model's input names."""
+    if id(graph) in seen:
+        return
+    seen.add(id(graph))
+    for node in graph.nodes.values():
+        if node.kind != "apply":
+            continue
+        tensors = list(node.arguments) if node.arguments is not None else None
+        if node.target in graph.models:
+            sub = graph.models[node.target]
+            problems = model_call_problems(node.target, sub.input_names, tensors, node.options)
+        elif node.target in graph.shared and "." not in graph.shared[node.target].layer:
+            layer = graph.shared[node.target].layer
+            problems = call_problems(catalog().call(layer), tensors, node.options, f"{layer} '{node.target}'")
+        else:
+            continue
+        for problem in problems:
+            found.append(node.diagnostic(problem.message, hint=problem.hint, path=node.path + problem.at))
+        node.incomplete |= bool(problems)
+    for sub in graph.models.values():
+        _check_calls(sub, found, seen)
 
 
 def _wrapped_names(spec: LayerSpec | None) -> list[str]:

@@ -175,12 +175,12 @@ def test_stateful_rnn_without_fixed_batch():
 
 
 def test_a_layer_without_rule_is_checked_at_build_not_guessed():
-    result = check("graphspec: 1\ninputs:\n  x: {shape: [8, 16]}\nnodes:\n"
-                   "  att: {layer: MultiHeadAttention, args: {num_heads: 2, key_dim: 4}, from: [x, x]}\n"
+    result = check("graphspec: 1\ninputs:\n  x: {shape: [8, 16, 3]}\nnodes:\n"
+                   "  att: {layer: ConvLSTM1D, args: {filters: 2, kernel_size: 3}, from: x}\n"
                    "  y: {layer: Dense, args: {units: 1}, from: att}\noutputs: [y]\n")
     assert result.ok
     (note,) = errors(result, "info")
-    assert note.message == ("MultiHeadAttention 'att': no static shape rule; shape and parameters are "
+    assert note.message == ("ConvLSTM1D 'att': no static shape rule; shape and parameters are "
                             "checked at build")
     assert result.shapes.row("att").status == result.shapes.row("y").status == "unchecked"
     assert result.shapes.row("y").shapes is None and not result.shapes.complete

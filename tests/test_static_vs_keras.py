@@ -80,7 +80,21 @@ CASES = st.one_of(
     st.tuples(st.just("GlobalAveragePooling1D"), st.fixed_dictionaries({"keepdims": st.booleans()}),
               st.lists(dim, min_size=2, max_size=2)),
     st.tuples(st.just("RepeatVector"), st.fixed_dictionaries({"n": small}), st.lists(dim, min_size=1, max_size=1)),
+    st.sampled_from([("RandomFlip", {}), ("RandomContrast", {"factor": 0.2}), ("RandomRotation", {"factor": 0.1}),
+                     ("RandomZoom", {"height_factor": 0.1})]).flatmap(
+        lambda case: st.tuples(st.just(case[0]), st.just(case[1]), st.lists(dim, min_size=1, max_size=4))),
+    st.tuples(st.sampled_from(["Resizing", "CenterCrop", "RandomCrop"]),
+              st.fixed_dictionaries({"height": small, "width": small}), st.lists(dim, min_size=3, max_size=3)),
+    st.tuples(st.just("GroupNormalization"), st.fixed_dictionaries({"groups": st.sampled_from([-1, 1, 2, 3, 4])}),
+              st.lists(dim, min_size=1, max_size=3)),
 )
+
+
+def _run(inputs: list, outputs) -> None:
+    """A forward pass on a batch of two: Keras builds some calls that fail on their first batch."""
+    model = keras.Model(inputs, outputs)
+    model([np.zeros((2, *t.shape[1:]), "int32") if "int" in str(t.dtype) else np.ones((2, *t.shape[1:]), "float32")
+           for t in model.inputs])
 
 
 def keras_result(layer: str, args: dict, shape: list[int]):
@@ -88,6 +102,7 @@ def keras_result(layer: str, args: dict, shape: list[int]):
         inputs = keras.Input(shape=tuple(shape), dtype="int32" if layer == "Embedding" else "float32")
         instance = getattr(keras.layers, layer)(**args)
         outputs = instance(inputs)
+        _run([inputs], outputs)
     except Exception:
         return None
     shapes = [tuple(t.shape) for t in keras.tree.flatten(outputs)]
@@ -115,3 +130,123 @@ def test_static_rules_agree_with_keras(case):
     assert expected is not None, f"static accepted {layer}{args} on {shape} but Keras refused"
     assert (row.shapes, row.trainable, row.non_trainable) == (
         [(None, *s[1:]) for s in expected[0]], expected[1], expected[2]), f"{layer}{args} on {shape}"
+
+
+# --------------------------------------------------------------------------- calls with several tensors
+
+seq = st.lists(dim, min_size=2, max_size=2)  # (steps, features)
+
+
+@st.composite
+def attention_call(draw):
+    """MultiHeadAttention / GroupQueryAttention on query, value (and key) of their own widths."""
+    layer = draw(st.sampled_from(["MultiHeadAttention", "GroupQueryAttention"]))
+    query, value = draw(seq), draw(seq)
+    key = draw(st.none() | st.just([value[0], draw(dim)]) | seq)
+    if layer == "MultiHeadAttention":
+        args = {"num_heads": draw(small), "key_dim": draw(small), "use_bias": draw(st.booleans())}
+        if draw(st.booleans()):
+            args["value_dim"] = draw(small)
+        output = draw(st.none() | small | st.lists(small, min_size=1, max_size=2))
+        if output is not None:
+            args["output_shape"] = output
+        if draw(st.booleans()):  # rank-4 tensors attend over their two middle axes
+            query, value = [draw(small), *query], [draw(small), *value]
+            key = None if key is None else [draw(small), *key]
+    else:
+        kv = draw(small)
+        args = {"head_dim": draw(small), "num_query_heads": kv * draw(st.integers(1, 3)), "num_key_value_heads": kv,
+                "use_bias": draw(st.booleans())}
+        if draw(st.booleans()):
+            value[-1] = query[-1]
+    tensors = {"query": query, "value": value} | ({} if key is None else {"key": key})
+    options = {"return_attention_scores": draw(st.booleans())}
+    return layer, args, tensors, options
+
+
+@st.composite
+def luong_call(draw):
+    layer = draw(st.sampled_from(["Attention", "AdditiveAttention"]))
+    args = {"use_scale": draw(st.booleans())}
+    if layer == "Attention":
+        args["score_mode"] = draw(st.sampled_from(["dot", "concat"]))
+    width = draw(dim)
+    tensors = [[draw(dim), width], [draw(dim), width]]
+    if draw(st.booleans()):
+        tensors.append([tensors[1][0], width])
+    return layer, args, tensors, {"return_attention_scores": draw(st.booleans())}
+
+
+@st.composite
+def rnn_with_state(draw):
+    layer = draw(st.sampled_from(["SimpleRNN", "LSTM", "GRU"]))
+    # Sizes of 1 are left out: TensorFlow broadcasts a (batch, 1) state against any width, so a wrong
+    # state of width 1 runs (and the static rule, which refuses it, would look wrong).
+    units = draw(st.integers(2, 5))
+    args = {"units": units, "return_sequences": draw(st.booleans()), "return_state": draw(st.booleans())}
+    count = {"LSTM": 2}.get(layer, 1) if draw(st.integers(0, 4)) else draw(st.integers(1, 3))
+    states = [[draw(st.sampled_from([units, units, draw(st.integers(2, 5))]))] for _ in range(count)]
+    return layer, args, {"sequences": draw(seq), "initial_state": states}, {}
+
+
+def _keras_call(layer: str, args: dict, tensors, options: dict):
+    """The call as a person writes it; None where Keras refuses to build it or to run it on data
+    (an LSTM given one initial state builds, then fails on its first batch)."""
+    try:
+        if isinstance(tensors, list):
+            inputs = [keras.Input(tuple(shape)) for shape in tensors]
+            instance = getattr(keras.layers, layer)(**args)
+            outputs = instance(inputs, **options)
+        elif layer in ("SimpleRNN", "LSTM", "GRU"):
+            sequences = keras.Input(tuple(tensors["sequences"]))
+            states = [keras.Input(tuple(shape)) for shape in tensors["initial_state"]]
+            instance = getattr(keras.layers, layer)(**args)
+            outputs = instance(sequences, initial_state=states)
+            inputs = [sequences, *states]
+        else:
+            named = {name: keras.Input(tuple(shape)) for name, shape in tensors.items()}
+            inputs = list(named.values())
+            instance = getattr(keras.layers, layer)(**args)
+            outputs = instance(named.pop("query"), named.pop("value"), **named, **options)
+        _run(inputs, outputs)
+    except Exception:
+        return None
+    shapes = [tuple(t.shape) for t in keras.tree.flatten(outputs)]
+    trainable = sum(int(np.prod(w.shape)) for w in instance.trainable_weights)
+    return shapes, trainable, instance.count_params() - trainable
+
+
+def _spec_text(layer: str, args: dict, tensors, options: dict) -> str:
+    if isinstance(tensors, list):
+        inputs = {f"t{i}": shape for i, shape in enumerate(tensors)}
+        wiring = json.dumps(list(inputs))
+    else:
+        inputs, wiring = {}, {}
+        for name, value in tensors.items():
+            if name == "initial_state":
+                wiring[name] = [f"{name}{i}" for i in range(len(value))]
+                inputs.update({f"{name}{i}": shape for i, shape in enumerate(value)})
+            else:
+                wiring[name] = name
+                inputs[name] = value
+        wiring = json.dumps(wiring)
+    declared = "".join(f"  {name}: {{shape: {json.dumps(shape)}}}\n" for name, shape in inputs.items())
+    return (f"graphspec: 1\ninputs:\n{declared}nodes:\n  y: {{layer: {layer}, args: {json.dumps(args)}, "
+            f"from: {wiring}, call: {json.dumps(options)}}}\noutputs: [y]\n")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(attention_call(), luong_call(), rnn_with_state()))
+def test_keyword_call_rules_agree_with_keras(case):
+    layer, args, tensors, options = case
+    result = check(_spec_text(layer, args, tensors, options))
+    expected = _keras_call(layer, args, tensors, options)
+    if not result.ok:
+        assume(result.graph is not None)
+        assert expected is None, f"static refused {case} but Keras built {expected}: " + \
+            "; ".join(str(d) for d in result.diagnostics)
+        return
+    row = result.shapes.row("y")
+    assert row.status == "ok", [str(d) for d in result.diagnostics]
+    assert expected is not None, f"static accepted {case} but Keras refused"
+    assert (row.shapes, row.trainable, row.non_trainable) == expected, case

@@ -214,3 +214,45 @@ def test_set_overrides_are_validated(tmp_path):
     assert typo.returncode == 1 and "unknown key 'epoks'; did you mean 'epochs'?" in typo.stderr
     assert not run.exists()
     assert cli("train", EXAMPLES / "sine.yaml", "--output", run, "--set", "nope").returncode == 1
+
+
+def test_a_sub_model_call_is_an_output_under_its_node_name(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 4)).astype("float32")
+    np.savez(tmp_path / "d.npz", x=x, recon=x, score=x.sum(axis=1, keepdims=True))
+    spec = tmp_path / "auto.yaml"
+    spec.write_text("""\
+graphspec: 1
+inputs: {x: {shape: [4]}}
+models:
+  decoder:
+    inputs: {z: {shape: [3]}}
+    nodes: {d: {layer: Dense, args: {units: 4}, from: z}}
+    outputs: [d]
+layers:
+  head: {layer: Dense, args: {units: 1}}
+nodes:
+  code: {layer: Dense, args: {units: 3}, from: x}
+  reconstruction: {apply: decoder, from: code}
+  score: {apply: head, from: code}
+outputs: [reconstruction, score]
+compile: {optimizer: adam, loss: mse, metrics: {score: [mae]}}
+train: {epochs: 3, batch_size: 16, validation_split: 0.25}
+data:
+  train: d.npz
+  inputs: {x: {array: x}}
+  outputs: {reconstruction: {array: recon}, score: {array: score}}
+""")
+    run = tmp_path / "run"
+    trained = cli("train", spec, "--output", run)
+    assert trained.returncode == 0, trained.stderr
+    history = (run / "history.csv").read_text().splitlines()[0].split(",")
+    assert {"reconstruction_loss", "score_loss", "score_mae", "val_reconstruction_loss"} <= set(history)
+    model = keras.saving.load_model(run / "model.keras")
+    assert [layer.name for layer in model.layers] == ["x", "code", "decoder", "head"]  # no extra layer
+    result = json.loads(cli("evaluate", run, "--data", tmp_path / "d.npz", "-f", "json").stdout)
+    assert set(result["outputs"]) == {"reconstruction", "score"}
+    out = tmp_path / "p.npz"
+    assert cli("predict", run, "--data", tmp_path / "d.npz", "-o", out).returncode == 0
+    with np.load(out) as arrays:
+        assert arrays["reconstruction"].shape == (64, 4) and arrays["score"].shape == (64, 1)

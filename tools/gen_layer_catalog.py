@@ -39,8 +39,8 @@ def _json_default(value):
     return {"__object__": type(value).__name__}
 
 
-def _signature_entry(cls) -> dict:
-    params = inspect.signature(cls.__init__).parameters
+def _signature_entry(cls, method: str = "__init__") -> dict:
+    params = inspect.signature(getattr(cls, method)).parameters
     args: dict[str, dict] = {}
     var_kwargs = False
     for name, param in params.items():
@@ -110,6 +110,10 @@ def build_catalog() -> dict:
             continue
         entry = _signature_entry(cls)
         entry["class"] = f"{cls.__module__}.{cls.__qualname__}"
+        # What a node may pass by name in `from:` (tensors) and `call:` (options): `call`'s signature.
+        # The file's keys are sorted, so the argument order (which come first, positionally) is kept apart.
+        entry["call"] = _signature_entry(cls, "call")
+        entry["call"]["order"] = list(entry["call"]["args"])
         layers[name] = entry
 
     def named(module, base):

@@ -46,6 +46,30 @@ class Signature:
         return self.args.get(arg, {}).get("default")
 
 
+@dataclass(frozen=True)
+class CallSignature:
+    """A layer's `call()`: what a node may pass by name, in Keras's order (the first is the main input)."""
+
+    name: str
+    args: dict[str, dict]
+    order: tuple[str, ...]
+    accepts_kwargs: bool
+
+    @property
+    def first(self) -> str | None:
+        return self.order[0] if self.order else None
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        return tuple(a for a in self.order if self.args[a].get("required"))
+
+    def takes_tensor(self, arg: str) -> bool:
+        """Whether `arg` is a tensor argument: a required one (the main input, attention's value), or one
+        whose default is None (a mask, a key, an initial state); `training` is the one None-default option."""
+        entry = self.args.get(arg, {})
+        return entry.get("required", False) or (arg != "training" and "default" in entry and entry["default"] is None)
+
+
 class Catalog:
     def __init__(self, raw: dict):
         self.raw = raw
@@ -74,6 +98,15 @@ class Catalog:
             raise KeyError(name)
         entry = self.raw["layers"][canonical]
         return Signature(canonical, entry["args"], entry["kwargs"])
+
+    @functools.lru_cache(maxsize=None)
+    def call(self, name: str) -> CallSignature:
+        """The `call()` signature of a layer class (aliases resolve)."""
+        canonical = self.canonical_layer(name)
+        if canonical is None:
+            raise KeyError(name)
+        entry = self.raw["layers"][canonical]["call"]
+        return CallSignature(canonical, entry["args"], tuple(entry["order"]), entry["kwargs"])
 
     def optimizer(self, name: str) -> Signature | None:
         canonical = self.optimizers.get(name.lower())

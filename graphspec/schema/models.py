@@ -38,6 +38,7 @@ from pydantic_core import PydanticCustomError
 
 from graphspec.errors import did_you_mean
 from graphspec.policy import FRAMEWORK_PACKAGES, module_problem
+from graphspec.schema.calls import call_problems
 from graphspec.schema.catalog import UNSAFE_LAYERS, STRUCTURAL_LAYERS, catalog
 from graphspec.schema.values import SEED_MAX, arguments_problem, named_object_problem, optimizer_problem
 
@@ -57,6 +58,8 @@ Ref = Annotated[
     Field(description="A node or input name; `name[i]` picks tensor i of a multi-output node."),
 ]
 Refs = Union[Ref, Annotated[list[Ref], Field(min_length=1)]]
+# `from: {query: x, value: y}`: tensors by the name of the call argument (or sub-model or block input).
+NamedRefs = Annotated[dict[Name, Refs], Field(min_length=1)]
 ParamRef = Annotated[str, StringConstraints(pattern=r"^\$([A-Za-z_][A-Za-z0-9_]*|\{[^{}]*\})$")]
 
 DType = Literal[
@@ -188,15 +191,43 @@ class Step(LayerDef):
 
 
 class _Wired(Strict):
-    from_: Refs = Field(alias="from", description="The tensor(s) this node consumes, by name.")
+    from_: Union[Refs, NamedRefs] = Field(
+        alias="from", description="The tensor(s) this node consumes: a name or a list (the first argument of the "
+        "layer's call), or a mapping from call-argument names to them (`{query: x, value: y}`, "
+        "`{sequences: x, initial_state: [h, c]}`).")
     doc: str | None = Field(None, description="Free text shown in summaries and plots.")
 
+    def _positional_only(self, what: str):
+        if isinstance(self.from_, dict):
+            raise _error(f"{what} takes its inputs in order: `from:` is a name or a list here, not a mapping",
+                         None, ("from",))
+        return self
 
-class LayerNode(LayerDef, _Wired):
+
+class _Called(_Wired):
+    call: dict[Name, Any] = Field(
+        default_factory=dict, description="Non-tensor arguments of the call, e.g. `{use_causal_mask: true}`, "
+        "`{return_attention_scores: true}`, `{training: false}`.")
+
+
+class LayerNode(LayerDef, _Called):
     """A node that creates its own layer and calls it."""
 
+    @model_validator(mode="after")
+    def _known_call(self):
+        keyword = isinstance(self.from_, dict)
+        if keyword and self.repeat != 1:
+            raise _error("a layer called with named arguments cannot repeat (each copy would need them again)",
+                         "use a block with `repeat:`", ("repeat",))
+        if "." in self.layer:  # a custom layer's call is checked when it is built
+            return self
+        problems = call_problems(catalog().call(self.layer), list(self.from_) if keyword else None, self.call)
+        if problems:
+            raise _error("; ".join(p.message for p in problems), problems[0].hint, problems[0].at)
+        return self
 
-class ApplyNode(_Wired):
+
+class ApplyNode(_Called):
     """A call of a shared layer (from `layers:`) or a sub-model (from `models:`), reusing its weights."""
 
     apply: Name = Field(description="Name of a shared layer or a sub-model.")
@@ -211,13 +242,17 @@ class MergeNode(_Wired):
     @model_validator(mode="after")
     def _known_args(self):
         check_layer_args(self.merge.capitalize(), dict(self.args), owner="merge")
-        return self
+        return self._positional_only("a merge")
 
 
 class SequentialNode(_Wired):
     """A chain of layers without naming each step; the node's name refers to the last step."""
 
     sequential: Annotated[list[Step], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _positional(self):
+        return self._positional_only("a sequential chain")
 
 
 class BlockNode(_Wired):

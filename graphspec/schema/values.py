@@ -165,7 +165,7 @@ BY_NAME: dict[str, Check] = {
     "units": positive_int, "filters": positive_int, "input_dim": positive_int, "output_dim": positive_int,
     "num_heads": positive_int, "key_dim": positive_int, "depth_multiplier": positive_int, "groups": positive_int,
     "n": positive_int, "num_query_heads": positive_int, "num_key_value_heads": positive_int,
-    "head_dim": positive_int,
+    "head_dim": positive_int, "height": positive_int, "width": positive_int, "value_dim": optional(positive_int),
     "activation": activation, "recurrent_activation": activation,
     "seed": seed, "data_format": data_format, "dtype": dtype,
     "rate": fraction, "dropout": a_number, "recurrent_dropout": a_number,
@@ -213,6 +213,11 @@ BY_OWNER: dict[tuple[str, str], Check] = {
     ("Normalization", "axis"): _expect("an integer, a list of integers or null",
                                        lambda v: v is None or is_int(v) or _int_list(v)),
     ("Embedding", "input_dim"): positive_int,
+    ("GroupNormalization", "groups"): _expect("a positive integer, or -1 for one group per channel",
+                                              lambda v: v == -1 or (is_int(v) and v >= 1)),
+    ("MultiHeadAttention", "output_shape"): _expect("null, a positive integer or a list of them", lambda v: v is None or (
+        is_int(v) and v >= 1) or (_int_list(v) and all(d >= 1 for d in v))),
+    ("Attention", "score_mode"): one_of("dot", "concat"),
     ("L1", "l1"): non_negative, ("L2", "l2"): non_negative,
     ("L1L2", "l1"): non_negative, ("L1L2", "l2"): non_negative,
 }
@@ -228,7 +233,7 @@ OPTIMIZER: dict[str, Check] = {
 }
 
 
-def _by_default(default: Any) -> Check | None:
+def by_default(default: Any) -> Check | None:
     """What the default's type says: a bool default takes a bool, a float default any number, ..."""
     if isinstance(default, bool):
         return a_bool
@@ -262,7 +267,7 @@ def _check_for(owner: str, arg: str, signature: Signature | None) -> Check | Non
         if arg.endswith(suffix):
             return keras_object(kind)
     if signature is not None and arg in signature.args:
-        return _by_default(signature.default(arg))
+        return by_default(signature.default(arg))
     return None
 
 
@@ -309,7 +314,7 @@ def judged_statically(layer: str, arg: str, value: Any) -> bool:
 def optimizer_problem(signature: Signature, args: dict[str, Any]) -> Problem | None:
     """Values of an optimizer's arguments, and the clipping options Keras lets only one of be set."""
     for arg, value in args.items():
-        check = OPTIMIZER.get(arg) or _by_default(signature.default(arg))
+        check = OPTIMIZER.get(arg) or by_default(signature.default(arg))
         problem = check(value) if check is not None else None
         if problem:
             return arg, problem

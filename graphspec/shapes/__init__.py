@@ -20,7 +20,8 @@ from typing import Literal
 
 from graphspec.errors import Diagnostic
 from graphspec.graph import GNode, Graph, LayerSpec, env_limit
-from graphspec.shapes.rules import RULES, Call, Out, Shape, ShapeError, fmt
+from graphspec.schema.catalog import catalog
+from graphspec.shapes.rules import NEUTRAL_CALL_ARGS, RULES, TAKES, Call, Out, Shape, ShapeError, fmt
 
 Status = Literal["ok", "unchecked", "error"]
 
@@ -129,16 +130,21 @@ class _Inferer:
         outs = [(batch, *shape[1:]) for shape in report.outputs.values()]
         return Out(outs, report.trainable_params, report.non_trainable_params)
 
-    def call_target(self, target: LayerSpec | str, shapes: list[Shape], sources: list[str], node: str) -> Out:
+    def call_target(self, target: LayerSpec | str, shapes: list[Shape], sources: list[str], node: str,
+                    named: dict[str, list[Shape]] | None = None, options: dict | None = None) -> Out:
         if isinstance(target, str):
             if target in self.graph.models:
                 return self.call_model(target, shapes)
             if target not in self.graph.shared:
                 raise _Unresolved()  # already reported by the graph stage
-            return self.call_layer(self.graph.shared[target], shapes, sources, node)
-        return self.call_layer(target, shapes, sources, node)
+            return self.call_layer(self.graph.shared[target], shapes, sources, node, named, options)
+        return self.call_layer(target, shapes, sources, node, named, options)
 
-    def call_layer(self, spec: LayerSpec, shapes: list[Shape], sources: list[str], node: str) -> Out:
+    def call_layer(self, spec: LayerSpec, shapes: list[Shape], sources: list[str], node: str,
+                   named: dict[str, list[Shape]] | None = None, options: dict | None = None) -> Out:
+        named, options = named or {}, options or {}
+        if (set(named) | set(options)) - TAKES.get(spec.layer, NEUTRAL_CALL_ARGS):
+            raise _Unchecked()
         if spec.layer == "TimeDistributed":
             (shape,) = self._one(shapes)
             if len(shape) < 3:
@@ -159,7 +165,7 @@ class _Inferer:
         rule = RULES.get(spec.layer)
         if rule is None:
             raise _Unchecked()
-        return rule(Call(node, spec.layer, spec.args, shapes, sources))
+        return rule(Call(node, spec.layer, spec.args, shapes, sources, named, options))
 
     @staticmethod
     def _one(shapes: list[Shape]) -> list[Shape]:
@@ -195,38 +201,23 @@ class _Inferer:
         info: dict[str, NodeInfo] = {}
         for name in graph.order:
             node = graph.nodes[name]
-            row = NodeInfo(name, self.type_name(node), node.kind, [str(r) for r in node.inputs])
+            row = NodeInfo(name, self.type_name(node), node.kind, node.input_labels())
             info[name] = row
             if node.kind == "input":
                 spec = node.input_spec
                 row.shapes = [(spec.batch_size, *spec.shape)]
                 continue
-            shapes: list[Shape] = []
             invalid_shared = node.kind == "apply" and getattr(graph.shared.get(node.target), "invalid", False)
-            unknown = node.incomplete or invalid_shared
-            for ref in node.inputs if not unknown else []:
-                source = info.get(ref.node)
-                if source is None or source.shapes is None:
-                    unknown = True
-                    break
-                if ref.index is None:
-                    shapes.extend(source.shapes)
-                elif ref.index < len(source.shapes):
-                    shapes.append(source.shapes[ref.index])
-                else:
-                    self.found.append(node.diagnostic(
-                        f"'{ref.node}' has {len(source.shapes)} output tensor(s); there is no [{ref.index}]",
-                        path=node.path + ("from",)))
-                    unknown = True
-                    break
-            if unknown:
+            given = None if node.incomplete or invalid_shared else self.input_shapes(node, info)
+            if given is None:
                 row.status, row.trainable, row.non_trainable = "unchecked", None, None
                 continue
-            sources = [ref.node for ref in node.inputs for _ in ([0] if ref.index is not None else
-                                                                  info[ref.node].shapes)]
+            sources = ([ref.node for ref, found in zip(node.inputs, given) for _ in found]
+                       if node.arguments is None else [])
             try:
+                shapes, named = self.arrange(node, given)
                 target = node.spec if node.kind != "apply" else node.target
-                out = self.call_target(target, shapes, sources, name)
+                out = self.call_target(target, shapes, sources, name, named, node.options)
             except _Unresolved:
                 row.status, row.trainable, row.non_trainable = "unchecked", None, None
                 continue
@@ -241,9 +232,49 @@ class _Inferer:
                 self.found.append(node.diagnostic(f"{self.label(node)} '{name}': {exc}"))
                 continue
             row.shapes = out.shapes
+            self.found.extend(node.diagnostic(f"{self.label(node)} '{name}': {warning}", severity="warning")
+                              for warning in out.warnings)
             row.trainable, row.non_trainable = self.owned_params(node, out)
             self.own(node, out)
         return self.report(info)
+
+    def input_shapes(self, node: GNode, info: dict[str, NodeInfo]) -> list[list[Shape]] | None:
+        """The shapes each of the node's references stands for (several for a whole multi-output node),
+        or None when one is unknown."""
+        given: list[list[Shape]] = []
+        for ref in node.inputs:
+            source = info.get(ref.node)
+            if source is None or source.shapes is None:
+                return None
+            if ref.index is None:
+                given.append(list(source.shapes))
+            elif ref.index < len(source.shapes):
+                given.append([source.shapes[ref.index]])
+            else:
+                self.found.append(node.diagnostic(
+                    f"'{ref.node}' has {len(source.shapes)} output tensor(s); there is no [{ref.index}]",
+                    path=node.path + ("from",)))
+                return None
+        return given
+
+    def arrange(self, node: GNode, given: list[list[Shape]]) -> tuple[list[Shape], dict[str, list[Shape]]]:
+        """What the call's first argument gets, and the other tensor arguments by name."""
+        if node.arguments is None:
+            return [shape for shapes in given for shape in shapes], {}
+        named = {arg: [shape for i in ([where] if isinstance(where, int) else where) for shape in given[i]]
+                 for arg, where in node.arguments.items()}
+        if node.kind == "apply" and node.target in self.graph.models:  # by input name, in the model's order
+            return [shape for name in self.graph.models[node.target].input_names for shape in named[name]], {}
+        first = self.first_argument(node)
+        if first is None:
+            raise _Unchecked()
+        return named.pop(first, []), named
+
+    def first_argument(self, node: GNode) -> str | None:
+        spec = self.graph.shared.get(node.target) if node.kind == "apply" else node.spec
+        if spec is None or "." in spec.layer:
+            return None  # a custom layer's call is known only to Keras
+        return catalog().call(spec.layer).first
 
     def own(self, node: GNode, out: Out) -> None:
         """Record the weights a computed node holds, keyed so that every owner counts once."""

@@ -34,6 +34,7 @@ class Out:
     shapes: list[Shape]
     trainable: int = 0
     non_trainable: int = 0
+    warnings: list[str] = field(default_factory=list)  # what Keras accepts but is almost surely a mistake
 
 
 @dataclass
@@ -41,8 +42,24 @@ class Call:
     node: str
     layer: str
     args: dict[str, Any]
-    inputs: list[Shape]
+    inputs: list[Shape]  # what the call's first argument gets: one tensor, or the list
     sources: list[str] = field(default_factory=list)
+    named: dict[str, list[Shape]] = field(default_factory=dict)  # other tensor arguments, by name
+    options: dict[str, Any] = field(default_factory=dict)  # the node's `call:`
+
+    def tensor(self, name: str) -> Shape | None:
+        """The one tensor given to call argument `name`, or None when it is not given."""
+        shapes = self.named.get(name)
+        if shapes is None:
+            return None
+        if len(shapes) != 1:
+            raise ShapeError(f"call argument '{name}' takes one tensor, got {len(shapes)}")
+        return shapes[0]
+
+    def option(self, name: str) -> Any:
+        if name in self.options:
+            return self.options[name]
+        return catalog().call(self.layer).args.get(name, {}).get("default")
 
     def arg(self, name: str) -> Any:
         if name in self.args:
@@ -58,12 +75,17 @@ class Call:
 
 Rule = Callable[[Call], Out]
 RULES: dict[str, Rule] = {}
+# Call arguments beyond the first that a rule reads; any rule takes `mask` and `training`, which change no
+# shape. A node giving a rule anything else is checked at build rather than guessed.
+TAKES: dict[str, frozenset[str]] = {}
+NEUTRAL_CALL_ARGS = frozenset({"mask", "training"})
 
 
-def rule(*names: str):
+def rule(*names: str, takes: tuple[str, ...] = ()):
     def register(fn: Rule) -> Rule:
         for name in names:
             RULES[name] = fn
+            TAKES[name] = NEUTRAL_CALL_ARGS | frozenset(takes)
         return fn
 
     return register
@@ -462,7 +484,7 @@ _GATES = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}
 _STATES = {"SimpleRNN": 1, "LSTM": 2, "GRU": 1}
 
 
-@rule("SimpleRNN", "LSTM", "GRU")
+@rule("SimpleRNN", "LSTM", "GRU", takes=("initial_state",))
 def recurrent(call: Call) -> Out:
     shape = _rank(call, 3, "(batch, timesteps, features)")
     batch, steps, features = shape
@@ -477,11 +499,23 @@ def recurrent(call: Call) -> Out:
     params = gates * (units * (features + units))
     if call.arg("use_bias"):
         params += gates * units * (2 if call.layer == "GRU" and call.arg("reset_after") else 1)
+    states = call.named.get("initial_state")
+    warnings = []
+    if states is not None:
+        needed = _STATES[call.layer]
+        if len(states) < needed or (len(states) > needed and call.layer != "GRU"):
+            raise ShapeError(f"initial_state needs {needed} tensor(s) for {call.layer}, got {len(states)}")
+        if len(states) > needed:  # Keras's GRU cell reads the first state and ignores the rest
+            warnings.append(f"initial_state has {len(states)} tensors; {call.layer} uses the first {needed} and "
+                            "Keras ignores the rest")
+        for state in states[:needed]:
+            if len(state) != 2 or state[1] not in (None, units):
+                raise ShapeError(f"each initial state must be (batch, {units}), got {fmt(state)}")
     output = (batch, steps, units) if call.arg("return_sequences") else (batch, units)
     shapes = [output]
     if call.arg("return_state"):
         shapes += [(batch, units)] * _STATES[call.layer]
-    return Out(shapes, params)
+    return Out(shapes, params, warnings=warnings)
 
 
 # --------------------------------------------------------------------------- merges
@@ -558,3 +592,134 @@ def dot(call: Call) -> Out:
         raise ShapeError(f"axis sizes differ: {_describe(call, 0)} axis {axes[0]} vs {_describe(call, 1)} axis {axes[1]}")
     rest = [d for i, d in enumerate(a) if i not in (0, ax)] + [d for i, d in enumerate(b) if i not in (0, bx)]
     return Out([(a[0], *(rest or [1]))])
+
+
+# --------------------------------------------------------------------------- attention
+
+
+def _known_last(shape: Shape, what: str) -> int:
+    if len(shape) < 3:
+        raise ShapeError(f"{what} must be (batch, …, features), got {fmt(shape)}")
+    if shape[-1] is None:
+        raise ShapeError(f"{what} needs a known last dimension, got {fmt(shape)}")
+    return shape[-1]
+
+
+def _query_value_key(call: Call) -> tuple[Shape, Shape, Shape]:
+    value = call.tensor("value")
+    if value is None:
+        raise ShapeError("needs the call argument 'value'")
+    key = call.tensor("key") or value
+    if tuple(value[1:-1]) != tuple(key[1:-1]):  # compared as Keras does: an unknown size matches only itself
+        raise ShapeError(f"value {fmt(value)} and key {fmt(key)} must match in every dimension but the last")
+    return call.shape, value, key
+
+
+def _projection(features: int, width: int, bias: bool) -> int:
+    return features * width + (width if bias else 0)
+
+
+@rule("MultiHeadAttention", takes=("value", "key", "query_mask", "value_mask", "key_mask", "attention_mask",
+                                   "return_attention_scores", "use_causal_mask"))
+def multi_head_attention(call: Call) -> Out:
+    query, value, key = _query_value_key(call)
+    heads = _positive(call.arg("num_heads"), "num_heads")
+    key_dim = _positive(call.arg("key_dim"), "key_dim")
+    value_dim = call.arg("value_dim") or key_dim
+    bias = bool(call.arg("use_bias"))
+    features = _known_last(query, "query")
+    output = call.arg("output_shape")
+    output = [features] if not output else ([output] if isinstance(output, int) else list(output))
+    params = (_projection(features, heads * key_dim, bias) + _projection(_known_last(key, "key"), heads * key_dim, bias)
+              + _projection(_known_last(value, "value"), heads * value_dim, bias)
+              + _projection(heads * value_dim, math.prod(output), bias))
+    if call.arg("use_gate"):
+        params += _projection(features, heads * value_dim, bias)
+    shapes = [(*query[:-1], *output)]
+    if call.option("return_attention_scores"):
+        # Keras's symbolic scores use the query length on both axes (as its compute_output_spec does).
+        shapes.append((query[0], heads, query[1], query[1]))
+    return Out(shapes, params)
+
+
+@rule("GroupQueryAttention", takes=("value", "key", "query_mask", "value_mask", "key_mask", "attention_mask",
+                                    "return_attention_scores", "use_causal_mask"))
+def group_query_attention(call: Call) -> Out:
+    query, value, key = _query_value_key(call)
+    for shape, what in ((query, "query"), (value, "value"), (key, "key")):
+        if len(shape) != 3:
+            raise ShapeError(f"{what} must be (batch, steps, features), got {fmt(shape)}")
+    if query[-1] != value[-1]:
+        raise ShapeError(f"query {fmt(query)} and value {fmt(value)} must have the same last dimension")
+    head_dim = _positive(call.arg("head_dim"), "head_dim")
+    query_heads = _positive(call.arg("num_query_heads"), "num_query_heads")
+    kv_heads = _positive(call.arg("num_key_value_heads"), "num_key_value_heads")
+    if query_heads % kv_heads:
+        raise ShapeError(f"num_query_heads ({query_heads}) must be a multiple of num_key_value_heads ({kv_heads})")
+    bias = bool(call.arg("use_bias"))
+    features = _known_last(query, "query")
+    params = (_projection(features, query_heads * head_dim, bias)
+              + _projection(_known_last(key, "key"), kv_heads * head_dim, bias)
+              + _projection(_known_last(value, "value"), kv_heads * head_dim, bias)
+              + _projection(query_heads * head_dim, features, bias))
+    if call.arg("use_gate"):
+        params += _projection(features, query_heads * head_dim, bias)
+    shapes = [query]
+    if call.option("return_attention_scores"):
+        shapes.append((query[0], query_heads, query[1], key[1] if call.tensor("key") else value[1]))
+    return Out(shapes, params)
+
+
+@rule("Attention", "AdditiveAttention", takes=("return_attention_scores", "use_causal_mask"))
+def attention(call: Call) -> Out:
+    if not 2 <= len(call.inputs) <= 3:
+        raise ShapeError(f"takes [query, value] or [query, value, key], got {len(call.inputs)} tensor(s)")
+    query, value = call.inputs[:2]
+    key = call.inputs[2] if len(call.inputs) == 3 else value
+    if call.layer == "Attention":
+        mode = call.arg("score_mode")
+        if mode not in ("dot", "concat"):
+            raise ShapeError(f"score_mode must be 'dot' or 'concat', got {mode!r}")
+        params = int(bool(call.arg("use_scale"))) + int(mode == "concat")
+    else:
+        params = _known_last(query, "query") if call.arg("use_scale") else 0
+    shapes = [(*query[:-1], value[-1])]
+    if call.option("return_attention_scores"):
+        shapes.append((*query[:-1], key[-2]))
+    return Out(shapes, params)
+
+
+# --------------------------------------------------------------------------- image preprocessing
+
+
+@rule("RandomFlip", "RandomRotation", "RandomZoom", "RandomContrast", "RandomTranslation", "RandomBrightness",
+      "RandomShear", "RandomErasing", "RandomGaussianBlur", "RandomPerspective", "RandomInvert", "AutoContrast",
+      "Solarization")
+def augmentation(call: Call) -> Out:
+    """Augmentations keep the image's shape (batched, or one image) and hold no weights."""
+    if len(call.shape) not in (3, 4):
+        raise ShapeError(f"expects images (batch, height, width, channels), got {fmt(call.shape)}")
+    return Out([call.shape])
+
+
+@rule("Resizing", "CenterCrop", "RandomCrop")
+def resize(call: Call) -> Out:
+    # Keras would also take a rank-3 tensor, as one unbatched image whose batch axis becomes the height;
+    # in a model every tensor is a batch, so that is refused.
+    size = (_positive(call.arg("height"), "height"), _positive(call.arg("width"), "width"))
+    batch, _, channels = _split(call, 2)
+    return Out([_join(call, batch, size, channels)])
+
+
+@rule("GroupNormalization")
+def group_norm(call: Call) -> Out:
+    shape = call.shape
+    channels = shape[_normalize_axis(call.arg("axis"), len(shape))]
+    groups = call.arg("groups")
+    if channels is None:
+        raise ShapeError(f"needs a known size on axis {call.arg('axis')}, got {fmt(shape)}")
+    if groups == -1:
+        groups = channels
+    if not isinstance(groups, int) or groups < 1 or groups > channels or channels % groups:
+        raise ShapeError(f"groups={groups} must divide the {channels} channels")
+    return Out([shape], channels * (int(bool(call.arg("center"))) + int(bool(call.arg("scale")))))
