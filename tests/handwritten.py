@@ -194,7 +194,89 @@ def stateful_lstm():
     return Model(sequence, classes)
 
 
+def _transformer_encoder(x, prefix: str, width: int, heads: int, ff: int):
+    """The keras.io TransformerBlock, inlined with the spec's layer names."""
+    attention = layers.MultiHeadAttention(num_heads=heads, key_dim=width // heads, name=f"{prefix}_attention")(x, x)
+    attention = layers.Dropout(0.1, name=f"{prefix}_attention_dropout")(attention)
+    out1 = layers.LayerNormalization(epsilon=1e-6, name=f"{prefix}_norm_1")(
+        layers.add([x, attention], name=f"{prefix}_residual_1"))
+    ffn = layers.Dense(ff, activation="relu", name=f"{prefix}_ffn_1")(out1)
+    ffn = layers.Dense(width, name=f"{prefix}_ffn")(ffn)
+    ffn = layers.Dropout(0.1, name=f"{prefix}_ffn_dropout")(ffn)
+    return layers.LayerNormalization(epsilon=1e-6, name=prefix)(
+        layers.add([out1, ffn], name=f"{prefix}_residual_2"))
+
+
+def transformer_classifier():
+    tokens = Input(shape=(32,), dtype="int32", name="tokens")
+    positions = Input(shape=(32,), dtype="int32", name="positions")
+    x = layers.add([layers.Embedding(200, 32, name="token_embedding")(tokens),
+                    layers.Embedding(32, 32, name="position_embedding")(positions)], name="embedded")
+    x = _transformer_encoder(x, "encoded_1", width=32, heads=2, ff=32)
+    x = _transformer_encoder(x, "encoded", width=32, heads=2, ff=32)
+    x = layers.GlobalAveragePooling1D(name="pooled")(x)
+    x = layers.Dropout(0.1, name="head_1")(x)
+    x = layers.Dense(20, activation="relu", name="head_2")(x)
+    x = layers.Dropout(0.1, name="head")(x)
+    outputs = layers.Dense(2, activation="softmax", name="label")(x)
+    return Model(inputs=[tokens, positions], outputs=outputs)
+
+
+def seq2seq():
+    """keras.io lstm_seq2seq's training model, with 10 source and 12 target tokens."""
+    encoder_inputs = Input(shape=(None, 10), name="encoder_inputs")
+    _, state_h, state_c = layers.LSTM(64, return_state=True, name="encoder")(encoder_inputs)
+    decoder_inputs = Input(shape=(None, 12), name="decoder_inputs")
+    decoder_lstm = layers.LSTM(64, return_sequences=True, return_state=True, name="decoder_lstm")
+    decoder_outputs, _, _ = decoder_lstm(decoder_inputs, initial_state=[state_h, state_c])
+    decoder_outputs = layers.Dense(12, activation="softmax", name="decoder_dense")(decoder_outputs)
+    return Model([encoder_inputs, decoder_inputs], decoder_outputs)
+
+
+def mini_gpt():
+    tokens = Input(shape=(16,), dtype="int32", name="tokens")
+    positions = Input(shape=(16,), dtype="int32", name="positions")
+    x = layers.add([layers.Embedding(32, 64, name="token_embedding")(tokens),
+                    layers.Embedding(16, 64, name="position_embedding")(positions)], name="embedded")
+    attention = layers.MultiHeadAttention(2, 32, name="attention")(x, x, use_causal_mask=True)
+    attention = layers.Dropout(0.1, name="attention_dropout")(attention)
+    out1 = layers.LayerNormalization(epsilon=1e-6, name="norm_1")(layers.add([x, attention], name="residual_1"))
+    ffn = layers.Dense(128, activation="relu", name="ffn_1")(out1)
+    ffn = layers.Dense(64, name="ffn_2")(ffn)
+    ffn = layers.Dropout(0.1, name="ffn")(ffn)
+    out2 = layers.LayerNormalization(epsilon=1e-6, name="norm_2")(layers.add([out1, ffn], name="residual_2"))
+    return Model([tokens, positions], layers.Dense(32, name="next_token")(out2))
+
+
+def _residual_block(x, prefix: str, filters: int, downsample: bool = False, name: str | None = None):
+    def conv(y, name, strides=1, kernel=3):
+        return layers.Conv2D(filters, kernel, strides=strides, padding="same" if kernel == 3 else "valid",
+                             use_bias=False, name=f"{prefix}_{name}")(y)
+
+    y = conv(x, "conv_a", strides=2 if downsample else 1)
+    y = layers.ReLU(name=f"{prefix}_relu_a")(layers.BatchNormalization(name=f"{prefix}_bn_a")(y))
+    y = layers.BatchNormalization(name=f"{prefix}_bn_b")(conv(y, "conv_b"))
+    if downsample:
+        x = layers.BatchNormalization(name=f"{prefix}_shortcut_bn")(conv(x, "shortcut", strides=2, kernel=1))
+    return layers.ReLU(name=name or prefix)(layers.add([x, y], name=f"{prefix}_sum"))
+
+
+def resnet_blocks():
+    images = Input(shape=(32, 32, 3), name="images")
+    x = layers.Rescaling(1 / 255, name="scaled")(images)
+    x = layers.Conv2D(16, 3, padding="same", use_bias=False, name="stem_1")(x)
+    x = layers.ReLU(name="stem")(layers.BatchNormalization(name="stem_2")(x))
+    x = _residual_block(x, "stage_1_1", 16)
+    x = _residual_block(x, "stage_1", 16)
+    for stage, filters in (("stage_2", 32), ("stage_3", 64)):
+        x = _residual_block(x, f"{stage}_down", filters, downsample=True)
+        x = _residual_block(x, f"{stage}_blocks", filters, name=stage)  # the stage block's output
+    x = layers.GlobalAveragePooling2D(name="pooled")(x)
+    return Model(images, layers.Dense(4, activation="softmax", name="kind")(x))
+
+
 BUILDERS = {fn.__name__: fn for fn in (
     sine, sine_two_inputs, sin_exp_two_outputs, two_stacks, mnist_mlp, headline, shared_lstm, shared_vision,
-    inception_module, residual, vqa, video_qa, stacked_lstm, stateful_lstm,
+    inception_module, residual, vqa, video_qa, stacked_lstm, stateful_lstm, transformer_classifier, seq2seq,
+    mini_gpt, resnet_blocks,
 )}

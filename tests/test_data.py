@@ -197,3 +197,25 @@ def test_targets_a_loss_cannot_take_are_located(write):
     assert d.message == ("output 'y': column 'y' holds 3, but its loss binary_crossentropy takes targets from 0 to 1 "
                          "(row 3, line 4)") and d.line == 4
     assert load_data(loaded, write("ok.csv", "x,y\n0.1,0\n0.2,1\n0.3,0.5\n")).rows == 3
+
+
+def test_sequence_outputs_take_one_class_label_per_position(write, tmp_path):
+    spec = graphspec.load(write("g.yaml", """\
+        graphspec: 1
+        inputs: {tokens: {shape: [4], dtype: int32}}
+        nodes:
+          e: {layer: Embedding, args: {input_dim: 8, output_dim: 3}, from: tokens}
+          next: {layer: Dense, args: {units: 8}, from: e}
+        outputs: [next]
+        compile: {loss: {name: SparseCategoricalCrossentropy, from_logits: true}}
+        data: {train: d.npz, inputs: {tokens: {array: x}}, outputs: {next: {array: y}}}
+        """))
+    tokens = np.arange(12, dtype="int32").reshape(3, 4) % 8
+    good = load_data(spec, npz(tmp_path, x=tokens, y=(tokens + 1) % 8))
+    assert good.outputs["next"].shape == (3, 4) and good.outputs["next"].dtype == np.int32
+    labels = (tokens + 1) % 8
+    labels[2, 3] = 8
+    with pytest.raises(graphspec.GraphspecError) as info:
+        load_data(spec, npz(tmp_path, x=tokens, y=labels))
+    assert info.value.diagnostics[0].message == \
+        "output 'next': array 'y' holds class 8, but the output has 8 classes (0..7) (row 3)"

@@ -256,3 +256,14 @@ data:
     assert cli("predict", run, "--data", tmp_path / "d.npz", "-o", out).returncode == 0
     with np.load(out) as arrays:
         assert arrays["reconstruction"].shape == (64, 4) and arrays["score"].shape == (64, 1)
+
+
+@pytest.mark.parametrize("name", ["transformer_classifier", "seq2seq", "mini_gpt", "resnet_blocks"])
+def test_modern_examples_learn_in_their_shipped_epochs(tmp_path, name):
+    run = tmp_path / name
+    trained = cli("train", EXAMPLES / f"{name}.yaml", "--output", run)
+    assert trained.returncode == 0, trained.stderr
+    header, *rows = (run / "history.csv").read_text().splitlines()
+    column = header.split(",").index("loss")
+    losses = [float(row.split(",")[column]) for row in rows]
+    assert losses[-1] < 0.7 * losses[0], losses

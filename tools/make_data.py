@@ -125,6 +125,52 @@ def sequences(rng: np.random.Generator) -> None:
     np.savez_compressed(OUT / "sequences.npz", x=x, y=y.astype("int32"))
 
 
+def transformer_classifier(rng: np.random.Generator) -> None:
+    """Token sequences whose class is which half of the vocabulary most of their words come from."""
+    count, length, vocab = 1024, 32, 200
+    labels = rng.integers(0, 2, size=count)
+    majority = rng.random((count, length)) < 0.75
+    low, high = rng.integers(1, 100, (count, length)), rng.integers(100, vocab, (count, length))
+    tokens = np.where(majority == (labels[:, None] == 0), low, high)
+    np.savez_compressed(OUT / "transformer_classifier.npz", tokens=tokens.astype("int32"),
+                        positions=np.tile(np.arange(length, dtype="int32"), (count, 1)),
+                        labels=labels.astype("int32"))
+
+
+def seq2seq(rng: np.random.Generator) -> None:
+    """lstm_seq2seq's layout (one-hot characters, teacher forcing) on a task that needs no download:
+    the target is the input reversed. Decoder tokens are the 10 symbols, a start (10) and an end (11)."""
+    count, length, symbols = 1024, 6, 10
+    source = rng.integers(0, symbols, size=(count, length))
+    target = np.concatenate([source[:, ::-1], np.full((count, 1), 11)], axis=1)
+    decoder_input = np.concatenate([np.full((count, 1), 10), target[:, :-1]], axis=1)
+    np.savez_compressed(OUT / "seq2seq.npz", encoder_input=np.eye(symbols, dtype=bool)[source],
+                        decoder_input=np.eye(12, dtype=bool)[decoder_input],
+                        decoder_target=np.eye(12, dtype=bool)[target])
+
+
+def mini_gpt(rng: np.random.Generator) -> None:
+    """Next-token prediction on counting sequences (start and step random): predictable after two tokens."""
+    count, length, vocab = 1024, 17, 32
+    start, step = rng.integers(0, vocab, (count, 1)), rng.integers(1, 4, (count, 1))
+    sequence = (start + step * np.arange(length)) % vocab
+    np.savez_compressed(OUT / "mini_gpt.npz", tokens=sequence[:, :-1].astype("int32"),
+                        positions=np.tile(np.arange(length - 1, dtype="int32"), (count, 1)),
+                        next_tokens=sequence[:, 1:].astype("int32"))
+
+
+def resnet_blocks(rng: np.random.Generator) -> None:
+    """32×32 uint8 images of four kinds: stripes one way or the other, in two colours, on coarse noise
+    (a few grey levels, so the file compresses)."""
+    count, size = 512, 32
+    kinds = rng.integers(0, 4, size=count)
+    images = 40 * rng.integers(0, 4, size=(count, size, size, 3))
+    for index, kind in enumerate(kinds):
+        lines = (slice(None, None, 4), slice(None)) if kind % 2 else (slice(None), slice(None, None, 4))
+        images[index][lines + (kind // 2,)] = 255
+    np.savez_compressed(OUT / "resnet_blocks.npz", images=images.astype("uint8"), kinds=kinds.astype("int32"))
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(2024)
@@ -137,6 +183,9 @@ def main() -> None:
     convolutional(rng)
     question_answering(rng)
     sequences(rng)
+    # Each newer example draws from its own generator, so adding one leaves the files above unchanged.
+    for seed, make in enumerate((transformer_classifier, seq2seq, mini_gpt, resnet_blocks), start=1):
+        make(np.random.default_rng(seed))
     for path in sorted(OUT.iterdir()):
         print(f"{path.stat().st_size:>10,}  {path.name}")
 
