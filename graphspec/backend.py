@@ -79,8 +79,9 @@ def _reason(exc: Exception) -> str:
 class _GraphBuilder:
     """Turns one Graph into a Keras model, reusing shared layers and sub-models by name."""
 
-    def __init__(self, keras, graph: Graph, policy: Policy, objects: dict[str, Any]):
+    def __init__(self, keras, graph: Graph, policy: Policy, objects: dict[str, Any], top: bool = False):
         self.keras = keras
+        self.top = top  # the model graphspec returns; sub-models keep plain outputs, as other layers consume them
         self.graph = graph
         self.policy = policy
         # Shared layers and sub-models of one spec file, built at first use; inline
@@ -180,7 +181,7 @@ class _GraphBuilder:
                 tensors[name] = self.located(node, lambda: call(node))
         inputs = [tensors[n] for n in self.graph.input_names]
         outputs = [tensor(ref) for ref in self.graph.outputs]
-        if any(self.graph.nodes[ref.node].kind == "apply" for ref in self.graph.outputs):
+        if self.top and any(self.graph.nodes[ref.node].kind == "apply" for ref in self.graph.outputs):
             # Keras names an output after the layer that made it, here a shared layer or sub-model; keyed
             # outputs take the node's name instead (in losses, metrics and history), without an extra layer.
             structure = {ref.node: output for ref, output in zip(self.graph.outputs, outputs)}
@@ -285,7 +286,7 @@ def build(spec: SpecFile | str | os.PathLike, *, compile: bool = True, trust: Tr
     import_allowed_modules(policy)
     if spec.spec.train is not None and spec.spec.train.seed is not None:
         keras.utils.set_random_seed(spec.spec.train.seed)
-    model = _GraphBuilder(keras, spec.graph, policy, {}).build()
+    model = _GraphBuilder(keras, spec.graph, policy, {}, top=True).build()
     if compile and spec.spec.compile is not None:
         try:
             compile_model(model, spec.spec.compile, [ref.node for ref in spec.graph.outputs])

@@ -404,13 +404,21 @@ class _Binder:
         loss = _loss_name(self.spec, name) or ""
         sparse = "sparse" in loss.lower()
         one_hot = binding.one_hot if binding.one_hot is not None else loss in _CATEGORICAL_LOSSES
-        if (sparse or one_hot) and single and len(target_shape) == 1 and classes and classes > 1:
-            labels = self.check_values(values.reshape(len(values)), owner, what, "int64")
-            bad = np.flatnonzero((labels < 0) | (labels >= classes))
-            if bad.size:
-                raise _row_error(self.path, self.table.kind, int(bad[0]),
-                                 f"{owner}: {what} holds class {labels[bad[0]]}, but the output has {classes} "
+        # Class labels: one per row, or one per position of a sequence output ((steps,) for (steps, classes)).
+        label_shape = target_shape[:-1]
+        per_position = len(values.shape[1:]) == len(label_shape) and all(
+            want is None or have == want for have, want in zip(values.shape[1:], label_shape))
+        if ((sparse or one_hot) and classes and classes > 1
+                and ((single and len(target_shape) == 1) or (len(target_shape) > 1 and per_position))):
+            labels = self.check_values(values.reshape(len(values), -1), owner, what, "int64")
+            outside = ((labels < 0) | (labels >= classes)).any(axis=1)
+            if outside.any():
+                row = int(np.argmax(outside))
+                shown = labels[row][(labels[row] < 0) | (labels[row] >= classes)][0]
+                raise _row_error(self.path, self.table.kind, row,
+                                 f"{owner}: {what} holds class {shown}, but the output has {classes} "
                                  f"classes (0..{classes - 1})")
+            labels = labels.reshape(len(values), *values.shape[1:]) if len(target_shape) > 1 else labels[:, 0]
             return labels.astype("int32") if sparse else np.eye(classes, dtype="float32")[labels]
         values = self.check_values(values, owner, what, "float32")
         self.check_targets(values, loss, owner, what)

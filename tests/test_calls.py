@@ -165,3 +165,25 @@ def test_custom_layer_calls_are_left_to_keras():
     result = check(HEAD + "  n: {layer: mylayers.Fancy, from: {inputs: x, extra: y}, call: {mode: 3}}\n"
                    "outputs: [n]\n")
     assert not any("call argument" in d.message for d in result.diagnostics)
+
+
+def test_masks_implicit_and_explicit_keep_static_checking_complete(write):
+    path = write("m.yaml", """\
+        graphspec: 1
+        inputs:
+          words: {shape: [12], dtype: int32}
+          seen: {shape: [12], dtype: bool}
+        nodes:
+          embedded: {layer: Embedding, args: {input_dim: 50, output_dim: 8, mask_zero: true}, from: words}
+          encoded: {layer: LSTM, args: {units: 6, return_sequences: true}, from: embedded}
+          masked: {layer: GRU, args: {units: 4}, from: {sequences: encoded, mask: seen}}
+        outputs: [masked]
+        """)
+    result = graphspec.check(path)
+    assert result.ok and result.shapes.complete, [str(d) for d in result.diagnostics]
+    model = graphspec.build(path)
+    assert model.count_params() == result.shapes.total_params
+    for row in result.shapes.rows[2:]:
+        assert row.shapes == [tuple(model.get_layer(row.name).output.shape)]
+    words = np.array([[3, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]] * 2, "int32")
+    assert model([words, words > 0]).shape == (2, 4)

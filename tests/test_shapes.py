@@ -223,3 +223,23 @@ def test_broadcasting_merges_match_keras(first, second, expected):
                  "  m: {merge: multiply, from: [a, b]}\noutputs: [m]\n".replace("None", "null"))
     assert spec.shapes.outputs["m"] == expected
     assert tuple(keras.layers.Multiply()([keras.Input(tuple(first)), keras.Input(tuple(second))]).shape) == expected
+
+
+def test_readme_lists_every_layer_without_a_rule():
+    import re
+
+    from graphspec.schema.catalog import catalog
+    from graphspec.shapes.rules import RULES
+    from helpers import ROOT
+
+    text = (ROOT / "README.md").read_text()
+    table = text.split("### Layers without a static rule")[1].split("A test (")[0]
+    listed = set()
+    for cell in re.findall(r"^\| ([^|]+) \|", table, re.M):
+        for name in re.findall(r"`([A-Za-z0-9/]+)`", cell):
+            stem, _, dims = name.partition("/")  # AdaptiveAveragePooling1D/2D/3D
+            listed.add(stem)
+            listed.update(stem[:-2] + dim for dim in dims.split("/") if dims)
+    without = {name for name in catalog().layer_names if catalog().canonical_layer(name) == name
+               and name not in RULES and name not in ("TimeDistributed", "Bidirectional")}
+    assert without == listed - {"RandomFlip", "RandomRotation", "RandomZoom"}
