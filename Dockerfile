@@ -7,7 +7,7 @@ RUN useradd --create-home --uid 1000 graphspec
 WORKDIR /home/graphspec/app
 COPY --chown=graphspec:graphspec pyproject.toml README.md ./
 COPY --chown=graphspec:graphspec graphspec ./graphspec
-RUN pip install --no-cache-dir .
+RUN pip install --no-cache-dir '.[keras]'
 USER graphspec
 WORKDIR /work
 ENTRYPOINT ["graphspec"]

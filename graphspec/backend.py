@@ -24,7 +24,7 @@ import sys
 import tempfile
 from typing import Any
 
-from graphspec.errors import GraphspecError, raised_outside_graphspec
+from graphspec.errors import Diagnostic, GraphspecError, raised_outside_graphspec
 from graphspec.graph import GNode, Graph, LayerSpec, TensorRef
 from graphspec.pipeline import SpecFile, load
 from graphspec.policy import Policy, Trust, split_dotted
@@ -64,10 +64,16 @@ def keras_module():
         return sys.modules["keras"]
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    with _native_stderr_captured():
-        import keras
-        import tensorflow  # noqa: F401  (its native start-up notices come here, not mid-run)
-
+    try:
+        with _native_stderr_captured():
+            import keras
+            import tensorflow  # noqa: F401  (its native start-up notices come here, not mid-run)
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("keras", "tensorflow"):
+            raise
+        raise GraphspecError(Diagnostic(
+            f"this command builds a Keras model and needs {exc.name}, which is not installed",
+            hint="pip install 'graphspec[keras]' (validate, summary, diff and plot work without it)")) from None
     return keras
 
 

@@ -14,6 +14,7 @@ import contextlib
 import enum
 import gc
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -63,6 +64,18 @@ class ReportFormat(str, enum.Enum):
     github = "github"
 
 
+_SPEC_KEY = re.compile(rb"^graphspec\s*:", re.M)
+
+
+def _looks_like_spec(path: Path) -> bool:
+    """A spec has a top-level `graphspec:` key; reading a bounded prefix never blocks on a huge file."""
+    try:
+        with open(path, "rb") as handle:
+            return bool(_SPEC_KEY.search(handle.read(1 << 20)))
+    except OSError:
+        return True  # let validate report why it cannot be read
+
+
 def _expand(paths: list[Path]) -> list[Path]:
     files: list[Path] = []
     for path in paths:
@@ -81,6 +94,10 @@ def validate(
     paths: List[Path] = typer.Argument(..., help="Spec files or folders (searched for *.yaml, *.yml)."),
     format: ReportFormat = typer.Option(ReportFormat.text, "--format", "-f", help="Report format."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Also show notes (layers checked at build)."),
+    skip_non_specs: bool = typer.Option(
+        False, "--skip-non-specs",
+        help="Pass over YAML files with no top-level `graphspec:` key (CI configs and the like), as the "
+             "pre-commit hook and the GitHub Action do."),
     allow_module: List[str] = ALLOW_MODULE,
     trust_project: bool = TRUST_PROJECT,
     allow_path: List[Path] = ALLOW_PATH,
@@ -88,11 +105,18 @@ def validate(
     """Check specs statically (schema, graph, shapes) without importing TensorFlow.
 
     Exit status: 0 all valid, 1 any invalid, 2 usage error.
+
+    Example: graphspec validate specs/ --format github
     """
     from graphspec.pipeline import check
     from graphspec.report import render
 
     files = _expand(paths)
+    if skip_non_specs:
+        files = [f for f in files if _looks_like_spec(f)]
+        if not files:
+            typer.echo("0 files checked: no specs among them")
+            raise typer.Exit(0)
     if not files:
         typer.echo("graphspec: no spec files found", err=True)
         raise typer.Exit(2)
@@ -131,6 +155,44 @@ def _load_or_exit(spec: Path, trust):
         typer.echo(render([result], "text"), err=True)
         raise typer.Exit(1)
     return result
+
+
+class DiffFormat(str, enum.Enum):
+    text = "text"
+    json = "json"
+    github = "github"
+    markdown = "markdown"
+
+
+@app.command()
+def diff(
+    before: Path = typer.Argument(..., help="The old spec."),
+    after: Path = typer.Argument(..., help="The new spec."),
+    format: DiffFormat = typer.Option(DiffFormat.text, "--format", "-f",
+                                      help="text, json, github annotations, or markdown for a pull-request comment."),
+    allow_module: List[str] = ALLOW_MODULE,
+    trust_project: bool = TRUST_PROJECT,
+    allow_path: List[Path] = ALLOW_PATH,
+) -> None:
+    """Structural diff of two architectures, node by node, without TensorFlow: nodes added, removed,
+    rewired or changed, with shape and parameter-count deltas.
+
+    Exit status (as diff's): 0 equal, 1 different, 2 an invalid spec or a usage error.
+
+    Example: graphspec diff main/model.yaml model.yaml --format markdown
+    """
+    from graphspec.diff import diff as compare, render as render_diff
+    from graphspec.pipeline import check
+    from graphspec.report import render
+
+    trust = _trust(allow_module, trust_project, allow_path)
+    results = [check(path, trust) for path in (before, after)]
+    if not all(r.ok for r in results):
+        typer.echo(render([r for r in results if not r.ok], "text"), err=True)
+        raise typer.Exit(2)
+    result = compare(*results)
+    typer.echo(render_diff(result, format.value))
+    raise typer.Exit(0 if result.equal else 1)
 
 
 class TableFormat(str, enum.Enum):

@@ -1,0 +1,68 @@
+"""`graphspec diff`: two architectures compared node by node, through the real CLI."""
+
+from __future__ import annotations
+
+import json
+
+from helpers import ROOT, run_cli
+
+BEFORE = """\
+graphspec: 1
+inputs: {x: {shape: [8]}}
+layers:
+  shared: {layer: Dense, args: {units: 4}}
+nodes:
+  hidden: {layer: Dense, args: {units: 16, activation: relu}, repeat: 2, from: x}
+  gone: {layer: Dropout, args: {rate: 0.5}, from: hidden}
+  s: {apply: shared, from: gone}
+  y: {layer: Dense, args: {units: 1}, from: s}
+outputs: [y]
+"""
+AFTER = """\
+graphspec: 1
+inputs: {x: {shape: [8]}}
+layers:
+  shared: {layer: Dense, args: {units: 4}}
+nodes:
+  hidden: {layer: Dense, args: {units: 32, activation: relu}, repeat: 2, from: x}
+  s: {apply: shared, from: hidden}
+  extra: {layer: Dense, args: {units: 2}, from: s}
+  y: {layer: Dense, args: {units: 1}, from: extra}
+outputs: [y]
+"""
+
+
+def test_diff_reports_each_kind_of_change_and_the_totals(write):
+    before, after = write("a.yaml", BEFORE), write("b.yaml", AFTER)
+    result = run_cli("diff", before, after)
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.splitlines() == [
+        "~ hidden_1: args units: 16 → 32; shape (None, 16) → (None, 32); params 144 → 288 (+144)",
+        "~ hidden: args units: 16 → 32; shape (None, 16) → (None, 32); params 272 → 1,056 (+784)",
+        "~ s: rewired from gone to hidden; params 68 → 132 (+64)",
+        "+ extra: Dense {\"units\": 2}; from s; shape (None, 2)",
+        "~ y: rewired from s to extra; params 5 → 3 (-2)",
+        "- gone: Dropout",
+        "1 added, 1 removed, 4 changed; total params 489 → 1,489 (+1,000)",
+    ]
+    payload = json.loads(run_cli("diff", before, after, "--format", "json").stdout)
+    assert payload["equal"] is False and payload["total_params"] == {"before": 489, "after": 1489, "delta": 1000}
+    assert {n["name"]: (n["change"], n["params_delta"]) for n in payload["nodes"]} == {
+        "hidden_1": ("changed", 144), "hidden": ("changed", 784), "s": ("changed", 64), "extra": ("added", 10),
+        "y": ("changed", -2), "gone": ("removed", 0)}
+    github = run_cli("diff", before, after, "-f", "github").stdout.splitlines()
+    assert github[3] == f"::notice file={after},line=8,col=3,title=graphspec::nodes.extra: added: Dense " \
+                        "{\"units\": 2}; from s; shape (None, 2)"
+    assert github[5] == f"::notice file={before},line=7,col=3,title=graphspec::nodes.gone: removed: Dropout"
+    markdown = run_cli("diff", before, after, "-f", "markdown").stdout
+    assert "| + | `extra` | Dense {\"units\": 2}; from s; shape (None, 2) | +10 |" in markdown
+    assert markdown.rstrip().endswith("**1 added, 1 removed, 4 changed; total params 489 → 1,489 (+1,000)**")
+
+
+def test_diff_of_equal_architectures_exits_0_and_of_an_invalid_spec_2(write):
+    example = ROOT / "specs" / "examples" / "resnet_blocks.yaml"
+    same = run_cli("diff", example, example)
+    assert (same.returncode, same.stdout) == (0, "no structural differences\n")
+    broken = write("broken.yaml", BEFORE.replace("units: 16", "unit: 16"))
+    result = run_cli("diff", example, broken)
+    assert result.returncode == 2 and "unknown argument 'unit' for Dense" in result.stderr
