@@ -358,6 +358,37 @@ def predict(
     typer.echo(f"wrote {rows} predictions of {', '.join(predictions)} to {output}")
 
 
+class ExportFormat(str, enum.Enum):
+    savedmodel = "savedmodel"
+    onnx = "onnx"
+    litert = "litert"
+
+
+@app.command()
+def export(
+    target: Path = typer.Argument(..., help="A run directory or a .keras model."),
+    format: ExportFormat = typer.Option(..., "--format", "-f", help="savedmodel (a directory), onnx or litert."),
+    output: Path = typer.Option(..., "--output", "-o", help="model/ for savedmodel, model.onnx, model.tflite."),
+    spec: Optional[Path] = typer.Option(None, "--spec", help="The spec of a bare .keras model (for output names)."),
+    best: bool = typer.Option(False, "--best", help="Export the run's best model instead of its final one."),
+    force: bool = typer.Option(False, "--force", help="Replace an earlier export at --output (never anything else)."),
+    allow_module: List[str] = ALLOW_MODULE,
+    trust_project: bool = TRUST_PROJECT,
+    allow_path: List[Path] = ALLOW_PATH,
+) -> None:
+    """Export a trained model for serving with Keras's own exporter; inputs and outputs keep their spec names.
+
+    Example: graphspec export runs/sine --format onnx -o sine.onnx
+    """
+    _long_running()
+    from graphspec.export import export_model
+
+    with _writing(output):
+        written = export_model(target, format.value, output, spec=spec, best=best, force=force,
+                               trust=_trust(allow_module, trust_project, allow_path))
+    typer.echo(f"wrote {format.value} model to {written}")
+
+
 class Rankdir(str, enum.Enum):
     TB = "TB"
     LR = "LR"

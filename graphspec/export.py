@@ -1,0 +1,105 @@
+"""Export a trained model for serving: TensorFlow SavedModel, ONNX or LiteRT, with Keras's own exporter.
+
+Example:
+
+    >>> from graphspec.export import export_model
+    >>> export_model("runs/sine", "onnx", "sine.onnx")  # doctest: +SKIP
+    PosixPath('sine.onnx')
+
+Inputs keep their spec names (Keras names its inputs after them) and so do outputs:
+the model is re-wired with its outputs keyed by spec name, so every format's
+signature says `sin`, `exp` rather than `output_0`. The file is written under a
+temporary name and moved into place, so a failed export leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+from graphspec.errors import Diagnostic, GraphspecError, raised_outside_graphspec
+from graphspec.policy import Trust
+from graphspec.rundir import RunDir, inside_run_dir
+
+# Keras's format names, and what each writes.
+FORMATS = {"savedmodel": ("tf_saved_model", "a directory"), "onnx": ("onnx", ".onnx"),
+           "litert": ("litert", ".tflite")}
+
+
+def check_export_target(output: Path, fmt: str, sources: list[Path], force: bool) -> None:
+    """Write only a new path, or with --force replace an earlier export of the same kind, never an input,
+    a run's own files or a folder that is not a SavedModel."""
+    suffix = FORMATS[fmt][1]
+    if suffix.startswith(".") and output.suffix != suffix:
+        raise GraphspecError(f"--output for {fmt} must end in {suffix}, not '{output.name}'")
+    resolved = output.resolve()
+    if any(resolved == source.resolve() or source.resolve().is_relative_to(resolved) for source in sources):
+        raise GraphspecError(f"--output {output} is (or holds) an input of this command; it is never overwritten")
+    run = inside_run_dir(output)
+    if run is not None and RunDir(run).owns(output):
+        raise GraphspecError(f"--output {output} is one of run {run}'s own files; it is never overwritten")
+    if not output.exists() and not output.is_symlink():
+        return
+    if not force:
+        raise GraphspecError(f"--output {output} already exists; pass --force to replace it")
+    if output.is_dir() != (fmt == "savedmodel") or (fmt == "savedmodel" and not (output / "saved_model.pb").is_file()):
+        raise GraphspecError(f"--output {output} exists and is not a {fmt} export; graphspec replaces only those")
+
+
+def _named_outputs(keras, model, names: list[str]):
+    """The same layers, with outputs keyed by spec name (a keyed model already is)."""
+    if isinstance(model.output, dict):
+        return model
+    outputs = keras.tree.flatten(model.outputs)
+    if len(names) != len(outputs):
+        raise GraphspecError(f"the model has {len(outputs)} outputs but its spec names {len(names)}")
+    return keras.Model(model.inputs, dict(zip(names, outputs)), name=model.name)
+
+
+def export_model(target: str | os.PathLike, fmt: str, output: str | os.PathLike, *,
+                 spec: str | os.PathLike | None = None, best: bool = False, force: bool = False,
+                 trust: Trust | None = None) -> Path:
+    """Export a run directory's model (or a `.keras` file) to `fmt`: savedmodel, onnx or litert."""
+    from graphspec.backend import keras_module
+    from graphspec.evaluate import load_model_file, open_trained
+
+    target, output = Path(target), Path(output)
+    if fmt not in FORMATS:
+        raise GraphspecError(f"unknown export format '{fmt}' (savedmodel, onnx or litert)")
+    check_export_target(output, fmt, [target, *([Path(spec)] if spec else [])], force)
+    keras = keras_module()
+    if target.is_dir() or spec is not None:
+        trained = open_trained(target, spec, best=best, trust=trust)
+        model, names = trained.model, trained.output_names
+    else:
+        model = load_model_file(keras, target)
+        names = list(model.output_names)
+    named = _named_outputs(keras, model, names)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))  # same file system
+    written = staging / output.name
+    # Given rather than inferred: ONNX export infers it only for a model that has been called once.
+    specs = [keras.InputSpec(shape=t.shape, dtype=t.dtype, name=t.name) for t in named.inputs]
+    signature = [specs[0] if len(specs) == 1 else specs]
+    try:
+        with warnings.catch_warnings():  # tf2onnx's own NumPy deprecation notices are not the user's concern
+            warnings.simplefilter("ignore", FutureWarning)
+            named.export(str(written), format=FORMATS[fmt][0], verbose=False, input_signature=signature)
+    except ImportError as exc:
+        shutil.rmtree(staging)
+        raise GraphspecError(Diagnostic(f"exporting to {fmt} needs {exc.name}, which is not installed",
+                                        hint="pip install 'graphspec[export]'")) from None
+    except Exception as exc:
+        shutil.rmtree(staging)
+        if not raised_outside_graphspec(exc):
+            raise
+        raise GraphspecError(f"Keras could not export {target} to {fmt}: {str(exc).strip().splitlines()[0]}") \
+            from None
+    if output.is_dir():
+        shutil.rmtree(output)  # an earlier SavedModel, checked above
+    os.replace(written, output)
+    shutil.rmtree(staging)
+    return output
