@@ -21,14 +21,23 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+import typer.core
 
 from graphspec.errors import GraphspecError
 
+class _Command(typer.core.TyperCommand):
+    """Usage lines as click writes them (`SPEC`), not Typer's `{SPEC}` for required arguments."""
+
+    def collect_usage_pieces(self, ctx) -> list[str]:
+        return [piece.replace("{", "").replace("}", "") for piece in super().collect_usage_pieces(ctx)]
+
+
 app = typer.Typer(
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish and PowerShell
     no_args_is_help=True,
-    help="Declarative YAML → Keras model compiler.",
     pretty_exceptions_enable=False,
+    # Plain click help: rich's renders flags as `<bool>`, arguments as `{spec}` and eats `[brackets]`.
+    rich_markup_mode=None,
 )
 
 SPEC_SUFFIXES = (".yaml", ".yml")
@@ -44,6 +53,25 @@ ALLOW_PATH = typer.Option(
     [], "--allow-path", metavar="DIR",
     help="Let layer arguments (a vocabulary file) read files in this folder outside the spec's project.",
 )
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from graphspec import __version__
+
+        typer.echo(f"graphspec {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True,
+                                 help="Print graphspec's version and exit."),
+) -> None:
+    """Declarative YAML → Keras model compiler.
+
+    Example: graphspec validate specs/ && graphspec train specs/examples/sine.yaml
+    """
 
 
 def _trust(allow_module: list[str], trust_project: bool, allow_path: list[Path]):
@@ -89,9 +117,10 @@ def _expand(paths: list[Path]) -> list[Path]:
     return files
 
 
-@app.command()
+@app.command(cls=_Command)
 def validate(
-    paths: List[Path] = typer.Argument(..., help="Spec files or folders (searched for *.yaml, *.yml)."),
+    paths: List[Path] = typer.Argument(
+        ..., metavar="PATHS...", help="Spec files or folders (searched for *.yaml, *.yml)."),
     format: ReportFormat = typer.Option(ReportFormat.text, "--format", "-f", help="Report format."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Also show notes (layers checked at build)."),
     skip_non_specs: bool = typer.Option(
@@ -128,11 +157,14 @@ def validate(
     raise typer.Exit(0 if all(r.ok for r in results) else 1)
 
 
-@app.command()
+@app.command(cls=_Command)
 def schema(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
 ) -> None:
-    """Print the JSON Schema of the spec language (for editors and other tools)."""
+    """Print the JSON Schema of the spec language (for editors and other tools).
+
+    Example: graphspec schema -o graphspec.schema.json
+    """
     from graphspec.schema import json_schema_text
 
     text = json_schema_text()
@@ -157,6 +189,34 @@ def _load_or_exit(spec: Path, trust):
     return result
 
 
+class Template(str, enum.Enum):
+    mlp = "mlp"
+    two_inputs = "two_inputs"
+    two_outputs = "two_outputs"
+    cnn = "cnn"
+    transformer = "transformer"
+
+
+@app.command(cls=_Command)
+def init(
+    name: Path = typer.Argument(
+        ..., metavar="NAME", help="The new project folder; its last part names the model and files."),
+    template: Template = typer.Option(Template.mlp, "--template", "-t", help="The architecture to start from."),
+) -> None:
+    """Start a project: a commented spec, its schema and a tiny data file.
+
+    The spec carries the editor schema line and a data binding, so it trains as written.
+
+    Example: graphspec init demo --template cnn && graphspec train demo/demo.yaml
+    """
+    from graphspec.scaffold import scaffold
+
+    with _writing(name):
+        written = scaffold(name, template.value)
+    typer.echo(f"wrote {', '.join(str(p) for p in written)}")
+    typer.echo(f"next: graphspec train {written[0]} --output runs/{name.name}")
+
+
 class DiffFormat(str, enum.Enum):
     text = "text"
     json = "json"
@@ -164,18 +224,21 @@ class DiffFormat(str, enum.Enum):
     markdown = "markdown"
 
 
-@app.command()
+@app.command(cls=_Command)
 def diff(
-    before: Path = typer.Argument(..., help="The old spec."),
-    after: Path = typer.Argument(..., help="The new spec."),
+    before: Path = typer.Argument(
+        ..., metavar="BEFORE", help="The old spec."),
+    after: Path = typer.Argument(
+        ..., metavar="AFTER", help="The new spec."),
     format: DiffFormat = typer.Option(DiffFormat.text, "--format", "-f",
                                       help="text, json, github annotations, or markdown for a pull-request comment."),
     allow_module: List[str] = ALLOW_MODULE,
     trust_project: bool = TRUST_PROJECT,
     allow_path: List[Path] = ALLOW_PATH,
 ) -> None:
-    """Structural diff of two architectures, node by node, without TensorFlow: nodes added, removed,
-    rewired or changed, with shape and parameter-count deltas.
+    """Structural diff of two architectures, node by node, without TensorFlow.
+
+    Nodes added, removed, rewired or changed, with shape and parameter-count deltas.
 
     Exit status (as diff's): 0 equal, 1 different, 2 an invalid spec or a usage error.
 
@@ -200,16 +263,20 @@ class TableFormat(str, enum.Enum):
     json = "json"
 
 
-@app.command()
+@app.command(cls=_Command)
 def summary(
-    spec: Path = typer.Argument(..., help="Spec file."),
-    format: TableFormat = typer.Option(TableFormat.text, "--format", "-f"),
+    spec: Path = typer.Argument(
+        ..., metavar="SPEC", help="Spec file."),
+    format: TableFormat = typer.Option(TableFormat.text, "--format", "-f", help="A table (text) or JSON."),
     use_keras: bool = typer.Option(False, "--keras", help="Build the model and report Keras's own figures."),
     allow_module: List[str] = ALLOW_MODULE,
     trust_project: bool = TRUST_PROJECT,
     allow_path: List[Path] = ALLOW_PATH,
 ) -> None:
-    """Per-node table: type, output shape, parameters, inputs, and totals (static unless --keras)."""
+    """Per-node table: type, output shape, parameters, inputs, and totals (static unless --keras).
+
+    Example: graphspec summary specs/examples/headline.yaml
+    """
     import json
 
     from graphspec.summary import keras_summary, render_text, static_summary
@@ -225,15 +292,19 @@ def summary(
     typer.echo(json.dumps(table, indent=2) if format is TableFormat.json else render_text(table))
 
 
-@app.command()
+@app.command(cls=_Command)
 def build(
-    spec: Path = typer.Argument(..., help="Spec file."),
+    spec: Path = typer.Argument(
+        ..., metavar="SPEC", help="Spec file."),
     output: Path = typer.Option(..., "--output", "-o", help="Where to save the model (.keras)."),
     allow_module: List[str] = ALLOW_MODULE,
     trust_project: bool = TRUST_PROJECT,
     allow_path: List[Path] = ALLOW_PATH,
 ) -> None:
-    """Build and compile the model, and save it untrained."""
+    """Build and compile the model, and save it untrained.
+
+    Example: graphspec build specs/examples/headline.yaml -o headline.keras
+    """
     _long_running()
     from graphspec.backend import build as build_model
 
@@ -252,14 +323,15 @@ def build(
     typer.echo(f"saved {output} ({model.count_params():,} parameters)")
 
 
-@app.command()
+@app.command(cls=_Command)
 def train(
-    spec: Path = typer.Argument(..., help="Spec file."),
+    spec: Path = typer.Argument(
+        ..., metavar="SPEC", help="Spec file."),
     data: Optional[Path] = typer.Option(None, "--data", help="Training file (CSV or NPZ) instead of data.train."),
     validation_data: Optional[Path] = typer.Option(None, "--validation-data", help="Validation file."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", min=1),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1),
-    seed: Optional[int] = typer.Option(None, "--seed"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Instead of train.epochs."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Instead of train.batch_size."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Instead of train.seed (repeatable CPU runs)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o",
                                           help="The run directory (default runs/<spec name>/<timestamp>)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --output from its last checkpoint."),
@@ -271,7 +343,10 @@ def train(
     trust_project: bool = TRUST_PROJECT,
     allow_path: List[Path] = ALLOW_PATH,
 ) -> None:
-    """Train a spec on its data and write a run directory (models, history, metrics, curves)."""
+    """Train a spec on its data and write a run directory (models, history, metrics, curves).
+
+    Example: graphspec train specs/examples/sine.yaml --output runs/sine --epochs 50
+    """
     _long_running()
     from graphspec.train import TrainOptions, train as run_training
 
@@ -303,18 +378,22 @@ def _exit_now() -> None:
     os._exit(0)
 
 
-@app.command()
+@app.command(cls=_Command)
 def evaluate(
-    target: Path = typer.Argument(..., help="A run directory or a .keras model."),
+    target: Path = typer.Argument(
+        ..., metavar="TARGET", help="A run directory or a .keras model."),
     data: Path = typer.Option(..., "--data", help="CSV or NPZ file with inputs and targets."),
     spec: Optional[Path] = typer.Option(None, "--spec", help="The spec of a bare .keras model."),
     best: bool = typer.Option(False, "--best", help="Use the run's best model instead of its final one."),
-    format: TableFormat = typer.Option(TableFormat.text, "--format", "-f"),
+    format: TableFormat = typer.Option(TableFormat.text, "--format", "-f", help="Text or JSON."),
     allow_module: List[str] = ALLOW_MODULE,
     trust_project: bool = TRUST_PROJECT,
     allow_path: List[Path] = ALLOW_PATH,
 ) -> None:
-    """Loss and metrics of a trained model on a data file, per output."""
+    """Loss and metrics of a trained model on a data file, per output.
+
+    Example: graphspec evaluate runs/sine --data specs/data/sine_val.csv
+    """
     _long_running()
     import json
 
@@ -330,9 +409,10 @@ def evaluate(
         typer.echo(f"  {name}: " + ", ".join(f"{k} {v:.6g}" for k, v in values.items()))
 
 
-@app.command()
+@app.command(cls=_Command)
 def predict(
-    target: Path = typer.Argument(..., help="A run directory or a .keras model."),
+    target: Path = typer.Argument(
+        ..., metavar="TARGET", help="A run directory or a .keras model."),
     data: Path = typer.Option(..., "--data", help="CSV or NPZ file with the inputs."),
     output: Path = typer.Option(..., "--output", "-o", help="preds.csv or preds.npz"),
     spec: Optional[Path] = typer.Option(None, "--spec", help="The spec of a bare .keras model."),
@@ -342,7 +422,10 @@ def predict(
     trust_project: bool = TRUST_PROJECT,
     allow_path: List[Path] = ALLOW_PATH,
 ) -> None:
-    """Write predictions, named by output, to CSV or NPZ."""
+    """Write predictions, named by output, to CSV or NPZ.
+
+    Example: graphspec predict runs/sine --data specs/data/sine_val.csv -o preds.csv
+    """
     _long_running()
     from graphspec.evaluate import check_prediction_target, open_trained, write_predictions
 
@@ -364,9 +447,10 @@ class ExportFormat(str, enum.Enum):
     litert = "litert"
 
 
-@app.command()
+@app.command(cls=_Command)
 def export(
-    target: Path = typer.Argument(..., help="A run directory or a .keras model."),
+    target: Path = typer.Argument(
+        ..., metavar="TARGET", help="A run directory or a .keras model."),
     format: ExportFormat = typer.Option(..., "--format", "-f", help="savedmodel (a directory), onnx or litert."),
     output: Path = typer.Option(..., "--output", "-o", help="model/ for savedmodel, model.onnx, model.tflite."),
     spec: Optional[Path] = typer.Option(None, "--spec", help="The spec of a bare .keras model (for output names)."),
@@ -376,7 +460,9 @@ def export(
     trust_project: bool = TRUST_PROJECT,
     allow_path: List[Path] = ALLOW_PATH,
 ) -> None:
-    """Export a trained model for serving with Keras's own exporter; inputs and outputs keep their spec names.
+    """Export a trained model to SavedModel, ONNX or LiteRT with Keras's own exporter.
+
+    Inputs and outputs keep their spec names.
 
     Example: graphspec export runs/sine --format onnx -o sine.onnx
     """
@@ -399,9 +485,10 @@ class DrawingFormat(str, enum.Enum):
     dot = "dot"
 
 
-@app.command()
+@app.command(cls=_Command)
 def plot(
-    spec: Path = typer.Argument(..., help="Spec file."),
+    spec: Path = typer.Argument(
+        ..., metavar="SPEC", help="Spec file."),
     output: Optional[Path] = typer.Option(None, "--output", "-o",
                                           help="File to write; .dot .mmd always work, .svg .png .pdf need graphviz."),
     format: Optional[DrawingFormat] = typer.Option(None, "--format", "-f", help="Print this format to stdout."),
@@ -412,7 +499,10 @@ def plot(
     trust_project: bool = TRUST_PROJECT,
     allow_path: List[Path] = ALLOW_PATH,
 ) -> None:
-    """Draw the architecture: Mermaid or DOT text, or an SVG/PNG/PDF image."""
+    """Draw the architecture: Mermaid or DOT text, or an SVG/PNG/PDF image.
+
+    Example: graphspec plot specs/examples/headline.yaml -o headline.svg
+    """
     from graphspec.plot.graph import IMAGE_FORMATS, TEXT_FORMATS
 
     if (output is None) == (format is None):
