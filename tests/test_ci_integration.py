@@ -90,3 +90,17 @@ def test_github_action_steps_validate_without_tensorflow(light_environment, tmp_
     clean = subprocess.run(["bash", "-c", validated.args[2]], cwd=project, env=environment, capture_output=True,
                            text=True)
     assert clean.returncode == 0 and clean.stdout == "", clean.stdout + clean.stderr
+
+
+def test_without_tensorflow_building_says_which_extra_to_install(light_environment, tmp_path):
+    graphspec = light_environment / "bin" / "graphspec"
+    if not graphspec.exists():  # installed by the action test; on its own, install the core here
+        subprocess.run([str(light_environment / "bin" / "python"), "-m", "pip", "install", "-q", str(ROOT)],
+                       check=True, capture_output=True, timeout=900)
+    (tmp_path / "s.yaml").write_text(GOOD)
+    result = subprocess.run([str(graphspec), "build", "s.yaml", "-o", "m.keras"], cwd=tmp_path, capture_output=True,
+                            text=True)
+    assert result.returncode == 1
+    assert result.stderr == ("graphspec: error: this command builds a Keras model and needs keras, which is not "
+                             "installed; pip install 'graphspec[keras]' (validate, summary, diff and plot "
+                             "work without it)\n")
