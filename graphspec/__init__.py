@@ -16,7 +16,8 @@ from graphspec.pipeline import SpecFile, check, check_text, load
 from graphspec.policy import Trust
 
 __version__ = "0.1.0"
-__all__ = ["Diagnostic", "GraphspecError", "SpecFile", "Trust", "build", "check", "check_text", "load", "__version__"]
+__all__ = ["Diagnostic", "GraphspecError", "SpecFile", "Trust", "build", "check", "check_text", "from_keras", "load",
+           "__version__"]
 
 
 def build(spec, *, compile: bool = True, trust: Trust | None = None):
@@ -27,3 +28,13 @@ def build(spec, *, compile: bool = True, trust: Trust | None = None):
     from graphspec.backend import build as build_model
 
     return build_model(spec, compile=compile, trust=trust)
+
+
+def from_keras(model) -> dict:
+    """A spec (a dict to dump as YAML) that rebuilds a functional or Sequential Keras model.
+
+    See `graphspec.importer.from_keras`.
+    """
+    from graphspec.importer import from_keras as convert
+
+    return convert(model)

@@ -475,6 +475,27 @@ def export(
     typer.echo(f"wrote {format.value} model to {written}")
 
 
+@app.command(name="import", cls=_Command)
+def import_(
+    model: Path = typer.Argument(..., metavar="MODEL", help="A .keras model file."),
+    output: Path = typer.Option(..., "--output", "-o", help="The spec to write."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing --output file."),
+) -> None:
+    """Write the spec of a functional or Sequential Keras model (loaded safely: no code runs).
+
+    Layers keep their names, arguments equal to Keras's defaults are left out, layers called several
+    times become shared layers and nested models sub-models.
+
+    Example: graphspec import model.keras -o model.yaml
+    """
+    _long_running()
+    from graphspec.importer import import_model
+
+    with _writing(output):
+        written = import_model(model, output, force=force)
+    typer.echo(f"wrote {written}")
+
+
 class Rankdir(str, enum.Enum):
     TB = "TB"
     LR = "LR"

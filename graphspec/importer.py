@@ -1,0 +1,287 @@
+"""Keras model → spec: `graphspec import MODEL.keras -o spec.yaml` and `graphspec.from_keras(model)`.
+
+Example:
+
+    >>> import graphspec
+    >>> model = graphspec.build("specs/examples/shared_lstm.yaml")
+    >>> spec = graphspec.from_keras(model)
+    >>> spec["layers"]["shared_lstm"], spec["nodes"]["shared_lstm_call1"]
+    ({'layer': 'LSTM', 'args': {'units': 64}}, {'apply': 'shared_lstm', 'from': 'tweet_a'})
+
+The wiring comes from `Model.get_config()` (Keras's own serialization: which tensor
+reaches which call argument), each layer's arguments from its config with the values
+equal to Keras's defaults left out. A layer called once is a node named after it; a
+layer called several times is a shared layer with one `apply:` node per call; a nested
+model is a sub-model. A Lambda, a class outside `keras.layers` or a subclassed model
+with its own `call` cannot be written as a spec and is refused, naming the layer.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from graphspec.errors import GraphspecError
+from graphspec.schema.catalog import UNSAFE_LAYERS, catalog
+
+_DROPPED = ("name", "trainable", "dtype")  # the node's name is its key; the rest handled in _args
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists and Keras's serialized objects as the `{class_name, config}` form specs use."""
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        if "class_name" in value and "config" in value:
+            return {"class_name": value["class_name"], "config": _plain(value["config"])}
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+class _Importer:
+    def __init__(self, keras):
+        self.keras = keras
+        self.models: dict[str, dict] = {}
+        self.shared: dict[str, dict] = {}
+
+    # -- layers ---------------------------------------------------------------------------
+    def same_as_default(self, value: Any, default: Any) -> bool:
+        if _plain(default) == value:
+            return True
+        if isinstance(value, dict) and isinstance(default, str):  # an initializer given by name
+            for kind in ("initializers", "regularizers", "constraints"):
+                module = getattr(self.keras, kind)
+                try:
+                    made = module.serialize(module.get(default))
+                except (ValueError, TypeError):
+                    continue
+                return _plain(made) == value
+        return False
+
+    def args(self, layer) -> dict[str, Any]:
+        class_name = type(layer).__name__
+        signature = catalog().layer(class_name)
+        config = layer.get_config()
+        args: dict[str, Any] = {}
+        for key, value in config.items():
+            if key in _DROPPED or key not in signature.args or key == "layer":
+                continue
+            value = _plain(value)
+            if "default" in signature.args[key] and self.same_as_default(value, signature.default(key)):
+                continue
+            args[key] = value
+        required = [key for key in signature.required if key in args]  # units, filters: first, as people write
+        args = {**{key: args[key] for key in required}, **args}
+        if not config.get("trainable", True):
+            args["trainable"] = False
+        policy = getattr(layer, "dtype_policy", None)
+        if policy is not None and policy.name != "float32":
+            args["dtype"] = policy.name
+        return args
+
+    def definition(self, layer) -> dict[str, Any]:
+        """`{layer: Dense, args: {...}}`, with `wrap:` for TimeDistributed and Bidirectional."""
+        class_name = type(layer).__name__
+        if class_name in UNSAFE_LAYERS:
+            raise GraphspecError(f"layer '{layer.name}' is a {class_name}, which runs Python code; a spec cannot "
+                                 "hold it")
+        if isinstance(layer, self.keras.Model):
+            return {"model": self.model(layer)}
+        if getattr(self.keras.layers, class_name, None) is not type(layer) or catalog().canonical_layer(
+                class_name) is None:
+            raise GraphspecError(f"layer '{layer.name}' is a {type(layer).__module__}.{class_name}, not a "
+                                 "keras.layers class; write it as a custom layer (`layer: package.module.Class`) "
+                                 "by hand")
+        result: dict[str, Any] = {"layer": class_name}
+        args = self.args(layer)
+        if args:
+            result["args"] = args
+        inner = getattr(layer, "layer", None) if class_name in ("TimeDistributed", "Bidirectional") else None
+        if inner is not None:
+            wrapped = self.definition(inner)
+            result["wrap"] = wrapped["model"] if "model" in wrapped else wrapped
+        return result
+
+    # -- graphs ---------------------------------------------------------------------------
+    def model(self, model) -> str:
+        """Record a nested model under `models:` (once) and return its name."""
+        if model.name not in self.models:
+            self.models[model.name] = {}  # reserve the name first: a model cannot contain itself
+            self.models[model.name] = self.graph(model, nested=True)
+        return model.name
+
+    def graph(self, model, nested: bool = False) -> dict[str, Any]:
+        from graphspec.keras_private import layer_calls
+
+        if not isinstance(model, (self.keras.Sequential,)) and type(model).__name__ != "Functional":
+            raise GraphspecError(f"model '{model.name}' is a subclassed {type(model).__name__} with its own call(); "
+                                 "only functional and Sequential models can be written as specs")
+        config = model.get_config()
+        layers = config["layers"]
+        if isinstance(model, self.keras.Sequential):
+            return self.sequential(model, nested)
+        inputs = {}
+        for name in self.input_layer_names(config):  # the model's input order, which Keras keeps
+            layer = model.get_layer(name)
+            shape = list(layer.output.shape)
+            spec: dict[str, Any] = {"shape": shape[1:]}
+            if layer.output.dtype != "float32":
+                spec["dtype"] = str(layer.output.dtype)
+            if shape[0] is not None:
+                spec["batch_size"] = shape[0]
+            inputs[name] = spec
+        outputs_count, reused = {}, set()
+        nodes: dict[str, Any] = {}
+        for entry in layers:
+            if entry["class_name"] == "InputLayer":
+                continue
+            layer = model.get_layer(entry["name"])
+            calls = layer_calls(self.keras, layer)
+            outputs_count[layer.name] = len(calls[0][0]) if calls else 1
+            if len(entry["inbound_nodes"]) > 1 or isinstance(layer, self.keras.Model):
+                reused.add(layer.name)
+        for entry in layers:
+            if entry["class_name"] == "InputLayer":
+                continue
+            layer = model.get_layer(entry["name"])
+            definition = self.definition(layer)
+            calls = entry["inbound_nodes"]
+            target = definition.get("model")
+            if len(calls) > 1 and target is None:
+                self.shared[layer.name] = definition
+                target = layer.name
+            for index, call in enumerate(calls):
+                wiring, options = self.wiring(call, type(layer).__name__, outputs_count, reused, target is not None)
+                if target is None and definition.get("layer", "").lower() in _MERGES and not options and \
+                        isinstance(wiring, list):
+                    node = {"merge": definition["layer"].lower(), **({"args": definition["args"]}
+                                                                      if "args" in definition else {})}
+                else:
+                    node = {"apply": target} if target is not None else dict(definition)
+                node["from"] = wiring
+                if options:
+                    node["call"] = options
+                nodes[self.call_name(layer.name, index, layer.name in reused)] = node
+        outputs = []
+        for name, node_index, tensor_index in self.output_layers(config):
+            if node_index or (tensor_index and outputs_count.get(name, 1) > 1):
+                raise GraphspecError(f"output {name}[{tensor_index}] (call {node_index + 1}) is one tensor of a "
+                                     "multi-output layer; a spec output must be a whole node")
+            outputs.append(self.call_name(name, node_index, name in reused))
+        return {"inputs": inputs, "nodes": nodes, "outputs": outputs}
+
+    @staticmethod
+    def input_layer_names(config: dict) -> list[str]:
+        entries = config["input_layers"]
+        entries = list(entries.values()) if isinstance(entries, dict) else entries
+        return [entries[0]] if entries and isinstance(entries[0], str) else [entry[0] for entry in entries]
+
+    @staticmethod
+    def output_layers(config: dict) -> list[list]:
+        outputs = config["output_layers"]
+        if isinstance(outputs, dict):
+            return list(outputs.values())
+        return [outputs] if outputs and isinstance(outputs[0], str) else outputs
+
+    @staticmethod
+    def call_name(name: str, index: int, reused: bool) -> str:
+        """A layer called once keeps its name; calls of shared layers and sub-models are `<name>_call<k>`."""
+        return f"{name}_call{index + 1}" if reused else name
+
+    def reference(self, tensor: dict, outputs_count: dict[str, int], reused: set[str]) -> str:
+        name, node_index, tensor_index = tensor["config"]["keras_history"]
+        base = self.call_name(name, node_index, name in reused)
+        return f"{base}[{tensor_index}]" if outputs_count.get(name, 1) > 1 else base
+
+    def wiring(self, call: dict, class_name: str, outputs_count: dict[str, int], reused: set[str], applied: bool):
+        """`from:` (a name, a list, or a mapping by call argument) and `call:` options of one call."""
+        def tensors(value):
+            if isinstance(value, dict) and value.get("class_name") == "__keras_tensor__":
+                return self.reference(value, outputs_count, reused)
+            if isinstance(value, (list, tuple)) and value and all(
+                    isinstance(v, dict) and v.get("class_name") == "__keras_tensor__" for v in value):
+                return [self.reference(v, outputs_count, reused) for v in value]
+            return None
+
+        positional = [tensors(arg) for arg in call["args"]]
+        named = {k: tensors(v) for k, v in call.get("kwargs", {}).items()}
+        defaults = catalog().call(class_name).args if catalog().canonical_layer(class_name) else {}
+        options = {k: _plain(v) for k, v in call.get("kwargs", {}).items()
+                   if named[k] is None and v is not None and v != defaults.get(k, {}).get("default", object())}
+        named = {k: v for k, v in named.items() if v is not None}
+        if len(positional) == 1 and not named:
+            return positional[0], options
+        if applied:  # a sub-model or shared layer called with several positional tensors
+            return [ref for refs in positional for ref in (refs if isinstance(refs, list) else [refs])], options
+        order = catalog().call(class_name).order
+        mapping = dict(zip(order, positional))
+        mapping.update(named)
+        return mapping, options
+
+    def sequential(self, model, nested: bool) -> dict[str, Any]:
+        steps = []
+        for layer in model.layers:
+            step = self.definition(layer)
+            if "model" in step:
+                raise GraphspecError(f"Sequential model '{model.name}' holds model '{layer.name}'; write it as a "
+                                     "functional model")
+            steps.append({**step, "name": layer.name})
+        shape = list(model.inputs[0].shape)
+        spec: dict[str, Any] = {"shape": shape[1:]}
+        if model.inputs[0].dtype != "float32":
+            spec["dtype"] = str(model.inputs[0].dtype)
+        if nested:
+            return {"input": spec, "sequential": steps}
+        input_name = model.inputs[0].name
+        nodes, previous = {}, input_name
+        for step in steps:
+            name = step.pop("name")
+            nodes[name] = {**step, "from": previous}
+            previous = name
+        return {"inputs": {input_name: spec}, "nodes": nodes, "outputs": [previous]}
+
+
+_MERGES = ("concatenate", "add", "subtract", "multiply", "average", "maximum", "minimum", "dot")
+
+
+def from_keras(model) -> dict[str, Any]:
+    """A spec (as a dict, ready to dump as YAML) that rebuilds `model`: same layers, configs and wiring."""
+    from graphspec.backend import keras_module
+
+    importer = _Importer(keras_module())
+    body = importer.graph(model)
+    # Keras allows names TensorFlow scopes refuse (`mobilenetv2_1.00_224`); the spec keeps a valid form.
+    name = re.sub(r"[^A-Za-z0-9_]", "_", model.name).lstrip("_") or "model"
+    spec: dict[str, Any] = {"graphspec": 1, "name": name, "inputs": body["inputs"]}
+    if importer.shared:
+        spec["layers"] = importer.shared
+    if importer.models:
+        spec["models"] = importer.models
+    spec["nodes"] = body["nodes"]
+    spec["outputs"] = body["outputs"]
+    return spec
+
+
+def import_model(source: str | os.PathLike, output: str | os.PathLike, *, force: bool = False) -> Path:
+    """Read a `.keras` model safely (no code runs) and write its spec to `output`."""
+    import yaml
+
+    from graphspec.backend import keras_module
+    from graphspec.evaluate import load_model_file
+    from graphspec.loader import CoreDumper
+    from graphspec.rundir import write_text
+
+    source, output = Path(source), Path(output)
+    if output.exists() and not force:
+        raise GraphspecError(f"--output {output} already exists; pass --force to replace it")
+    model = load_model_file(keras_module(), source)
+    spec = from_keras(model)
+    header = "# yaml-language-server: $schema=graphspec.schema.json\n" \
+             f"# Imported from {source.name} by graphspec import.\n"
+    write_text(output, header + yaml.dump(spec, Dumper=CoreDumper, sort_keys=False, allow_unicode=True,
+                                          default_flow_style=None, width=110))
+    return output
