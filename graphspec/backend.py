@@ -293,6 +293,15 @@ def build(spec: SpecFile | str | os.PathLike, *, compile: bool = True, trust: Tr
     if spec.spec.train is not None and spec.spec.train.seed is not None:
         keras.utils.set_random_seed(spec.spec.train.seed)
     model = _GraphBuilder(keras, spec.graph, policy, {}, top=True).build()
+    if spec.graph.weights is not None:
+        try:
+            model.load_weights(spec.graph.weights)
+        except Exception as exc:
+            if not raised_outside_graphspec(exc):
+                raise
+            raise GraphspecError(spec.document.diagnostic(
+                f"cannot load weights {spec.graph.weights}: {_reason(exc)}", ("weights",),
+                hint="the file must come from a model with these layers (graphspec import --weights)")) from None
     if compile and spec.spec.compile is not None:
         try:
             compile_model(model, spec.spec.compile, [ref.node for ref in spec.graph.outputs])

@@ -480,6 +480,8 @@ def import_(
     model: Path = typer.Argument(..., metavar="MODEL", help="A .keras model file."),
     output: Path = typer.Option(..., "--output", "-o", help="The spec to write."),
     force: bool = typer.Option(False, "--force", help="Replace an existing --output file."),
+    weights: bool = typer.Option(False, "--weights", help="Also write the weights beside the spec (SPEC.weights.h5), "
+                                 "which the spec names: build and train start from them."),
 ) -> None:
     """Write the spec of a functional or Sequential Keras model (loaded safely: no code runs).
 
@@ -492,7 +494,7 @@ def import_(
     from graphspec.importer import import_model
 
     with _writing(output):
-        written = import_model(model, output, force=force)
+        written = import_model(model, output, force=force, weights=weights)
     typer.echo(f"wrote {written}")
 
 

@@ -164,6 +164,7 @@ class Graph:
     shared: dict[str, LayerSpec] = field(default_factory=dict)
     models: dict[str, "Graph"] = field(default_factory=dict)
     path: tuple = ()
+    weights: str | None = None  # a resolved `.weights.h5` file the built model loads (top level only)
 
     @property
     def input_names(self) -> list[str]:
@@ -689,6 +690,8 @@ class _ModelResolver:
         for model_name, sub in model_graphs.items():
             if not isinstance(spec.models[model_name], m.FileModelDef):
                 sub.shared, sub.models = graph.shared, model_graphs
+        if spec.weights is not None:
+            graph.weights = builder.readable_file(spec.weights, ("weights",))
         for shared_name, definition in spec.layers.items():
             if definition.repeat != 1:
                 self.found.append(doc.diagnostic("a shared layer cannot repeat", ("layers", shared_name, "repeat")))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -124,9 +125,12 @@ class _Importer:
         layers = config["layers"]
         if isinstance(model, self.keras.Sequential):
             return self.sequential(model, nested)
+        live = self.live_layers(model, layers)
+        if len(live) != len(model.operations):
+            raise GraphspecError(f"model '{model.name}': its config and its operations disagree")
         inputs = {}
         for name in self.input_layer_names(config):  # the model's input order, which Keras keeps
-            layer = model.get_layer(name)
+            layer = live[name]
             shape = list(layer.output.shape)
             spec: dict[str, Any] = {"shape": shape[1:]}
             if layer.output.dtype != "float32":
@@ -139,7 +143,7 @@ class _Importer:
         for entry in layers:
             if entry["class_name"] == "InputLayer":
                 continue
-            layer = model.get_layer(entry["name"])
+            layer = live[entry["name"]]
             calls = layer_calls(self.keras, layer)
             outputs_count[layer.name] = len(calls[0][0]) if calls else 1
             if len(entry["inbound_nodes"]) > 1 or isinstance(layer, self.keras.Model):
@@ -147,7 +151,7 @@ class _Importer:
         for entry in layers:
             if entry["class_name"] == "InputLayer":
                 continue
-            layer = model.get_layer(entry["name"])
+            layer = live[entry["name"]]
             definition = self.definition(layer)
             calls = entry["inbound_nodes"]
             target = definition.get("model")
@@ -173,6 +177,16 @@ class _Importer:
                                      "multi-output layer; a spec output must be a whole node")
             outputs.append(self.call_name(name, node_index, name in reused))
         return {"inputs": inputs, "nodes": nodes, "outputs": outputs}
+
+    def live_layers(self, model, layers: list[dict]) -> dict[str, Any]:
+        """Config name → layer object. The config lists the model's operations in order, under the names
+        its wiring uses (which may differ from the objects' auto-generated names, `add` for `add_16`)."""
+        operations = list(model.operations)
+        for entry, operation in zip(layers, operations):
+            if not isinstance(operation, self.keras.layers.Layer):
+                raise GraphspecError(f"'{entry['name']}' is a keras.ops call ({type(operation).__name__}), not a "
+                                     "layer; a spec holds layers only (use the matching layer, e.g. Add)")
+        return {entry["name"]: operation for entry, operation in zip(layers, operations)}
 
     @staticmethod
     def input_layer_names(config: dict) -> list[str]:
@@ -266,8 +280,10 @@ def from_keras(model) -> dict[str, Any]:
     return spec
 
 
-def import_model(source: str | os.PathLike, output: str | os.PathLike, *, force: bool = False) -> Path:
-    """Read a `.keras` model safely (no code runs) and write its spec to `output`."""
+def import_model(source: str | os.PathLike, output: str | os.PathLike, *, force: bool = False,
+                 weights: bool = False) -> Path:
+    """Read a `.keras` model safely (no code runs) and write its spec to `output`; with `weights`, also
+    `<spec>.weights.h5` beside it, which the spec names, so build and train start from them."""
     import yaml
 
     from graphspec.backend import keras_module
@@ -276,10 +292,20 @@ def import_model(source: str | os.PathLike, output: str | os.PathLike, *, force:
     from graphspec.rundir import write_text
 
     source, output = Path(source), Path(output)
-    if output.exists() and not force:
-        raise GraphspecError(f"--output {output} already exists; pass --force to replace it")
+    weights_file = output.with_name(output.name.rsplit(".", 1)[0] + ".weights.h5")
+    for target in (output, *([weights_file] if weights else [])):
+        if target.exists() and not force:
+            raise GraphspecError(f"{target} already exists; pass --force to replace it")
     model = load_model_file(keras_module(), source)
     spec = from_keras(model)
+    if weights:
+        spec = {**{k: v for k, v in spec.items() if k not in ("nodes", "outputs")}, "weights": weights_file.name,
+                "nodes": spec["nodes"], "outputs": spec["outputs"]}
+        weights_file.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=weights_file.parent) as staging:  # Keras needs the .weights.h5 name
+            staged = Path(staging) / weights_file.name
+            model.save_weights(staged)
+            os.replace(staged, weights_file)
     header = "# yaml-language-server: $schema=graphspec.schema.json\n" \
              f"# Imported from {source.name} by graphspec import.\n"
     write_text(output, header + yaml.dump(spec, Dumper=CoreDumper, sort_keys=False, allow_unicode=True,

@@ -563,6 +563,9 @@ class Spec(Strict):
     outputs: Annotated[list[Ref], Field(min_length=1)] = Field(
         description="Output node names: the names compile, losses, metrics and data refer to."
     )
+    weights: Annotated[str, StringConstraints(pattern=r"\.weights\.h5$")] | None = Field(
+        None, description="Initial weights: a `.weights.h5` file (Keras's `save_weights`), relative to this file, "
+        "inside the project; `build` and `train` load them (what `graphspec import --weights` writes).")
     compile: CompileSpec | None = Field(None, description="`model.compile` settings.")
     train: TrainSpec | None = Field(None, description="`graphspec train` settings.")
     data: DataSpec | None = Field(None, description="Data binding for training, evaluation and prediction.")
