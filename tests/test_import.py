@@ -52,6 +52,9 @@ def test_keras_applications_round_trip(application):
     original = getattr(keras.applications, application)(weights=None)
     checked, rebuilt = _round_trip(original)
     _assert_same(original, rebuilt, checked)
+    rebuilt.set_weights(original.get_weights())
+    image = np.random.default_rng(0).uniform(0, 255, (1, *original.inputs[0].shape[1:])).astype("float32")
+    np.testing.assert_allclose(rebuilt(image, training=False), original(image, training=False), rtol=1e-5, atol=1e-6)
 
 
 def test_import_command_writes_a_valid_spec_and_refuses_code(tmp_path):
