@@ -485,7 +485,7 @@ class _Builder:
         # Missing parameters were reported above; binding them to None avoids a second report per use.
         params = {**{p: None for p in missing}, **block.defaults, **given}
         scope = _Scope(prefix=f"{outer.prefix}{name}_", params=params,
-                       renames={block.output: outer.full(name)})
+                       renames={} if block.output_keeps_name else {block.output: outer.full(name)})
         scope.incomplete = outer.incomplete or bool(missing) or any(key not in known for key in given)
         bound = [self.resolve(r, outer, path + suffix) for r, suffix in zip(wiring.raw, wiring.suffixes)]
         for formal, actual in zip(block.inputs, bound):

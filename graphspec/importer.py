@@ -18,16 +18,23 @@ with its own `call` cannot be written as a spec and is refused, naming the layer
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from graphspec.errors import GraphspecError
+from graphspec.loader import CoreDumper
 from graphspec.schema.catalog import UNSAFE_LAYERS, catalog
 
-_DROPPED = ("name", "trainable", "dtype")  # the node's name is its key; the rest handled in _args
+_DROPPED = ("name", "trainable", "dtype")
+FULL_ARGS = "__full_args__"
+# What Keras writes in a config for an argument left at None, independent of the other arguments.
+_FILLED_IN = {"data_format": "channels_last", "activation": "linear"}  # the node's name is its key; the rest handled in _args
 
 
 def _plain(value: Any) -> Any:
@@ -54,37 +61,48 @@ class _Importer:
         if _plain(default) == value:
             return True
         if isinstance(value, dict) and isinstance(default, str):  # an initializer given by name
-            for kind in ("initializers", "regularizers", "constraints"):
-                module = getattr(self.keras, kind)
-                try:
-                    made = module.serialize(module.get(default))
-                except (ValueError, TypeError):
-                    continue
-                return _plain(made) == value
+            return self.serialized(default) == value
         return False
 
-    def args(self, layer) -> dict[str, Any]:
+    @functools.lru_cache(maxsize=None)
+    def serialized(self, name: str) -> Any:
+        """What an initializer, regularizer or constraint named `name` looks like in a config."""
+        for kind in ("initializers", "regularizers", "constraints"):
+            module = getattr(self.keras, kind)
+            try:
+                return _plain(module.serialize(module.get(name)))
+            except (ValueError, TypeError):
+                continue
+        return None
+
+    def all_args(self, layer, config: dict | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(the arguments a person would write, every constructor argument with its value); `config` is
+        the layer's config when the model's config already holds it."""
         class_name = type(layer).__name__
         signature = catalog().layer(class_name)
-        config = layer.get_config()
+        config = layer.get_config() if config is None else config
+        full: dict[str, Any] = {}
         args: dict[str, Any] = {}
         for key, value in config.items():
             if key in _DROPPED or key not in signature.args or key == "layer":
                 continue
             value = _plain(value)
+            full[key] = value
+            if signature.default(key) is None and _FILLED_IN.get(key) == value:
+                continue
             if "default" in signature.args[key] and self.same_as_default(value, signature.default(key)):
                 continue
             args[key] = value
         required = [key for key in signature.required if key in args]  # units, filters: first, as people write
         args = {**{key: args[key] for key in required}, **args}
         if not config.get("trainable", True):
-            args["trainable"] = False
+            args["trainable"] = full["trainable"] = False
         policy = getattr(layer, "dtype_policy", None)
         if policy is not None and policy.name != "float32":
-            args["dtype"] = policy.name
-        return args
+            args["dtype"] = full["dtype"] = policy.name
+        return args, full
 
-    def definition(self, layer) -> dict[str, Any]:
+    def definition(self, layer, config: dict | None = None) -> dict[str, Any]:
         """`{layer: Dense, args: {...}}`, with `wrap:` for TimeDistributed and Bidirectional."""
         class_name = type(layer).__name__
         if class_name in UNSAFE_LAYERS:
@@ -98,9 +116,10 @@ class _Importer:
                                  "keras.layers class; write it as a custom layer (`layer: package.module.Class`) "
                                  "by hand")
         result: dict[str, Any] = {"layer": class_name}
-        args = self.args(layer)
+        args, full = self.all_args(layer, config)
         if args:
             result["args"] = args
+        result[FULL_ARGS] = full  # for block folding; removed before the spec is written
         inner = getattr(layer, "layer", None) if class_name in ("TimeDistributed", "Bidirectional") else None
         if inner is not None:
             wrapped = self.definition(inner)
@@ -152,7 +171,7 @@ class _Importer:
             if entry["class_name"] == "InputLayer":
                 continue
             layer = live[entry["name"]]
-            definition = self.definition(layer)
+            definition = self.definition(layer, entry["config"])
             calls = entry["inbound_nodes"]
             target = definition.get("model")
             if len(calls) > 1 and target is None:
@@ -163,7 +182,8 @@ class _Importer:
                 if target is None and definition.get("layer", "").lower() in _MERGES and not options and \
                         isinstance(wiring, list):
                     node = {"merge": definition["layer"].lower(), **({"args": definition["args"]}
-                                                                      if "args" in definition else {})}
+                                                                      if "args" in definition else {}),
+                            FULL_ARGS: definition[FULL_ARGS]}
                 else:
                     node = {"apply": target} if target is not None else dict(definition)
                 node["from"] = wiring
@@ -262,8 +282,11 @@ class _Importer:
 _MERGES = ("concatenate", "add", "subtract", "multiply", "average", "maximum", "minimum", "dot")
 
 
-def from_keras(model) -> dict[str, Any]:
-    """A spec (as a dict, ready to dump as YAML) that rebuilds `model`: same layers, configs and wiring."""
+def from_keras(model, *, fold: bool = True) -> dict[str, Any]:
+    """A spec (as a dict, ready to dump as YAML) that rebuilds `model`: same layers, configs and wiring.
+    Repeated structures become blocks (`graphspec.folding`) unless `fold` is false."""
+    from graphspec.folding import fold_blocks
+
     from graphspec.backend import keras_module
 
     importer = _Importer(keras_module())
@@ -275,20 +298,72 @@ def from_keras(model) -> dict[str, Any]:
         spec["layers"] = importer.shared
     if importer.models:
         spec["models"] = importer.models
-    spec["nodes"] = body["nodes"]
+    blocks, nodes = fold_blocks(body["nodes"], body["outputs"], FULL_ARGS) if fold else ({}, body["nodes"])
+    if blocks:
+        spec["blocks"] = blocks
+    spec["nodes"] = nodes
     spec["outputs"] = body["outputs"]
-    return spec
+    return _without_full_args(spec)
+
+
+def _without_full_args(value):
+    if isinstance(value, dict):
+        return {k: _without_full_args(v) for k, v in value.items() if k != FULL_ARGS}
+    if isinstance(value, list):
+        return [_without_full_args(v) for v in value]
+    return value
+
+
+class _Flow(dict):
+    """A mapping written on one line: a node, an input, a sequential step."""
+
+
+class _FlowList(list):
+    """A list written on one line: outputs, block parameters."""
+
+
+class _SpecDumper(CoreDumper):
+    pass
+
+
+_SpecDumper.add_representer(_Flow, lambda dumper, data: dumper.represent_mapping(
+    "tag:yaml.org,2002:map", data.items(), flow_style=True))
+_SpecDumper.add_representer(_FlowList, lambda dumper, data: dumper.represent_sequence(
+    "tag:yaml.org,2002:seq", data, flow_style=True))
+
+
+def _one_line_each(graph: dict) -> dict:
+    graph = dict(graph)
+    for key in ("inputs", "nodes"):
+        if isinstance(graph.get(key), dict):
+            graph[key] = {name: _Flow(value) for name, value in graph[key].items()}
+    if "sequential" in graph:
+        graph["sequential"] = [_Flow(step) for step in graph["sequential"]]
+    if "input" in graph:
+        graph["input"] = _Flow(graph["input"])
+    for key in ("outputs", "params", "inputs"):
+        if isinstance(graph.get(key), list):
+            graph[key] = _FlowList(graph[key])
+    return graph
+
+
+def spec_text(spec: dict) -> str:
+    """A spec dict as YAML a person reads: one line per input, node, shared layer and step."""
+    spec = _one_line_each(spec)
+    for key in ("models", "blocks"):
+        if key in spec:
+            spec[key] = {name: _one_line_each(value) for name, value in spec[key].items()}
+    if "layers" in spec:
+        spec["layers"] = {name: _Flow(value) for name, value in spec["layers"].items()}
+    return yaml.dump(spec, Dumper=_SpecDumper, sort_keys=False, allow_unicode=True, width=120)
 
 
 def import_model(source: str | os.PathLike, output: str | os.PathLike, *, force: bool = False,
                  weights: bool = False) -> Path:
     """Read a `.keras` model safely (no code runs) and write its spec to `output`; with `weights`, also
     `<spec>.weights.h5` beside it, which the spec names, so build and train start from them."""
-    import yaml
-
     from graphspec.backend import keras_module
     from graphspec.evaluate import load_model_file
-    from graphspec.loader import CoreDumper
     from graphspec.rundir import write_text
 
     source, output = Path(source), Path(output)
@@ -306,8 +381,6 @@ def import_model(source: str | os.PathLike, output: str | os.PathLike, *, force:
             staged = Path(staging) / weights_file.name
             model.save_weights(staged)
             os.replace(staged, weights_file)
-    header = "# yaml-language-server: $schema=graphspec.schema.json\n" \
-             f"# Imported from {source.name} by graphspec import.\n"
-    write_text(output, header + yaml.dump(spec, Dumper=CoreDumper, sort_keys=False, allow_unicode=True,
-                                          default_flow_style=None, width=110))
+    header = f"# Imported from {source.name} by graphspec import.\n"
+    write_text(output, header + spec_text(spec))
     return output

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 import graphspec
+from graphspec.graph import TensorRef
 from helpers import ROOT, TWO_BRANCHES, check, errors, only_error
 
 HEAD = """\
@@ -331,3 +332,24 @@ def test_only_one_input_blocks_repeat():
         outputs: [z]
         """)
     assert "takes 2 inputs; only a block with one input can repeat" in d.message and d.line == 10
+
+
+def test_a_block_output_may_keep_its_own_name():
+    result = check("""\
+        graphspec: 1
+        inputs: {x: {shape: [4]}}
+        blocks:
+          unit:
+            inputs: [i]
+            nodes: {dense: {layer: Dense, args: {units: 4}, from: i}, out: {layer: ReLU, from: dense}}
+            output: out
+            output_keeps_name: true
+        nodes:
+          b1: {block: unit, from: x}
+          b2: {block: unit, from: b1}
+          y: {layer: Dense, args: {units: 1}, from: b2}
+        outputs: [y]
+        """)
+    assert result.ok
+    assert result.graph.order == ["x", "b1_dense", "b1_out", "b2_dense", "b2_out", "y"]
+    assert result.graph.nodes["y"].inputs == [TensorRef("b2_out")]

@@ -378,6 +378,9 @@ class BlockDef(Strict):
     inputs: Annotated[list[Name], Field(min_length=1)] = Field(description="Formal inputs, bound in order by `from`.")
     nodes: Annotated[dict[Name, Node], Field(min_length=1)]
     output: Ref = Field(description="The node whose tensor the block returns.")
+    output_keeps_name: bool = Field(
+        False, description="Name the output node's layer `<instance>_<node>` like the others, instead of giving it "
+        "the instance's name (how `graphspec import` keeps Keras's layer names, e.g. `conv2_block1_out`).")
     doc: str | None = None
 
 

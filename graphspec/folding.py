@@ -1,0 +1,157 @@
+"""Find repeated structures in an imported spec and write them as parameterized blocks.
+
+Example:
+
+    >>> from graphspec.folding import fold_blocks
+    >>> nodes = {f"b{i}_{part}": node for i in (1, 2) for part, node in (
+    ...     ("dense", {"layer": "Dense", "args": {"units": 4 * i}, "from": "x" if i == 1 else "b1_out"}),
+    ...     ("out", {"layer": "ReLU", "from": f"b{i}_dense"}))}
+    >>> blocks, folded = fold_blocks(nodes, ["b2_out"])
+    >>> blocks["b"]["params"], folded["b2"]
+    (['dense_units'], {'block': 'b', 'with': {'dense_units': 8}, 'from': 'b1'})
+
+Keras names the layers of a repeated block after the block (`conv2_block1_1_conv`,
+`conv2_block1_out`): nodes that share a name prefix, take one tensor in and give one out,
+and have the same structure as another such group (layer classes, wiring, argument names)
+become instances of one block. Argument values that differ between instances become block
+parameters. The instances keep every layer name (`output_keeps_name`), so the folded spec
+builds exactly the model the unfolded one does.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+_INDEXED = re.compile(r"^(.*?)(\[[0-9]+\])?$")
+FOLDABLE = ("layer", "merge")
+
+
+def _refs(value) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return list(value)
+    return [ref for refs in value.values() for ref in _refs(refs)]
+
+
+def _map_refs(value, mapping):
+    if isinstance(value, str):
+        return mapping(value)
+    if isinstance(value, list):
+        return [mapping(v) for v in value]
+    return {k: _map_refs(v, mapping) for k, v in value.items()}
+
+
+def _base(ref: str) -> tuple[str, str]:
+    match = _INDEXED.match(ref)
+    return match.group(1), match.group(2) or ""
+
+
+def _group(nodes: dict[str, dict], prefix: str, used_by: dict[str, set[str]], outputs: set[str]):
+    """The nodes named `<prefix>_…` if they form a one-in, one-out group: (members, input, output)."""
+    members = [name for name in nodes if name.startswith(prefix + "_")]
+    if len(members) < 2 or any(not any(k in nodes[m] for k in FOLDABLE) or "repeat" in nodes[m] for m in members):
+        return None
+    inside = set(members)
+    external = {ref for m in members for ref in _refs(nodes[m]["from"]) if _base(ref)[0] not in inside}
+    leaving = [m for m in members if m in outputs or used_by.get(m, set()) - inside]
+    if len(external) != 1 or len(leaving) != 1:
+        return None
+    return members, external.pop(), leaving[0]
+
+
+def _signature(nodes: dict[str, dict], prefix: str, members: list[str], output: str, full: str) -> str:
+    """The structure of a group: node names, classes, wrapping, call options and wiring, not argument values."""
+    cut = len(prefix) + 1
+    shape = []
+    for m in members:
+        node = {k: v for k, v in nodes[m].items() if k not in ("args", full)}
+        node["from"] = _map_refs(node["from"], lambda r: (r[cut:] if _base(r)[0] in members else "$in"))
+        shape.append((m[cut:], json.dumps(node, sort_keys=True)))
+    return json.dumps([shape, output[cut:]])
+
+
+def _block_name(prefix: str, taken: set[str]) -> str:
+    stem = re.sub(r"_+", "_", re.sub(r"[0-9]+", "", prefix)).strip("_") or "block"
+    name, count = stem, 1
+    while name in taken:
+        count += 1
+        name = f"{stem}_{count}"
+    return name
+
+
+def fold_blocks(nodes: dict[str, dict], outputs: list[str], full: str = "__full_args__"
+                ) -> tuple[dict[str, dict], dict[str, dict]]:
+    """Blocks found in `nodes`, and the nodes with each group replaced by one block instance.
+
+    A node's `full` key, when present, holds every constructor argument with its value: an argument
+    one instance leaves at its default and another sets becomes a parameter with both values."""
+    used_by: dict[str, set[str]] = {}
+    for name, node in nodes.items():
+        for ref in _refs(node.get("from", [])):
+            used_by.setdefault(_base(ref)[0], set()).add(name)
+    output_names = {_base(o)[0] for o in outputs}
+    candidates: dict[str, list] = {}
+    prefixes = {"_".join(name.split("_")[:k]) for name in nodes for k in range(1, len(name.split("_")))}
+    for prefix in sorted(prefixes):
+        if prefix in nodes:
+            continue  # the instance node would take a name already in use
+        found = _group(nodes, prefix, used_by, output_names)
+        if found is not None:
+            members, source, output = found
+            candidates.setdefault(_signature(nodes, prefix, members, output, full), []).append(
+                (prefix, members, source, output))
+    chosen, covered = [], set()
+    for group in sorted((g for g in candidates.values() if len(g) > 1), key=lambda g: -len(g) * len(g[0][1])):
+        instances = [i for i in group if not covered & set(i[1])]
+        if len(instances) > 1:
+            chosen.append(instances)
+            covered |= {m for i in instances for m in i[1]}
+    blocks: dict[str, dict] = {}
+    replaced: dict[str, str] = {}  # output node → the instance's name
+    instance_at: dict[str, tuple[str, dict]] = {}
+    for instances in chosen:
+        name = _block_name(instances[0][0], set(blocks))
+        first_prefix, first_members, _, first_output = instances[0]
+        cut = len(first_prefix) + 1
+        varying = {}
+        values_of: dict[tuple[int, str], list] = {}
+        for position, member in enumerate(first_members):
+            written = [nodes[i[1][position]].get("args", {}) for i in instances]
+            for arg in dict.fromkeys(a for args in written for a in args):
+                if any(arg not in args or args[arg] != written[0].get(arg) for args in written):
+                    param = f"{member[cut:]}_{arg}"
+                    varying[(position, arg)] = param if re.match(r"[A-Za-z_]", param) else f"p{param}"
+                    values_of[(position, arg)] = [
+                        args[arg] if arg in args else nodes[i[1][position]].get(full, {}).get(arg)
+                        for args, i in zip(written, instances)]
+        block_nodes = {}
+        for position, member in enumerate(first_members):
+            node = json.loads(json.dumps(nodes[member]))
+            node["from"] = _map_refs(node["from"], lambda r: (r[cut:] if _base(r)[0] in first_members else "x"))
+            for (where, arg), param in varying.items():
+                if where == position:
+                    node.setdefault("args", {})[arg] = f"${param}"
+            block_nodes[member[cut:]] = node
+        blocks[name] = {"params": list(varying.values()), "inputs": ["x"], "nodes": block_nodes,
+                        "output": first_output[cut:], "output_keeps_name": True}
+        for number, (prefix, members, source, output) in enumerate(instances):
+            given = {param: values_of[key][number] for key, param in varying.items()}
+            instance = {"block": name, **({"with": given} if given else {}), "from": source}
+            instance_at[members[0]] = (prefix, instance)
+            replaced[output] = prefix
+    folded: dict[str, dict] = {}
+    for name, node in nodes.items():
+        if name in instance_at:
+            prefix, instance = instance_at[name]
+            folded[prefix] = instance
+        elif name not in covered:
+            folded[name] = node
+    def rename(ref: str) -> str:
+        base, index = _base(ref)
+        return replaced.get(base, base) + index
+    for node in folded.values():
+        node["from"] = _map_refs(node["from"], rename)
+    return blocks, folded
