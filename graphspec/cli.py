@@ -477,7 +477,7 @@ def export(
 
 @app.command(name="import", cls=_Command)
 def import_(
-    model: Path = typer.Argument(..., metavar="MODEL", help="A .keras model file."),
+    model: Path = typer.Argument(..., metavar="MODEL", help="A .keras model file, or a legacy .h5 one."),
     output: Path = typer.Option(..., "--output", "-o", help="The spec to write."),
     force: bool = typer.Option(False, "--force", help="Replace an existing --output file."),
     weights: bool = typer.Option(False, "--weights", help="Also write the weights beside the spec (SPEC.weights.h5), "

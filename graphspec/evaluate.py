@@ -145,10 +145,16 @@ def refuse_code_running_archive(model_file: Path) -> None:
     from graphspec.schema.models import code_running_objects
 
     try:
-        with zipfile.ZipFile(model_file) as archive:
-            config = json.loads(archive.read("config.json"))
+        if Path(model_file).suffix == ".h5":  # Keras 2's format: the config is an attribute of the HDF5 file
+            import h5py
+
+            with h5py.File(model_file, "r") as handle:
+                config = json.loads(handle.attrs["model_config"])
+        else:
+            with zipfile.ZipFile(model_file) as archive:
+                config = json.loads(archive.read("config.json"))
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
-        raise GraphspecError(f"cannot load model {model_file}: not a .keras archive ({exc})") from None
+        raise GraphspecError(f"cannot load model {model_file}: not a .keras or .h5 model ({exc})") from None
     refused = next(code_running_objects(config), None)
     if refused is not None:
         raise GraphspecError(f"model {model_file} holds a {refused[1]} layer, which can run arbitrary code, "

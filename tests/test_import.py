@@ -129,3 +129,18 @@ def test_imported_weights_are_what_build_and_train_start_from(tmp_path):
     expected = float(np.mean((original.predict(val.inputs["x"], verbose=0) - val.outputs["y"]) ** 2))
     first = float((tmp_path / "run" / "history.csv").read_text().splitlines()[1].split(",")[-1])
     assert expected < 0.1 and first == pytest.approx(expected, rel=0.05)
+
+
+def test_legacy_h5_models_import_and_their_lambdas_are_refused_unread(tmp_path):
+    original = graphspec.build(ROOT / "specs" / "examples" / "shared_vision.yaml")
+    original.save(tmp_path / "legacy.h5")
+    written = run_cli("import", tmp_path / "legacy.h5", "-o", tmp_path / "legacy.yaml", "--weights")
+    assert written.returncode == 0, written.stderr
+    rebuilt = graphspec.build(tmp_path / "legacy.yaml")
+    pair = [np.random.default_rng(1).uniform(size=(2, 27, 27, 1)).astype("float32")] * 2
+    np.testing.assert_allclose(rebuilt(pair), original(pair), rtol=1e-6, atol=1e-7)
+
+    x = keras.Input((3,), name="x")
+    keras.Model(x, keras.layers.Lambda(lambda t: t * 2, name="double")(x)).save(tmp_path / "code.h5")
+    refused = run_cli("import", tmp_path / "code.h5", "-o", tmp_path / "code.yaml")
+    assert refused.returncode == 1 and "holds a Lambda layer, which can run arbitrary code" in refused.stderr
