@@ -477,11 +477,16 @@ def export(
 
 @app.command(name="import", cls=_Command)
 def import_(
-    model: Path = typer.Argument(..., metavar="MODEL", help="A .keras model file, or a legacy .h5 one."),
+    model: Path = typer.Argument(..., metavar="MODEL",
+                                 help="A .keras model file, a legacy .h5 one, or a .weights.h5 file with --spec."),
     output: Path = typer.Option(..., "--output", "-o", help="The spec to write."),
     force: bool = typer.Option(False, "--force", help="Replace an existing --output file."),
     weights: bool = typer.Option(False, "--weights", help="Also write the weights beside the spec (SPEC.weights.h5), "
                                  "which the spec names: build and train start from them."),
+    spec: Optional[Path] = typer.Option(None, "--spec", help="The spec of the model that saved a .weights.h5 file."),
+    allow_module: List[str] = ALLOW_MODULE,
+    trust_project: bool = TRUST_PROJECT,
+    allow_path: List[Path] = ALLOW_PATH,
 ) -> None:
     """Write the spec of a functional or Sequential Keras model (loaded safely: no code runs).
 
@@ -494,7 +499,8 @@ def import_(
     from graphspec.importer import import_model
 
     with _writing(output):
-        written = import_model(model, output, force=force, weights=weights)
+        written = import_model(model, output, force=force, weights=weights, spec=spec,
+                               trust=_trust(allow_module, trust_project, allow_path))
     typer.echo(f"wrote {written}")
 
 

@@ -359,9 +359,10 @@ def spec_text(spec: dict) -> str:
 
 
 def import_model(source: str | os.PathLike, output: str | os.PathLike, *, force: bool = False,
-                 weights: bool = False) -> Path:
-    """Read a `.keras` model safely (no code runs) and write its spec to `output`; with `weights`, also
-    `<spec>.weights.h5` beside it, which the spec names, so build and train start from them."""
+                 weights: bool = False, spec: str | os.PathLike | None = None, trust=None) -> Path:
+    """Read a `.keras` (or legacy `.h5`) model safely (no code runs) and write its spec to `output`; with
+    `weights`, also `<spec>.weights.h5` beside it, which the spec names, so build and train start from them.
+    A bare `.weights.h5` file needs `spec`, the spec of the model that saved it."""
     from graphspec.backend import keras_module
     from graphspec.evaluate import load_model_file
     from graphspec.rundir import write_text
@@ -369,9 +370,24 @@ def import_model(source: str | os.PathLike, output: str | os.PathLike, *, force:
     source, output = Path(source), Path(output)
     weights_file = output.with_name(output.name.rsplit(".", 1)[0] + ".weights.h5")
     for target in (output, *([weights_file] if weights else [])):
+        if target.resolve() in (source.resolve(), *([Path(spec).resolve()] if spec else [])):
+            raise GraphspecError(f"{target} is an input of this command; it is never overwritten")
         if target.exists() and not force:
             raise GraphspecError(f"{target} already exists; pass --force to replace it")
-    model = load_model_file(keras_module(), source)
+    if source.name.endswith(".weights.h5"):
+        if spec is None:
+            raise GraphspecError(f"{source} holds weights only: pass --spec SPEC, the spec of the model that "
+                                 "saved them")
+        from graphspec.backend import build
+
+        model = build(spec, compile=False, trust=trust)
+        try:
+            model.load_weights(source)
+        except ValueError as exc:  # Keras's word for weights that do not fit these layers
+            raise GraphspecError(f"cannot load weights {source} into the model of {spec}: "
+                                 f"{str(exc).strip().splitlines()[0]}") from None
+    else:
+        model = load_model_file(keras_module(), source)
     spec = from_keras(model)
     if weights:
         spec = {**{k: v for k, v in spec.items() if k not in ("nodes", "outputs")}, "weights": weights_file.name,

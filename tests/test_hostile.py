@@ -254,4 +254,4 @@ def test_a_corrupt_model_file_is_named_as_such(tmp_path):
     assert code == 1 and f"cannot load model {corrupt}" in output and "internal error" not in output
     corrupt.write_bytes(b"PK\x03\x04 not really")
     code, output, _, _ = measured("evaluate", corrupt, "--spec", SINE, "--data", ROOT / "specs/data/sine_val.csv")
-    assert code == 1 and "not a .keras archive" in output
+    assert code == 1 and "not a .keras or .h5 model" in output

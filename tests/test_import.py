@@ -144,3 +144,26 @@ def test_legacy_h5_models_import_and_their_lambdas_are_refused_unread(tmp_path):
     keras.Model(x, keras.layers.Lambda(lambda t: t * 2, name="double")(x)).save(tmp_path / "code.h5")
     refused = run_cli("import", tmp_path / "code.h5", "-o", tmp_path / "code.yaml")
     assert refused.returncode == 1 and "holds a Lambda layer, which can run arbitrary code" in refused.stderr
+
+
+def test_a_weights_file_imports_with_the_spec_that_saved_it(tmp_path):
+    spec = ROOT / "specs" / "examples" / "resnet_blocks.yaml"
+    original = graphspec.build(spec)
+    for weight in original.weights:
+        weight.assign(np.random.default_rng(2).normal(size=weight.shape).astype("float32") * 0.1)
+    original.save_weights(tmp_path / "tuned.weights.h5")
+    clash = run_cli("import", tmp_path / "tuned.weights.h5", "--spec", spec, "-o", tmp_path / "tuned.yaml",
+                    "--weights", "--force")  # its weights would go to tuned.weights.h5, the input
+    assert clash.returncode == 1 and "is an input of this command; it is never overwritten" in clash.stderr
+    written = run_cli("import", tmp_path / "tuned.weights.h5", "--spec", spec, "-o", tmp_path / "out.yaml",
+                      "--weights")
+    assert written.returncode == 0, written.stderr
+    assert "output_keeps_name: true" in (tmp_path / "out.yaml").read_text()  # its residual blocks were found
+    rebuilt = graphspec.build(tmp_path / "out.yaml")
+    images = np.random.default_rng(3).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(rebuilt(images, training=False), original(images, training=False), rtol=1e-5, atol=1e-6)
+    alone = run_cli("import", tmp_path / "tuned.weights.h5", "-o", tmp_path / "alone.yaml")
+    assert alone.returncode == 1 and "holds weights only: pass --spec SPEC" in alone.stderr
+    wrong = run_cli("import", tmp_path / "tuned.weights.h5", "--spec", ROOT / "specs" / "examples" / "sine.yaml",
+                    "-o", tmp_path / "wrong.yaml")
+    assert wrong.returncode == 1 and "cannot load weights" in wrong.stderr, wrong.stderr
