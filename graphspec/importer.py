@@ -140,13 +140,11 @@ class _Importer:
         if not isinstance(model, (self.keras.Sequential,)) and type(model).__name__ != "Functional":
             raise GraphspecError(f"model '{model.name}' is a subclassed {type(model).__name__} with its own call(); "
                                  "only functional and Sequential models can be written as specs")
-        config = model.get_config()
-        layers = config["layers"]
         if isinstance(model, self.keras.Sequential):
             return self.sequential(model, nested)
+        config = model.get_config()
+        layers = config["layers"]
         live = self.live_layers(model, layers)
-        if len(live) != len(model.operations):
-            raise GraphspecError(f"model '{model.name}': its config and its operations disagree")
         inputs = {}
         for name in self.input_layer_names(config):  # the model's input order, which Keras keeps
             layer = live[name]
@@ -162,21 +160,21 @@ class _Importer:
         for entry in layers:
             if entry["class_name"] == "InputLayer":
                 continue
-            layer = live[entry["name"]]
-            calls = layer_calls(self.keras, layer)
-            outputs_count[layer.name] = len(calls[0][0]) if calls else 1
-            if len(entry["inbound_nodes"]) > 1 or isinstance(layer, self.keras.Model):
-                reused.add(layer.name)
+            name = entry["name"]  # what the wiring calls it
+            calls = layer_calls(self.keras, live[name])
+            outputs_count[name] = len(calls[0][0]) if calls else 1
+            if len(entry["inbound_nodes"]) > 1 or isinstance(live[name], self.keras.Model):
+                reused.add(name)
         for entry in layers:
             if entry["class_name"] == "InputLayer":
                 continue
-            layer = live[entry["name"]]
+            name, layer = entry["name"], live[entry["name"]]
             definition = self.definition(layer, entry["config"])
             calls = entry["inbound_nodes"]
             target = definition.get("model")
             if len(calls) > 1 and target is None:
-                self.shared[layer.name] = definition
-                target = layer.name
+                self.shared[name] = definition
+                target = name
             for index, call in enumerate(calls):
                 wiring, options = self.wiring(call, type(layer).__name__, outputs_count, reused, target is not None)
                 if target is None and definition.get("layer", "").lower() in _MERGES and not options and \
@@ -189,7 +187,7 @@ class _Importer:
                 node["from"] = wiring
                 if options:
                     node["call"] = options
-                nodes[self.call_name(layer.name, index, layer.name in reused)] = node
+                nodes[self.call_name(name, index, name in reused)] = node
         outputs = []
         for name, node_index, tensor_index in self.output_layers(config):
             if node_index or (tensor_index and outputs_count.get(name, 1) > 1):
@@ -202,6 +200,8 @@ class _Importer:
         """Config name → layer object. The config lists the model's operations in order, under the names
         its wiring uses (which may differ from the objects' auto-generated names, `add` for `add_16`)."""
         operations = list(model.operations)
+        if len(operations) != len(layers):
+            raise GraphspecError(f"model '{model.name}': its config and its operations disagree")
         for entry, operation in zip(layers, operations):
             if not isinstance(operation, self.keras.layers.Layer):
                 raise GraphspecError(f"'{entry['name']}' is a keras.ops call ({type(operation).__name__}), not a "
