@@ -28,7 +28,7 @@ from typing import Any, Callable, Literal
 from graphspec.graph import GNode, Graph, LayerSpec
 from graphspec.pipeline import SpecFile
 from graphspec.report import github_line
-from graphspec.shapes import NodeInfo, ShapeReport, shapes_text
+from graphspec.shapes import ShapeReport, shapes_text
 
 Change = Literal["added", "removed", "changed"]
 

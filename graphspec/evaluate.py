@@ -28,7 +28,7 @@ from graphspec.data import load_data
 from graphspec.errors import Diagnostic, GraphspecError, raised_outside_graphspec
 from graphspec.pipeline import SpecFile, check, check_document_stages
 from graphspec.policy import Trust
-from graphspec.rundir import RunDir, atomic, inside_run_dir, write_text
+from graphspec.rundir import RunDir, atomic, refuse_protected_output, write_text
 from graphspec.train import model_structure
 
 
@@ -163,12 +163,7 @@ def refuse_code_running_archive(model_file: Path) -> None:
 
 def check_prediction_target(output: Path, inputs: list[Path], force: bool) -> None:
     """`predict -o` writes only a new file, or with --force an existing one that is no input of the command."""
-    resolved = output.resolve()
-    if any(resolved == path.resolve() for path in inputs):
-        raise GraphspecError(f"--output {output} is an input of this command; it is never overwritten")
-    run = inside_run_dir(output)
-    if run is not None and RunDir(run).owns(output):
-        raise GraphspecError(f"--output {output} is one of run {run}'s own files; it is never overwritten")
+    refuse_protected_output(output, inputs)
     if output.is_dir():
         raise GraphspecError(f"--output {output} is a directory")
     if output.exists() and not force:

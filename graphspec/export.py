@@ -22,7 +22,7 @@ from pathlib import Path
 
 from graphspec.errors import Diagnostic, GraphspecError, raised_outside_graphspec
 from graphspec.policy import Trust
-from graphspec.rundir import RunDir, inside_run_dir
+from graphspec.rundir import refuse_protected_output
 
 # Keras's format names, and what each writes.
 FORMATS = {"savedmodel": ("tf_saved_model", "a directory"), "onnx": ("onnx", ".onnx"),
@@ -35,12 +35,7 @@ def check_export_target(output: Path, fmt: str, sources: list[Path], force: bool
     suffix = FORMATS[fmt][1]
     if suffix.startswith(".") and output.suffix != suffix:
         raise GraphspecError(f"--output for {fmt} must end in {suffix}, not '{output.name}'")
-    resolved = output.resolve()
-    if any(resolved == source.resolve() or source.resolve().is_relative_to(resolved) for source in sources):
-        raise GraphspecError(f"--output {output} is (or holds) an input of this command; it is never overwritten")
-    run = inside_run_dir(output)
-    if run is not None and RunDir(run).owns(output):
-        raise GraphspecError(f"--output {output} is one of run {run}'s own files; it is never overwritten")
+    refuse_protected_output(output, sources, enclosing=True)
     if not output.exists() and not output.is_symlink():
         return
     if not force:

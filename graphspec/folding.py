@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
 
 _INDEXED = re.compile(r"^(.*?)(\[[0-9]+\])?$")
 FOLDABLE = ("layer", "merge")

@@ -78,6 +78,20 @@ def inside_run_dir(path: Path) -> Path | None:
     return None
 
 
+def refuse_protected_output(output: Path, inputs: list[Path], *, enclosing: bool = False) -> None:
+    """An `--output` is never one of the command's inputs (nor, with `enclosing`, a folder holding one)
+    and never one of a run directory's own files."""
+    from graphspec.errors import GraphspecError
+
+    resolved = output.resolve()
+    if any(resolved == path.resolve() or (enclosing and path.resolve().is_relative_to(resolved)) for path in inputs):
+        what = "is (or holds)" if enclosing else "is"
+        raise GraphspecError(f"--output {output} {what} an input of this command; it is never overwritten")
+    run = inside_run_dir(output)
+    if run is not None and RunDir(run).owns(output):
+        raise GraphspecError(f"--output {output} is one of run {run}'s own files; it is never overwritten")
+
+
 class RunDir:
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
