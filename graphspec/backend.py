@@ -26,6 +26,7 @@ from typing import Any
 
 from graphspec.errors import Diagnostic, GraphspecError, raised_outside_graphspec
 from graphspec.graph import GNode, Graph, LayerSpec, TensorRef
+from graphspec.keras_private import APPLICATION_LAYERS, application_layer
 from graphspec.pipeline import SpecFile, load
 from graphspec.policy import Policy, Trust, split_dotted
 from graphspec.schema.catalog import UNSAFE_LAYERS
@@ -96,6 +97,8 @@ class _GraphBuilder:
 
     # -- layers -------------------------------------------------------------------
     def layer_class(self, spec: LayerSpec, node: GNode):
+        if spec.layer in APPLICATION_LAYERS:
+            return application_layer(spec.layer)
         if "." not in spec.layer:
             return getattr(self.keras.layers, spec.layer)
         module_name, class_name = split_dotted(spec.layer)
@@ -166,6 +169,8 @@ class _GraphBuilder:
             return value if ref.index is None else value[ref.index]
 
         def call(node: GNode):
+            if node.kind == "op":
+                return getattr(self.keras.ops, node.spec.layer)(*(tensor(ref) for ref in node.inputs))
             layer = (self.target(node.target, node.name, node) if node.kind == "apply"
                      else self.make_layer(node.spec, node.name, node))
             given = [tensor(ref) for ref in node.inputs]

@@ -94,6 +94,8 @@ def _view(node: GNode, graph: Graph) -> tuple[str, dict[str, Any]]:
         return f"apply {node.target}", {**args, **({"call": node.options} if node.options else {})}
     if node.kind == "merge":
         return f"merge {node.spec.layer.lower()}", dict(node.spec.args)
+    if node.kind == "op":
+        return f"op {node.spec.layer}", {}
     args = _layer_args(node.spec)
     if node.options:
         args["call"] = node.options

@@ -24,7 +24,7 @@ import json
 import re
 
 _INDEXED = re.compile(r"^(.*?)(\[[0-9]+\])?$")
-FOLDABLE = ("layer", "merge")
+FOLDABLE = ("layer", "merge", "op")
 
 
 def _refs(value) -> list[str]:

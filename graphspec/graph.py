@@ -43,7 +43,7 @@ from graphspec.schema.catalog import FILE_ARGS, catalog
 from graphspec.schema.values import judged_statically, layer_arg_problem
 from graphspec.schema import models as m
 
-NodeKind = Literal["input", "layer", "merge", "apply"]
+NodeKind = Literal["input", "layer", "merge", "op", "apply"]
 _REF = re.compile(r"^([A-Za-z0-9_]*[A-Za-z_][A-Za-z0-9_]*)(?:\[([0-9]+)\])?$")
 _PARAM = re.compile(r"\$\{([^{}]*)\}")  # `${name}` or `${arithmetic}` (graphspec.expressions)
 _NAME = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*")
@@ -125,7 +125,7 @@ class GNode:
     path: tuple
     doc: Document
     inputs: list[TensorRef] = field(default_factory=list)
-    spec: LayerSpec | None = None  # layer and merge nodes
+    spec: LayerSpec | None = None  # layer, merge and op nodes (an op's `layer` is its keras.ops function)
     target: str | None = None  # apply nodes: shared layer or sub-model name
     input_spec: m.InputSpec | None = None  # input nodes
     note: str | None = None
@@ -399,6 +399,9 @@ class _Builder:
                 if not scope.incomplete:
                     spec.invalid = not self.values_ok(spec.layer, spec.args, path)
                 self.add(GNode(full, "merge", path, self.doc, spec=spec, note=node.doc), wiring, scope)
+                scope.aliases[name] = TensorRef(full)
+            elif isinstance(node, m.OpNode):
+                self.add(GNode(full, "op", path, self.doc, spec=LayerSpec(node.op, {}), note=node.doc), wiring, scope)
                 scope.aliases[name] = TensorRef(full)
             elif isinstance(node, m.ApplyNode):
                 if node.apply not in self.defs.layer_names:
@@ -710,8 +713,8 @@ class _ModelResolver:
             builder.nodes[input_name].path = path + ("input",)
             steps = [(s, path + ("sequential", i)) for i, s in enumerate(definition.sequential)]
             builder.chain(f"{name}_output", steps, _From([input_name], [("input",)]), scope, path, None)
-            last = scope.aliases[f"{name}_output"].node
-            return _graph_from(builder, name, [last], path + ("sequential",), scope, "sequential", path)
+            # The chain's alias, not its last layer's name: a named last step is not itself a reference.
+            return _graph_from(builder, name, [f"{name}_output"], path + ("sequential",), scope, "sequential", path)
         _add_inputs(builder, definition.inputs, scope, path + ("inputs",))
         builder.expand(definition.nodes, scope, path + ("nodes",))
         return _graph_from(builder, name, list(definition.outputs), path + ("outputs",), scope, path=path)

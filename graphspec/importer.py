@@ -12,8 +12,10 @@ The wiring comes from `Model.get_config()` (Keras's own serialization: which ten
 reaches which call argument), each layer's arguments from its config with the values
 equal to Keras's defaults left out. A layer called once is a node named after it; a
 layer called several times is a shared layer with one `apply:` node per call; a nested
-model is a sub-model. A Lambda, a class outside `keras.layers` or a subclassed model
-with its own `call` cannot be written as a spec and is refused, naming the layer.
+model is a sub-model; a keras.ops call on two tensors (`x + y`) is an `op:` node. A Lambda,
+a class outside `keras.layers` (but for the few keras.applications layers the catalog
+lists, like ConvNeXt's LayerScale) or a subclassed model with its own `call` cannot be
+written as a spec and is refused, naming the layer.
 """
 
 from __future__ import annotations
@@ -22,19 +24,22 @@ import functools
 import os
 import re
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from graphspec.errors import GraphspecError
+from graphspec.keras_private import APPLICATION_LAYERS, application_layer, layer_calls, op_function
 from graphspec.loader import CoreDumper
 from graphspec.schema.catalog import UNSAFE_LAYERS, catalog
+from graphspec.schema.models import OPS
 
 _DROPPED = ("name", "trainable", "dtype")
 FULL_ARGS = "__full_args__"
 # What Keras writes in a config for an argument left at None, independent of the other arguments.
-_FILLED_IN = {"data_format": "channels_last", "activation": "linear"}  # the node's name is its key; the rest handled in _args
+_FILLED_IN = {"data_format": "channels_last", "activation": "linear"}
 
 
 def _plain(value: Any) -> Any:
@@ -48,6 +53,24 @@ def _plain(value: Any) -> Any:
             return {"class_name": value["class_name"], "config": _plain(value["config"])}
         return {k: _plain(v) for k, v in value.items()}
     return value
+
+
+@dataclass
+class _Naming:
+    """The node names of one graph's layers and operations, and how references to them are written."""
+
+    outputs_count: dict[str, int]  # config name → output tensors per call
+    reused: set[str]  # layers called more than once, and sub-models
+    renamed: dict[str, str] = field(default_factory=dict)  # auto-named keras.ops operations → node names
+
+    def node(self, name: str, index: int) -> str:
+        """A layer called once keeps its name; calls of shared layers and sub-models are `<name>_call<k>`."""
+        return f"{name}_call{index + 1}" if name in self.reused else self.renamed.get(name, name)
+
+    def reference(self, tensor: dict) -> str:
+        name, node_index, tensor_index = tensor["config"]["keras_history"]
+        base = self.node(name, node_index)
+        return f"{base}[{tensor_index}]" if self.outputs_count.get(name, 1) > 1 else base
 
 
 class _Importer:
@@ -88,9 +111,10 @@ class _Importer:
                 continue
             value = _plain(value)
             full[key] = value
-            if signature.default(key) is None and _FILLED_IN.get(key) == value:
+            optional = "default" in signature.args[key]  # Activation's `activation` is required
+            if optional and signature.default(key) is None and _FILLED_IN.get(key) == value:
                 continue
-            if "default" in signature.args[key] and self.same_as_default(value, signature.default(key)):
+            if optional and self.same_as_default(value, signature.default(key)):
                 continue
             args[key] = value
         required = [key for key in signature.required if key in args]  # units, filters: first, as people write
@@ -110,8 +134,9 @@ class _Importer:
                                  "hold it")
         if isinstance(layer, self.keras.Model):
             return {"model": self.model(layer)}
-        if getattr(self.keras.layers, class_name, None) is not type(layer) or catalog().canonical_layer(
-                class_name) is None:
+        known = application_layer(class_name) if class_name in APPLICATION_LAYERS else getattr(
+            self.keras.layers, class_name, None)
+        if known is not type(layer) or catalog().canonical_layer(class_name) is None:
             raise GraphspecError(f"layer '{layer.name}' is a {type(layer).__module__}.{class_name}, not a "
                                  "keras.layers class; write it as a custom layer (`layer: package.module.Class`) "
                                  "by hand")
@@ -135,8 +160,6 @@ class _Importer:
         return model.name
 
     def graph(self, model, nested: bool = False) -> dict[str, Any]:
-        from graphspec.keras_private import layer_calls
-
         if not isinstance(model, (self.keras.Sequential,)) and type(model).__name__ != "Functional":
             raise GraphspecError(f"model '{model.name}' is a subclassed {type(model).__name__} with its own call(); "
                                  "only functional and Sequential models can be written as specs")
@@ -155,20 +178,35 @@ class _Importer:
             if shape[0] is not None:
                 spec["batch_size"] = shape[0]
             inputs[name] = spec
-        outputs_count, reused = {}, set()
-        nodes: dict[str, Any] = {}
+        naming = _Naming({}, set())
         for entry in layers:
             if entry["class_name"] == "InputLayer":
                 continue
             name = entry["name"]  # what the wiring calls it
             calls = layer_calls(self.keras, live[name])
-            outputs_count[name] = len(calls[0][0]) if calls else 1
+            naming.outputs_count[name] = len(calls[0][0]) if calls else 1
             if len(entry["inbound_nodes"]) > 1 or isinstance(live[name], self.keras.Model):
-                reused.add(name)
+                naming.reused.add(name)
+        taken = {entry["name"] for entry in layers}
+        nodes: dict[str, Any] = {}
         for entry in layers:
             if entry["class_name"] == "InputLayer":
                 continue
             name, layer = entry["name"], live[entry["name"]]
+            function = op_function(layer)
+            if function is not None:
+                node = self.op_node(name, function, entry["inbound_nodes"], naming)
+                # Keras names an op after its function (`add_7`); the node takes the name of the layer it
+                # follows, which keeps it in that layer's block (`stage_0_block_0_identity_add`).
+                base = _base_name(node["from"][-1]) + "_" + function
+                unique, count = base, 1
+                while unique in taken:
+                    count += 1
+                    unique = f"{base}_{count}"
+                taken.add(unique)
+                naming.renamed[name] = unique
+                nodes[unique] = node
+                continue
             definition = self.definition(layer, entry["config"])
             calls = entry["inbound_nodes"]
             target = definition.get("model")
@@ -176,7 +214,7 @@ class _Importer:
                 self.shared[name] = definition
                 target = name
             for index, call in enumerate(calls):
-                wiring, options = self.wiring(call, type(layer).__name__, outputs_count, reused, target is not None)
+                wiring, options = self.wiring(call, type(layer).__name__, naming, target is not None)
                 if target is None and definition.get("layer", "").lower() in _MERGES and not options and \
                         isinstance(wiring, list):
                     node = {"merge": definition["layer"].lower(), **({"args": definition["args"]}
@@ -187,14 +225,24 @@ class _Importer:
                 node["from"] = wiring
                 if options:
                     node["call"] = options
-                nodes[self.call_name(name, index, name in reused)] = node
+                nodes[naming.node(name, index)] = node
         outputs = []
         for name, node_index, tensor_index in self.output_layers(config):
-            if node_index or (tensor_index and outputs_count.get(name, 1) > 1):
+            if node_index or (tensor_index and naming.outputs_count.get(name, 1) > 1):
                 raise GraphspecError(f"output {name}[{tensor_index}] (call {node_index + 1}) is one tensor of a "
                                      "multi-output layer; a spec output must be a whole node")
-            outputs.append(self.call_name(name, node_index, name in reused))
+            outputs.append(naming.node(name, node_index))
         return {"inputs": inputs, "nodes": nodes, "outputs": outputs}
+
+    @staticmethod
+    def op_node(name: str, function: str, calls: list[dict], naming: _Naming) -> dict[str, Any]:
+        """`{op: add, from: [a, b]}` for a keras.ops call on two tensors."""
+        call = calls[0]
+        tensors = [naming.reference(arg) for arg in call["args"] if _is_tensor(arg)]
+        if len(tensors) != 2 or len(call["args"]) != 2 or call.get("kwargs"):
+            raise GraphspecError(f"'{name}' is keras.ops.{function} called with a constant or options; a spec's "
+                                 "op takes two tensors")
+        return {"op": function, "from": tensors}
 
     def live_layers(self, model, layers: list[dict]) -> dict[str, Any]:
         """Config name → layer object. The config lists the model's operations in order, under the names
@@ -203,9 +251,9 @@ class _Importer:
         if len(operations) != len(layers):
             raise GraphspecError(f"model '{model.name}': its config and its operations disagree")
         for entry, operation in zip(layers, operations):
-            if not isinstance(operation, self.keras.layers.Layer):
-                raise GraphspecError(f"'{entry['name']}' is a keras.ops call ({type(operation).__name__}), not a "
-                                     "layer; a spec holds layers only (use the matching layer, e.g. Add)")
+            if not isinstance(operation, self.keras.layers.Layer) and op_function(operation) not in OPS:
+                raise GraphspecError(f"'{entry['name']}' is a keras.ops call ({type(operation).__name__}) that a "
+                                     f"spec cannot hold; it holds layers and the ops {', '.join(OPS)}")
         return {entry["name"]: operation for entry, operation in zip(layers, operations)}
 
     @staticmethod
@@ -222,23 +270,13 @@ class _Importer:
         return [outputs] if outputs and isinstance(outputs[0], str) else outputs
 
     @staticmethod
-    def call_name(name: str, index: int, reused: bool) -> str:
-        """A layer called once keeps its name; calls of shared layers and sub-models are `<name>_call<k>`."""
-        return f"{name}_call{index + 1}" if reused else name
-
-    def reference(self, tensor: dict, outputs_count: dict[str, int], reused: set[str]) -> str:
-        name, node_index, tensor_index = tensor["config"]["keras_history"]
-        base = self.call_name(name, node_index, name in reused)
-        return f"{base}[{tensor_index}]" if outputs_count.get(name, 1) > 1 else base
-
-    def wiring(self, call: dict, class_name: str, outputs_count: dict[str, int], reused: set[str], applied: bool):
+    def wiring(call: dict, class_name: str, naming: _Naming, applied: bool):
         """`from:` (a name, a list, or a mapping by call argument) and `call:` options of one call."""
         def tensors(value):
-            if isinstance(value, dict) and value.get("class_name") == "__keras_tensor__":
-                return self.reference(value, outputs_count, reused)
-            if isinstance(value, (list, tuple)) and value and all(
-                    isinstance(v, dict) and v.get("class_name") == "__keras_tensor__" for v in value):
-                return [self.reference(v, outputs_count, reused) for v in value]
+            if _is_tensor(value):
+                return naming.reference(value)
+            if isinstance(value, (list, tuple)) and value and all(_is_tensor(v) for v in value):
+                return [naming.reference(v) for v in value]
             return None
 
         positional = [tensors(arg) for arg in call["args"]]
@@ -277,6 +315,14 @@ class _Importer:
             nodes[name] = {**step, "from": previous}
             previous = name
         return {"inputs": {input_name: spec}, "nodes": nodes, "outputs": [previous]}
+
+
+def _is_tensor(value) -> bool:
+    return isinstance(value, dict) and value.get("class_name") == "__keras_tensor__"
+
+
+def _base_name(ref: str) -> str:
+    return ref.split("[", 1)[0]
 
 
 _MERGES = ("concatenate", "add", "subtract", "multiply", "average", "maximum", "minimum", "dot")

@@ -13,7 +13,10 @@ Three things graphspec needs have no public API in Keras 3:
   `on_train_begin`), which a resumed run must carry over to stop and reduce exactly
   when an uninterrupted run would;
 - the calls of a layer in a functional model (`Layer._inbound_nodes`) and which layer produced
-  each input tensor (`KerasTensor._keras_history`), for `summary --keras`.
+  each input tensor (`KerasTensor._keras_history`), for `summary --keras`;
+- the layers keras.applications builds from classes it does not export (ConvNeXt's LayerScale),
+  and which `keras.ops` function made an operation in a functional graph (its class lives in
+  `keras.src.ops`), for import.
 
 `tests/test_keras_private.py` checks each against the installed Keras and fails
 loudly when an upgrade changes one.
@@ -21,7 +24,9 @@ loudly when an upgrade changes one.
 
 from __future__ import annotations
 
+import importlib
 import math
+import re
 from typing import Callable
 
 # Attributes holding what a callback has learnt from earlier epochs (numbers or None).
@@ -82,3 +87,26 @@ def layer_calls(keras, layer) -> list[tuple[list, list[str]]]:
         inputs = [_call_name(t._keras_history) for t in keras.tree.flatten(node.input_tensors)]
         calls.append((shapes, list(dict.fromkeys(inputs))))
     return calls
+
+
+# Layers keras.applications models are built from that keras.layers does not export. They are plain
+# layers with no user code, so a spec names them bare (`layer: LayerScale`) as it names keras.layers.
+APPLICATION_LAYERS = {
+    "LayerScale": "keras.src.applications.convnext",
+    "StochasticDepth": "keras.src.applications.convnext",
+    "CustomScaleLayer": "keras.src.applications.inception_resnet_v2",
+}
+# Where Keras keeps the operations `x + y` and `keras.ops.add(x, y)` put in a functional graph.
+OPS_MODULE = "keras.src.ops.numpy"
+
+
+def application_layer(name: str) -> type:
+    return getattr(importlib.import_module(APPLICATION_LAYERS[name]), name)
+
+
+def op_function(operation) -> str | None:
+    """The `keras.ops` function that made `operation` (`Add` → "add"), or None for anything else."""
+    cls = type(operation)
+    if cls.__module__ != OPS_MODULE:
+        return None
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", cls.__name__).lower()

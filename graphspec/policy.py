@@ -27,7 +27,6 @@ symlinks, inside the spec's project: its repository root (the nearest folder wit
 from __future__ import annotations
 
 import functools
-import os
 import re
 import sys
 from dataclasses import dataclass, field

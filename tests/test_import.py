@@ -48,7 +48,7 @@ def test_every_example_model_round_trips(name):
 # Lines of the imported spec. A hand-written ResNet50, MobileNetV2 or DenseNet121 spec with blocks is about
 # 85 lines; the goal is within 1.5x of that. The others are bounds that catch a regression in folding.
 SIZES = {"ResNet50": 127, "MobileNetV2": 127, "DenseNet121": 127, "InceptionV3": 330, "EfficientNetB0": 200,
-         "Xception": 100, "VGG16": 50, "NASNetMobile": 1000}
+         "Xception": 100, "VGG16": 50, "NASNetMobile": 1000, "ConvNeXtTiny": 100}
 
 
 @pytest.mark.parametrize("application", sorted(SIZES))
@@ -87,9 +87,12 @@ def test_import_command_writes_a_valid_spec_and_refuses_code(tmp_path):
     with pytest.raises(graphspec.GraphspecError, match="layer 'double' is a Lambda, which runs Python code"):
         graphspec.from_keras(lambda_model)
 
-    ops_model = keras.Model(x, keras.layers.Dense(2, name="d")(keras.ops.add(x, x)))
-    with pytest.raises(graphspec.GraphspecError, match="is a keras.ops call \\(Add\\), not a layer"):
-        graphspec.from_keras(ops_model)
+    sine_model = keras.Model(x, keras.layers.Dense(2, name="d")(keras.ops.sin(x)))
+    with pytest.raises(graphspec.GraphspecError, match="is a keras.ops call \\(Sin\\) that a spec cannot hold"):
+        graphspec.from_keras(sine_model)
+    constant_model = keras.Model(x, keras.layers.Dense(2, name="d")(x + 3.0))
+    with pytest.raises(graphspec.GraphspecError, match="keras.ops.add called with a constant"):
+        graphspec.from_keras(constant_model)
 
     class Custom(keras.Model):
         def call(self, inputs):
@@ -97,6 +100,29 @@ def test_import_command_writes_a_valid_spec_and_refuses_code(tmp_path):
 
     with pytest.raises(graphspec.GraphspecError, match="subclassed Custom with its own call"):
         graphspec.from_keras(Custom(name="custom"))
+
+
+def test_keras_ops_and_application_layers_import_from_a_keras_file(tmp_path):
+    """`x + y` and keras.ops.maximum become `op:` nodes; ConvNeXt's LayerScale is named bare. The file is
+    read by the safe path (config checked first), and the spec rebuilds the same function."""
+    from graphspec.keras_private import application_layer
+
+    x = keras.Input((4, 6), name="x")
+    h = keras.layers.Dense(6, name="h")(x)
+    scaled = application_layer("LayerScale")(0.5, 6, name="scale")(h)
+    y = keras.layers.Dense(2, name="y")(keras.ops.maximum(x + scaled, h))
+    original = keras.Model(x, y)
+    original.save(tmp_path / "ops.keras")
+    written = run_cli("import", tmp_path / "ops.keras", "-o", tmp_path / "ops.yaml", "--weights")
+    assert written.returncode == 0, written.stderr
+    text = (tmp_path / "ops.yaml").read_text()
+    assert "scale: {layer: LayerScale, args: {init_values: 0.5, projection_dim: 6}, from: h}" in text
+    assert "scale_add: {op: add, from: [x, scale]}" in text
+    assert "h_maximum: {op: maximum, from: [scale_add, h]}" in text
+    checked = graphspec.check(tmp_path / "ops.yaml")
+    assert checked.ok and checked.shapes.total_params == original.count_params()
+    sample = np.random.default_rng(4).normal(size=(3, 4, 6)).astype("float32")
+    np.testing.assert_allclose(graphspec.build(tmp_path / "ops.yaml")(sample), original(sample), rtol=1e-6)
 
 
 def test_imported_weights_are_what_build_and_train_start_from(tmp_path):

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from graphspec.keras_private import CALLBACK_STATE, callback_state, improvement_test, restore_callback_state
+from graphspec.keras_private import (APPLICATION_LAYERS, CALLBACK_STATE, application_layer, callback_state,
+                                     improvement_test, op_function, restore_callback_state)
+from graphspec.schema.models import OPS
 from handwritten import keras
 
 
@@ -84,3 +86,16 @@ def test_layer_calls_lists_each_call_with_its_inputs():
     keras.Model([a, b], add([shared(a), shared(b)]))
     assert layer_calls(keras, shared) == [([[None, 2]], ["a"]), ([[None, 2]], ["b"])]
     assert layer_calls(keras, add) == [([[None, 2]], ["shared", "shared (call 2)"])]
+
+
+def test_application_layers_and_op_classes_are_where_keras_keeps_them():
+    for name in APPLICATION_LAYERS:
+        cls = application_layer(name)
+        assert issubclass(cls, keras.layers.Layer) and cls.__name__ == name
+        assert not hasattr(keras.layers, name), f"{name} is exported now: drop it from APPLICATION_LAYERS"
+    x = keras.Input((2,))
+    model = keras.Model(x, keras.ops.maximum(x + x, x * x))
+    assert [op_function(op) for op in model.operations[1:]] == ["add", "multiply", "maximum"]
+    assert op_function(model.operations[0]) is None  # a layer
+    for op in OPS:
+        assert callable(getattr(keras.ops, op))

@@ -12,6 +12,8 @@ import numpy as np
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from graphspec.keras_private import APPLICATION_LAYERS, application_layer
+from graphspec.schema.models import OPS
 from helpers import check
 from handwritten import keras
 
@@ -87,7 +89,15 @@ CASES = st.one_of(
               st.fixed_dictionaries({"height": small, "width": small}), st.lists(dim, min_size=3, max_size=3)),
     st.tuples(st.just("GroupNormalization"), st.fixed_dictionaries({"groups": st.sampled_from([-1, 1, 2, 3, 4])}),
               st.lists(dim, min_size=1, max_size=3)),
+    st.tuples(st.just("Normalization"), st.just({"mean": 0.5, "variance": 2.0}), st.lists(dim, min_size=1, max_size=3)),
+    st.tuples(st.just("LayerScale"), st.fixed_dictionaries({"init_values": st.just(0.1), "projection_dim": small}),
+              st.lists(small, min_size=1, max_size=3)),
+    st.tuples(st.just("StochasticDepth"), st.just({"drop_path_rate": 0.2}), st.lists(dim, min_size=1, max_size=3)),
 )
+
+
+def layer_class(name: str):
+    return application_layer(name) if name in APPLICATION_LAYERS else getattr(keras.layers, name)
 
 
 def _run(inputs: list, outputs) -> None:
@@ -100,7 +110,7 @@ def _run(inputs: list, outputs) -> None:
 def keras_result(layer: str, args: dict, shape: list[int]):
     try:
         inputs = keras.Input(shape=tuple(shape), dtype="int32" if layer == "Embedding" else "float32")
-        instance = getattr(keras.layers, layer)(**args)
+        instance = layer_class(layer)(**args)
         outputs = instance(inputs)
         _run([inputs], outputs)
     except Exception:
@@ -195,7 +205,7 @@ def _keras_call(layer: str, args: dict, tensors, options: dict):
     try:
         if isinstance(tensors, list):
             inputs = [keras.Input(tuple(shape)) for shape in tensors]
-            instance = getattr(keras.layers, layer)(**args)
+            instance = layer_class(layer)(**args)
             outputs = instance(inputs, **options)
         elif layer in ("SimpleRNN", "LSTM", "GRU"):
             sequences = keras.Input(tuple(tensors["sequences"]))
@@ -235,8 +245,17 @@ def _spec_text(layer: str, args: dict, tensors, options: dict) -> str:
             f"from: {wiring}, call: {json.dumps(options)}}}\noutputs: [y]\n")
 
 
+@st.composite
+def scale_call(draw):
+    """Inception-ResNet's CustomScaleLayer: `inputs[0] + inputs[1] * scale`, broadcasting (equal ranks: see
+    test_op_rules_broadcast_as_keras_ops)."""
+    rank = draw(st.integers(1, 3))
+    tensors = [draw(st.lists(st.integers(1, 3), min_size=rank, max_size=rank)) for _ in range(draw(st.integers(1, 2)))]
+    return "CustomScaleLayer", {"scale": 0.5}, tensors, {}
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.one_of(attention_call(), luong_call(), rnn_with_state()))
+@given(st.one_of(attention_call(), luong_call(), rnn_with_state(), scale_call()))
 def test_keyword_call_rules_agree_with_keras(case):
     layer, args, tensors, options = case
     result = check(_spec_text(layer, args, tensors, options))
@@ -250,3 +269,31 @@ def test_keyword_call_rules_agree_with_keras(case):
     assert row.status == "ok", [str(d) for d in result.diagnostics]
     assert expected is not None, f"static accepted {case} but Keras refused"
     assert (row.shapes, row.trainable, row.non_trainable) == expected, case
+
+
+# --------------------------------------------------------------------------- keras.ops nodes
+
+broadcastable = st.lists(st.integers(1, 3), min_size=1, max_size=3)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(OPS), broadcastable, broadcastable)
+def test_op_rules_broadcast_as_keras_ops(op, first, second):
+    """Equal ranks broadcast as Keras does. Different ranks are refused: NumPy would line the batch axis of
+    one tensor up with a feature axis of the other, which works only by accident of the batch size."""
+    text = (f"graphspec: 1\ninputs:\n  a: {{shape: {first}}}\n  b: {{shape: {second}}}\nnodes:\n"
+            f"  y: {{op: {op}, from: [a, b]}}\noutputs: [y]\n")
+    result = check(text)
+    try:
+        inputs = [keras.Input(tuple(first)), keras.Input(tuple(second))]
+        output = getattr(keras.ops, op)(*inputs)
+        _run(inputs, output)
+        expected = tuple(output.shape)
+    except Exception:
+        expected = None
+    if len(first) != len(second):
+        assert not result.ok and "differ in rank" in str(result.diagnostics[0])
+    elif not result.ok:
+        assert expected is None, f"static refused {op} {first} {second}, Keras gave {expected}"
+    else:
+        assert result.shapes.row("y").shapes == [expected], (op, first, second)

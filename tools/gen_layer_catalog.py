@@ -19,6 +19,9 @@ import os
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from graphspec.keras_private import APPLICATION_LAYERS, application_layer  # noqa: E402
+
 CATALOG_PATH = Path(__file__).resolve().parent.parent / "graphspec" / "schema" / "keras_catalog.json"
 
 # Base-Layer keyword arguments a spec may set on any layer. `name` is excluded on
@@ -103,18 +106,20 @@ def build_catalog() -> dict:
     for name, cls in exported.items():
         if name == cls.__name__ or cls not in canonical:
             canonical[cls] = name
-    layers = {}
-    for name, cls in exported.items():
-        if canonical[cls] != name:
-            layers[name] = {"alias_of": canonical[cls]}
-            continue
+    def layer_entry(cls) -> dict:
         entry = _signature_entry(cls)
         entry["class"] = f"{cls.__module__}.{cls.__qualname__}"
         # What a node may pass by name in `from:` (tensors) and `call:` (options): `call`'s signature.
         # The file's keys are sorted, so the argument order (which come first, positionally) is kept apart.
         entry["call"] = _signature_entry(cls, "call")
         entry["call"]["order"] = list(entry["call"]["args"])
-        layers[name] = entry
+        return entry
+
+    layers = {}
+    for name, cls in exported.items():
+        layers[name] = layer_entry(cls) if canonical[cls] == name else {"alias_of": canonical[cls]}
+    for name in APPLICATION_LAYERS:
+        layers[name] = layer_entry(application_layer(name))
 
     def named(module, base):
         return {

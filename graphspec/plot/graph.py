@@ -83,7 +83,7 @@ class _Builder:
         nodes, edges = [], []
         for row in report.rows:
             node = graph.nodes[row.name]
-            role: Role = {"input": "input", "merge": "merge", "apply": "call"}.get(node.kind, "layer")
+            role: Role = {"input": "input", "merge": "merge", "op": "merge", "apply": "call"}.get(node.kind, "layer")
             if row.name in outputs and node.kind != "input":
                 role = "output"
             lines = _lines(row)

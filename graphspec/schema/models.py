@@ -69,6 +69,9 @@ DType = Literal[
 ]
 MERGES = ("concatenate", "add", "subtract", "multiply", "average", "maximum", "minimum", "dot")
 MergeKind = Literal["concatenate", "add", "subtract", "multiply", "average", "maximum", "minimum", "dot"]
+# keras.ops functions of two tensors that Keras code writes inline (`x + y`, `keras.ops.maximum(a, b)`).
+OPS = ("add", "subtract", "multiply", "divide", "true_divide", "maximum", "minimum", "power")
+OpKind = Literal["add", "subtract", "multiply", "divide", "true_divide", "maximum", "minimum", "power"]
 
 
 def _error(message: str, hint: str | None = None, at: tuple = ()) -> PydanticCustomError:
@@ -245,6 +248,20 @@ class MergeNode(_Wired):
         return self._positional_only("a merge")
 
 
+class OpNode(_Wired):
+    """`keras.ops.<op>(a, b)` on two tensors, as Keras code writes `a + b`: no layer and no weights, and
+    NumPy broadcasting (unlike a merge layer, which needs equal ranks)."""
+
+    op: OpKind = Field(description="One of " + ", ".join(OPS) + ".")
+
+    @model_validator(mode="after")
+    def _two_tensors(self):
+        self._positional_only("an op")
+        if not isinstance(self.from_, list) or len(self.from_) != 2:
+            raise _error(f"op '{self.op}' takes exactly 2 tensors: `from: [a, b]`", None, ("from",))
+        return self
+
+
 class SequentialNode(_Wired):
     """A chain of layers without naming each step; the node's name refers to the last step."""
 
@@ -265,7 +282,7 @@ class BlockNode(_Wired):
         "the last takes the node's name.")
 
 
-_NODE_KINDS = ("layer", "apply", "merge", "sequential", "block")
+_NODE_KINDS = ("layer", "apply", "merge", "op", "sequential", "block")
 
 
 def _node_kind(value: Any) -> str | None:
@@ -280,6 +297,7 @@ Node = Annotated[
         Annotated[LayerNode, Tag("layer")],
         Annotated[ApplyNode, Tag("apply")],
         Annotated[MergeNode, Tag("merge")],
+        Annotated[OpNode, Tag("op")],
         Annotated[SequentialNode, Tag("sequential")],
         Annotated[BlockNode, Tag("block")],
     ],
@@ -293,8 +311,8 @@ Node = Annotated[
 # The keys each kind of node takes (their YAML spelling), for hints on keys given to the wrong kind.
 NODE_FIELDS = {
     kind: frozenset(field.alias or name for name, field in cls.model_fields.items())
-    for kind, cls in (("layer", LayerNode), ("apply", ApplyNode), ("merge", MergeNode), ("sequential", SequentialNode),
-                      ("block", BlockNode))
+    for kind, cls in (("layer", LayerNode), ("apply", ApplyNode), ("merge", MergeNode), ("op", OpNode),
+                      ("sequential", SequentialNode), ("block", BlockNode))
 }
 
 

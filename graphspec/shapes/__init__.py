@@ -177,6 +177,8 @@ class _Inferer:
     def label(self, node: GNode) -> str:
         if node.kind == "merge":
             return node.spec.layer.lower()
+        if node.kind == "op":
+            return f"ops.{node.spec.layer}"
         if node.kind == "apply":
             return "apply"
         return node.spec.layer
@@ -184,6 +186,8 @@ class _Inferer:
     def type_name(self, node: GNode) -> str:
         if node.kind == "input":
             return "InputLayer"
+        if node.kind == "op":
+            return f"ops.{node.spec.layer}"
         if node.kind == "apply":
             if node.target in self.graph.models:
                 sub = self.graph.models[node.target]

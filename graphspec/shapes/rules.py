@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from graphspec.schema.catalog import catalog
+from graphspec.schema.models import OPS
 
 Dim = Optional[int]
 Shape = tuple  # of Dim, batch first
@@ -188,7 +189,7 @@ def embedding(call: Call) -> Out:
 @rule(
     "Activation", "ReLU", "Softmax", "LeakyReLU", "ELU", "Dropout", "AlphaDropout", "GaussianDropout",
     "GaussianNoise", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "ActivityRegularization",
-    "Masking", "Rescaling", "UnitNormalization", "Identity",
+    "Masking", "Rescaling", "UnitNormalization", "Identity", "StochasticDepth",
 )
 def identity(call: Call) -> Out:
     if call.layer == "Activation":
@@ -262,6 +263,8 @@ def normalization(call: Call) -> Out:
     size = math.prod(shape[a] or 0 for a in axes) if axes else 1
     if size == 0:
         raise ShapeError(f"needs known sizes on axis {axis}, got {fmt(shape)}")
+    if call.arg("mean") is not None:  # given: Keras keeps them as constants, not weights
+        return Out([shape])
     # mean, variance (one per normalized position) and the adapt() sample count
     return Out([shape], 0, 2 * size + 1)
 
@@ -551,6 +554,61 @@ def elementwise(call: Call) -> Out:
         result.append(None if None in dims else (known.pop() if known else 1))
     batch = next((s[0] for s in shapes if s[0] is not None), None)
     return Out([(batch, *result)])
+
+
+def _broadcast(first: Shape, second: Shape) -> Shape:
+    """NumPy broadcasting as Keras computes it symbolically: an unknown size meets 1 as unknown."""
+    rank = max(len(first), len(second))
+    a, b = (1,) * (rank - len(first)) + tuple(first), (1,) * (rank - len(second)) + tuple(second)
+    result: list[Dim] = []
+    for x, y in zip(a, b):
+        if x == 1:
+            result.append(y)
+        elif x is None:
+            result.append(None if y == 1 else y)
+        elif y in (1, None, x):
+            result.append(x)
+        else:
+            raise ShapeError(f"cannot broadcast {fmt(first)} with {fmt(second)}")
+    return tuple(result)
+
+
+def _broadcast_batches(call: Call) -> Out:
+    """Two batches combined element by element. Equal ranks only: across ranks NumPy lines one tensor's
+    batch axis up with another's feature axis, which Keras accepts symbolically and fails on a batch."""
+    if len(call.inputs) != 2:
+        raise ShapeError(f"takes exactly 2 tensors, got {len(call.inputs)}")
+    if len(call.inputs[0]) != len(call.inputs[1]):
+        raise ShapeError(f"{_describe(call, 0)} and {_describe(call, 1)} differ in rank: the batch axis of one "
+                         "would meet a feature axis of the other")
+    try:
+        return Out([_broadcast(*call.inputs)])
+    except ShapeError:
+        raise ShapeError(f"cannot broadcast {_describe(call, 0)} with {_describe(call, 1)}") from None
+
+
+@rule(*OPS)
+def elementwise_op(call: Call) -> Out:
+    return _broadcast_batches(call)
+
+
+# ---------------------------------------------------------- layers of keras.applications models
+
+
+@rule("LayerScale")
+def layer_scale(call: Call) -> Out:
+    """ConvNeXt's `x * gamma`, gamma a weight of `projection_dim` values."""
+    dim = _positive(call.arg("projection_dim"), "projection_dim")
+    try:
+        return Out([_broadcast(call.shape, (dim,))], dim)
+    except ShapeError:
+        raise ShapeError(f"scales the last axis by {dim} values (projection_dim), got {fmt(call.shape)}") from None
+
+
+@rule("CustomScaleLayer")
+def custom_scale(call: Call) -> Out:
+    """Inception-ResNet's `inputs[0] + inputs[1] * scale`. A third tensor, which Keras would ignore, is refused."""
+    return _broadcast_batches(call)
 
 
 @rule("Concatenate")
