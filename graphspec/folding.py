@@ -153,4 +153,25 @@ def fold_blocks(nodes: dict[str, dict], outputs: list[str], full: str = "__full_
         return replaced.get(base, base) + index
     for node in folded.values():
         node["from"] = _map_refs(node["from"], rename)
-    return blocks, folded
+    return blocks, _repeated(folded, output_names)
+
+
+def _repeated(nodes: dict[str, dict], outputs: set[str]) -> dict[str, dict]:
+    """Chains of instances of one block with the same parameters, each fed only by the one before, as one
+    node with `repeat:`; `names:` keeps each instance's (Keras's) name."""
+    used_by: dict[str, int] = {}
+    for node in nodes.values():
+        for ref in _refs(node["from"]):
+            used_by[_base(ref)[0]] = used_by.get(_base(ref)[0], 0) + 1
+    result: dict[str, dict] = {}
+    for name, node in nodes.items():
+        source = node["from"]
+        previous = result.get(source) if isinstance(source, str) else None
+        if ("block" in node and previous is not None and previous.get("block") == node["block"]
+                and previous.get("with") == node.get("with") and used_by.get(source) == 1 and source not in outputs):
+            names = previous.get("names", [source])
+            del result[source]
+            node = {"block": node["block"], **({"with": node["with"]} if "with" in node else {}),
+                    "repeat": len(names) + 1, "names": [*names, name], "from": previous["from"]}
+        result[name] = node
+    return result

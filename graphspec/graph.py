@@ -438,7 +438,8 @@ class _Builder:
 
     def instances(self, name: str, node: m.BlockNode, wiring: _From, outer: _Scope, path: tuple,
                   block_stack: tuple) -> None:
-        """`repeat: n` chains n instances, each fed the previous one's output; the last takes the node's name."""
+        """`repeat: n` chains n instances, each fed the previous one's output, named by `names` or `<node>_1` …;
+        the node's name refers to the last one's output."""
         count = self.repeat_count(node, outer, path)
         block = self.defs.blocks.get(node.block)
         if block is not None:
@@ -446,19 +447,25 @@ class _Builder:
             if wiring is None:
                 outer.broken.add(name)
                 return
-        if count == 1:
-            self.instantiate(name, node, wiring, outer, path, block_stack)
+        if node.names is not None and len(node.names) != count:
+            self.error(f"`names` gives {len(node.names)} name(s) for repeat {count}", path + ("names",))
+            outer.broken.add(name)
             return
-        if block is not None and len(block.inputs) != 1:
+        if count > 1 and block is not None and len(block.inputs) != 1:
             self.error(f"block '{node.block}' takes {len(block.inputs)} inputs; only a block with one input "
                        "can repeat (each instance feeds the next)", path + ("repeat",))
             outer.broken.add(name)
             return
         self.budget.ensure(self.defs.block_size(node.block) * count, self.doc, path)
-        for position in range(1, count + 1):
-            instance = name if position == count else f"{name}_{position}"
+        names = node.names or [name if position == count else f"{name}_{position}" for position in range(1, count + 1)]
+        for instance in names:
             self.instantiate(instance, node, wiring, outer, path, block_stack)
             wiring = _From([instance], [()])
+        if names[-1] != name:
+            if names[-1] in outer.broken:
+                outer.broken.add(name)
+            else:
+                outer.aliases[name] = outer.aliases[names[-1]]
 
     def instantiate(self, name: str, node: m.BlockNode, wiring: _From, outer: _Scope, path: tuple,
                     block_stack: tuple) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import pytest
 
 import graphspec
@@ -353,3 +355,41 @@ def test_a_block_output_may_keep_its_own_name():
     assert result.ok
     assert result.graph.order == ["x", "b1_dense", "b1_out", "b2_dense", "b2_out", "y"]
     assert result.graph.nodes["y"].inputs == [TensorRef("b2_out")]
+
+
+NAMED_REPEAT = """\
+    graphspec: 1
+    inputs: {x: {shape: [8]}}
+    blocks:
+      res:
+        inputs: [x]
+        nodes:
+          d: {layer: Dense, args: {units: 8}, from: x}
+          out: {merge: add, from: [x, d]}
+        output: out
+        output_keeps_name: true
+    nodes:
+      stage: {block: res, repeat: 3, names: [conv_block1, conv_block2, conv_block3], from: x}
+      y: {layer: Dense, args: {units: 1}, from: stage}
+    outputs: [y]
+    """
+
+
+def test_named_repeat_keeps_each_instance_name_and_the_node_refers_to_the_last():
+    result = check(textwrap.dedent(NAMED_REPEAT))
+    assert result.ok, [str(d) for d in result.diagnostics]
+    graph = result.graph
+    assert [n for n in graph.order if graph.nodes[n].kind == "merge"] == [
+        "conv_block1_out", "conv_block2_out", "conv_block3_out"]
+    assert [r.node for r in graph.nodes["conv_block2_d"].inputs] == ["conv_block1_out"]
+    assert [r.node for r in graph.nodes["y"].inputs] == ["conv_block3_out"]
+
+
+@pytest.mark.parametrize("names, message, line", [
+    ("[a, b]", "`names` gives 2 name(s) for repeat 3", 12),
+    ("[a, b, a]", "`names` lists a name twice", 12),
+])
+def test_named_repeat_needs_one_distinct_name_per_instance(names, message, line):
+    text = textwrap.dedent(NAMED_REPEAT).replace("[conv_block1, conv_block2, conv_block3]", names)
+    (found,) = errors(check(text))
+    assert message in found.message and found.line == line, str(found)

@@ -21,7 +21,7 @@ Keras catalog, so a typo fails with "did you mean" and no TensorFlow import.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import (
     BaseModel,
@@ -280,6 +280,19 @@ class BlockNode(_Wired):
     repeat: Union[PositiveInt, ParamRef] = Field(
         1, description="Chain this many instances (a block with one input), named `<node>_1` … `<node>_n`; "
         "the last takes the node's name.")
+    names: Optional[Annotated[list[Name], Field(min_length=1)]] = Field(
+        None, description="The instances' names in chain order, one per `repeat`, instead of `<node>_1` … "
+        "(`[conv2_block2, conv2_block3]`, as Keras names repeated blocks); the node's name still refers to the "
+        "last instance's output.")
+
+    @model_validator(mode="after")
+    def _one_name_per_instance(self):
+        if self.names is not None:
+            if len(set(self.names)) != len(self.names):
+                raise _error("`names` lists a name twice", None, ("names",))
+            if isinstance(self.repeat, int) and len(self.names) != self.repeat:
+                raise _error(f"`names` gives {len(self.names)} name(s) for repeat {self.repeat}", None, ("names",))
+        return self
 
 
 _NODE_KINDS = ("layer", "apply", "merge", "op", "sequential", "block")
