@@ -224,7 +224,7 @@ def _as_written(layer, named: dict[str, Any]) -> tuple[list, dict]:
     return positional, named
 
 
-def compile_model(model, settings: CompileSpec, output_names: list[str]) -> None:
+def compile_model(model, settings: CompileSpec, output_names: list[str], steps_per_execution: int = 1) -> None:
     """`model.compile` with every per-output setting keyed by output name."""
     keras = keras_module()
     optimizer = settings.optimizer
@@ -259,6 +259,7 @@ def compile_model(model, settings: CompileSpec, output_names: list[str]) -> None
         loss=per_output(settings.loss, loss_object),
         loss_weights=per_output(settings.loss_weights),
         metrics=per_output(settings.metrics, metric_list),
+        steps_per_execution=steps_per_execution,
     )
 
 
@@ -283,12 +284,14 @@ def import_allowed_modules(policy: Policy) -> None:
             raise GraphspecError(f"cannot import allowed module '{module}': {exc}") from None
 
 
-def build(spec: SpecFile | str | os.PathLike, *, compile: bool = True, trust: Trust | None = None):
+def build(spec: SpecFile | str | os.PathLike, *, compile: bool = True, trust: Trust | None = None,
+          steps_per_execution: int = 1):
     """Build (and by default compile) the Keras model a spec describes.
 
     `spec` is a path or a `SpecFile` from `graphspec.load` (which fixed what it may
     import and read; `trust` applies to a path). With `train.seed` set, weights are
-    initialised from that seed, so two builds are identical.
+    initialised from that seed, so two builds are identical. `steps_per_execution` goes
+    to `compile` (training picks it from `train.steps_per_execution`).
     """
     if not isinstance(spec, SpecFile):
         spec = load(spec, trust)
@@ -309,7 +312,7 @@ def build(spec: SpecFile | str | os.PathLike, *, compile: bool = True, trust: Tr
                 hint="the file must come from a model with these layers (graphspec import --weights)")) from None
     if compile and spec.spec.compile is not None:
         try:
-            compile_model(model, spec.spec.compile, [ref.node for ref in spec.graph.outputs])
+            compile_model(model, spec.spec.compile, [ref.node for ref in spec.graph.outputs], steps_per_execution)
         except Exception as exc:
             if not raised_outside_graphspec(exc):
                 raise

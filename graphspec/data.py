@@ -24,6 +24,7 @@ the labels are one-hot encoded, as a Keras user would do by hand with
 
 from __future__ import annotations
 
+import copy
 import csv
 import fnmatch
 import math
@@ -108,6 +109,37 @@ class _NpzArrays(Mapping):
             self.loaded[name] = self._read(name, self.members[name])
         return self.loaded[name]
 
+    def mapped(self, name: str) -> np.ndarray:
+        """Array `name` memory-mapped from the file (read only as rows are touched): it must be stored
+        uncompressed, as `numpy.savez` writes it."""
+        info = self.members[name]
+        if info.compress_type != zipfile.ZIP_STORED:
+            raise _fail(self.path, f"array '{name}' is compressed, so it cannot be streamed",
+                        "save the arrays with numpy.savez (not savez_compressed), or set data.stream: false")
+        fmt = np.lib.format
+        try:
+            with open(self.path, "rb") as handle:
+                handle.seek(info.header_offset)
+                local = handle.read(30)  # the member's local header: its name and extra field come next
+                if len(local) < 30 or local[:4] != b"PK\x03\x04":
+                    raise ValueError("bad local header")
+                start = info.header_offset + 30 + int.from_bytes(local[26:28], "little") + \
+                    int.from_bytes(local[28:30], "little")
+                handle.seek(start)
+                version = fmt.read_magic(handle)
+                header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+                shape, fortran, dtype = header(handle)
+                offset = handle.tell()
+        except (OSError, ValueError, EOFError) as exc:
+            raise _fail(self.path, f"cannot read array '{name}': {exc}") from None
+        if dtype.hasobject:
+            raise _fail(self.path, f"array '{name}' holds Python objects (pickles), which are refused")
+        if math.prod(shape) * dtype.itemsize != info.file_size - (offset - start):
+            raise _fail(self.path, f"array '{name}' declares {math.prod(shape) * dtype.itemsize:,} bytes of data "
+                                   f"but holds {info.file_size - (offset - start):,}")
+        return np.memmap(self.path, dtype=dtype, mode="r", offset=offset, shape=tuple(shape),
+                         order="F" if fortran else "C")
+
     def _read(self, name: str, info: zipfile.ZipInfo) -> np.ndarray:
         fmt = np.lib.format
         try:
@@ -132,12 +164,21 @@ class _NpzArrays(Mapping):
             raise _fail(self.path, f"cannot read array '{name}': {exc}") from None
 
 
+_KIND_NAMES = {"csv": "CSV", "parquet": "Parquet", "npz": "NPZ"}
+
+
+def data_kind(path: str) -> str:
+    """csv, parquet or npz, by the file's suffix (anything else is read as CSV)."""
+    suffix = Path(path).suffix.lower()
+    return {".npz": "npz", ".parquet": "parquet", ".pq": "parquet"}.get(suffix, "csv")
+
+
 class _Table:
-    """Named columns (CSV) or arrays (NPZ) of one file."""
+    """Named columns (CSV, Parquet) or arrays (NPZ) of one file, or of a run of its rows."""
 
     def __init__(self, path: str):
         self.path = path
-        self.kind = "npz" if path.lower().endswith(".npz") else "csv"
+        self.kind = data_kind(path)
         try:
             regular_file(path, "data file")
         except FileNotFoundError:
@@ -147,10 +188,32 @@ class _Table:
         self.columns: dict[str, object] = {}
         self.names: list[str] = []
         self.rows = 0
+        self.first_row = 0  # of the file, for messages: a streamed chunk starts further down
         if self.kind == "npz":
             self._read_npz()
+        elif self.kind == "parquet":
+            self._read_parquet_schema()
         else:
             self._read_header()
+
+    def part(self, columns, rows: int, first_row: int) -> "_Table":
+        """The same file's `rows` rows from `first_row` on, as `columns` (Arrow columns or arrays)."""
+        chunk = object.__new__(_Table)
+        chunk.path, chunk.kind, chunk.names = self.path, self.kind, self.names
+        chunk.columns, chunk.rows, chunk.first_row = columns, rows, first_row
+        return chunk
+
+    def row_error(self, row: int, message: str) -> GraphspecError:
+        return _row_error(self.path, self.kind, self.first_row + row, message)
+
+    def _read_parquet_schema(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            self.names = list(pq.read_schema(self.path).names)
+        except (pa.ArrowException, OSError) as exc:
+            raise _fail(self.path, f"not a Parquet file ({str(exc).splitlines()[0]})") from None
 
     def _read_header(self) -> None:
         try:
@@ -173,21 +236,26 @@ class _Table:
         import pyarrow as pa
         import pyarrow.csv as pacsv
 
-        arrow_types = {name: pa.float32() if dtype == "float32" else pa.float64() for name, dtype in types.items()}
-        # Only an empty cell is missing; "nan" and "inf" parse as numbers and fail the finite check.
-        base = dict(null_values=[""], strings_can_be_null=True, include_columns=list(types))
-        try:
+        if self.kind == "parquet":
+            import pyarrow.parquet as pq
+
             try:
-                table = pacsv.read_csv(self.path, convert_options=pacsv.ConvertOptions(
-                    column_types=arrow_types, **base))
-            except pa.ArrowInvalid:
-                table = pacsv.read_csv(self.path, convert_options=pacsv.ConvertOptions(**base))
-        except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
-            raise _fail(self.path, f"cannot parse CSV: {str(exc).splitlines()[0]}") from None
+                table = pq.read_table(self.path, columns=list(types))
+            except (pa.ArrowException, OSError) as exc:
+                raise _fail(self.path, f"cannot read Parquet file: {str(exc).splitlines()[0]}") from None
+        else:
+            try:
+                try:
+                    table = pacsv.read_csv(self.path, convert_options=_csv_options(types, typed=True))
+                except pa.ArrowInvalid:
+                    table = pacsv.read_csv(self.path, convert_options=_csv_options(types, typed=False))
+            except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
+                raise _fail(self.path, f"cannot parse CSV: {str(exc).splitlines()[0]}") from None
         self.columns = {name: table.column(name) for name in table.column_names}
         self.rows = table.num_rows
         if not self.rows:
-            raise _fail(self.path, "the CSV file has a header but no data rows")
+            raise _fail(self.path, "the CSV file has a header but no data rows" if self.kind == "csv"
+                        else "the file has no data rows")
 
     def _read_npz(self) -> None:
         self.columns = _NpzArrays(self.path)
@@ -244,19 +312,31 @@ class _Table:
         column = self.columns[name]
         if column.null_count:
             row = next(i for i, v in enumerate(column.is_null().to_pylist()) if v)
-            raise _row_error(self.path, "csv", row, f"{owner}: column '{name}' has an empty value")
+            raise self.row_error(row, f"{owner}: column '{name}' has an empty value")
         if pa.types.is_integer(column.type) or pa.types.is_floating(column.type) or pa.types.is_boolean(column.type):
             return column.to_numpy(zero_copy_only=False)
         numbers = []
         for row, value in enumerate(column.to_pylist()):  # text: find the first cell that is not a number
             # Python's float() also takes "1_000" and non-ASCII digits; a CSV number is plain ASCII.
             if not isinstance(value, str) or not _CSV_NUMBER.fullmatch(value.strip()):
-                raise _row_error(self.path, "csv", row, f"{owner}: column '{name}' has a non-numeric value {value!r}")
+                raise self.row_error(row, f"{owner}: column '{name}' has a non-numeric value {value!r}")
             numbers.append(float(value))
         return np.array(numbers, dtype=np.float64)
 
 
 # --------------------------------------------------------------------------- binding
+
+
+def _csv_options(types: dict[str, str], typed: bool, text: dict | None = None):
+    """Parse only the bound columns; typed, straight into their dtypes (no inference); else inferred, or as
+    `text` says. Only an empty cell is missing: "nan" and "inf" parse as numbers and fail the finite check."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    arrow_types = {name: pa.float32() if dtype == "float32" else pa.float64() for name, dtype in types.items()}
+    chosen = arrow_types if typed else {name: pa.string() for name in text or {}}
+    return pacsv.ConvertOptions(null_values=[""], strings_can_be_null=True, include_columns=list(types),
+                                column_types=chosen)
 
 
 def _row_error(path: str, kind: str, row: int, message: str) -> GraphspecError:
@@ -323,7 +403,7 @@ class _Binder:
                 raise _fail(self.path, f"{owner}: array '{binding.array}' has no rows")
             return values, f"array '{binding.array}'"
         if binding.columns is None:
-            raise _fail(self.path, f"{owner} is bound to an NPZ array but the file is CSV",
+            raise _fail(self.path, f"{owner} is bound to an NPZ array but the file is {_KIND_NAMES[table.kind]}",
                         "bind it with `columns: ...`")
         names = table.select(binding, owner)
         by_column = np.empty((len(names), table.rows), dtype=dtype)  # contiguous writes, one row per column
@@ -336,18 +416,18 @@ class _Binder:
     def check_values(self, values: np.ndarray, owner: str, what: str, dtype: str) -> np.ndarray:
         bad = _first_bad_row(values)
         if bad is not None:
-            raise _row_error(self.path, self.table.kind, bad, f"{owner}: {what} has NaN or infinity")
+            raise self.table.row_error(bad, f"{owner}: {what} has NaN or infinity")
         if dtype.startswith(("int", "uint")) and np.issubdtype(values.dtype, np.floating):
             fractional = values.reshape(len(values), -1) % 1 != 0
             if fractional.any():
                 row = int(np.argmax(fractional.any(axis=1)))
-                raise _row_error(self.path, self.table.kind, row,
+                raise self.table.row_error(row,
                                  f"{owner}: {what} must hold integers ({dtype}), and does not")
         if dtype.startswith(("int", "uint")) and values.dtype.kind in "iuf" and values.size:
             limits = np.iinfo(dtype)
             outside = ((values < limits.min) | (values > limits.max)).reshape(len(values), -1).any(axis=1)
             if outside.any():
-                raise _row_error(self.path, self.table.kind, int(np.argmax(outside)),
+                raise self.table.row_error(int(np.argmax(outside)),
                                  f"{owner}: {what} holds a value outside {dtype}'s range "
                                  f"{limits.min}..{limits.max}")
         return values.astype(dtype, copy=False)
@@ -364,7 +444,8 @@ class _Binder:
                 return values.reshape((rows, *shape))
             raise _fail(self.path, f"{owner} expects rows of shape {tuple(shape)}, {what} has {tuple(actual)}")
         if None in shape:
-            raise _fail(self.path, f"{owner} has a free dimension {tuple(shape)}; CSV rows need a fixed shape",
+            raise _fail(self.path, f"{owner} has a free dimension {tuple(shape)}; {_KIND_NAMES[self.table.kind]} "
+                                   "rows need a fixed shape",
                         "use an NPZ file for variable-length inputs")
         per_row = math.prod(shape)
         if values.shape[1] != per_row:
@@ -390,7 +471,7 @@ class _Binder:
             size = spec.args.get("input_dim")
             outside = ((values < 0) | (values >= size)).reshape(len(values), -1).any(axis=1)
             if outside.any():
-                raise _row_error(self.path, self.table.kind, int(np.argmax(outside)),
+                raise self.table.row_error(int(np.argmax(outside)),
                                  f"{owner}: {what} holds an index outside 0..{size - 1}, the rows of "
                                  f"Embedding '{node.name}' (input_dim {size})")
 
@@ -415,7 +496,7 @@ class _Binder:
             if outside.any():
                 row = int(np.argmax(outside))
                 shown = labels[row][(labels[row] < 0) | (labels[row] >= classes)][0]
-                raise _row_error(self.path, self.table.kind, row,
+                raise self.table.row_error(row,
                                  f"{owner}: {what} holds class {shown}, but the output has {classes} "
                                  f"classes (0..{classes - 1})")
             labels = labels.reshape(len(values), *values.shape[1:]) if len(target_shape) > 1 else labels[:, 0]
@@ -440,7 +521,7 @@ class _Binder:
             row = int(np.argmax(outside))
             value = values.reshape(len(values), -1)[row]
             shown = value[~((value >= low) & (value <= high))][0]
-            raise _row_error(self.path, self.table.kind, row,
+            raise self.table.row_error(row,
                              f"{owner}: {what} holds {shown:g}, but its loss {loss} takes {meaning}")
 
 
@@ -462,15 +543,17 @@ def _column_types(spec: SpecFile, table: _Table, outputs: bool) -> dict[str, str
     return types
 
 
-def load_data(spec: SpecFile, path: str | os.PathLike, *, outputs: bool = True) -> Dataset:
-    """Read and check one data file against the spec's binding (inputs, and outputs if asked)."""
+def _binding(spec: SpecFile):
     binding = spec.spec.data
     if binding is None:
         raise GraphspecError(spec.document.diagnostic("the spec has no `data:` section to bind files to inputs",
                                                       (), hint="add data.inputs and data.outputs bindings"))
-    table = _Table(str(path))
-    if table.kind == "csv":
-        table.read_columns(_column_types(spec, table, outputs))
+    return binding
+
+
+def _bind(spec: SpecFile, table: _Table, outputs: bool) -> Dataset:
+    """Every input's (and, if asked, output's) values from `table`, checked, with equal row counts."""
+    binding = _binding(spec)
     binder = _Binder(spec, table)
     inputs = {}
     for name in spec.spec.inputs:
@@ -487,11 +570,165 @@ def load_data(spec: SpecFile, path: str | os.PathLike, *, outputs: bool = True) 
     counts = {f"input '{k}'": len(v) for k, v in inputs.items()} | {f"output '{k}'": len(v) for k, v in targets.items()}
     if len(set(counts.values())) > 1:
         listing = ", ".join(f"{k}: {v}" for k, v in counts.items())
-        raise _fail(str(path), f"row counts differ: {listing}")
+        raise _fail(table.path, f"row counts differ: {listing}")
     rows = next(iter(counts.values()))
     if rows == 0:
-        raise _fail(str(path), "the file has no data rows")
-    return Dataset(str(path), rows, inputs, targets)
+        raise _fail(table.path, "the file has no data rows")
+    return Dataset(table.path, rows, inputs, targets)
+
+
+def load_data(spec: SpecFile, path: str | os.PathLike, *, outputs: bool = True) -> Dataset:
+    """Read and check one data file against the spec's binding (inputs, and outputs if asked)."""
+    _binding(spec)
+    table = _Table(str(path))
+    if table.kind != "npz":
+        table.read_columns(_column_types(spec, table, outputs))
+    return _bind(spec, table, outputs)
+
+
+# --------------------------------------------------------------------------- streaming
+
+# Above this size a training file is streamed unless `data.stream: false` says otherwise.
+STREAM_THRESHOLD_BYTES = 1 << 30
+CHUNK_ROWS = 65_536  # rows bound and checked at a time when streaming
+
+
+class StreamedData:
+    """A data file read in chunks of rows, never whole: CSV and Parquet as Arrow record batches,
+    NPZ arrays memory-mapped. `open_stream` checks every chunk once before training; `chunks`
+    reads them again (each epoch), binding and checking each as `load_data` does a whole file.
+
+    Example:
+
+        >>> import graphspec
+        >>> from graphspec.data import open_stream
+        >>> spec = graphspec.load("specs/examples/sine.yaml")
+        >>> data = open_stream(spec, "specs/data/sine.csv", chunk_rows=300)
+        >>> data.rows, sum(chunk.rows for chunk in data.window(400, 1000).chunks())
+        (1000, 600)
+    """
+
+    def __init__(self, spec: SpecFile, path: str, outputs: bool, chunk_rows: int):
+        self.spec, self.outputs, self.chunk_rows = spec, outputs, chunk_rows
+        self.table = _Table(path)
+        self.source = path
+        self.types = _column_types(spec, self.table, outputs) if self.table.kind != "npz" else {}
+        self.rows = 0
+        self.start = 0  # the rows this object stands for: a validation split is a window of the file
+        self.shapes: dict[str, tuple] = {}  # per input and output: dtype and row shape, from the first chunk
+        self.dtypes: dict[str, np.dtype] = {}
+
+    def window(self, start: int, stop: int) -> "StreamedData":
+        """Rows `start`..`stop` of the file (as `validation_split` holds out the last rows)."""
+        part = copy.copy(self)
+        part.start, part.rows = start, stop - start
+        return part
+
+    def _scan(self) -> None:
+        for chunk in self.chunks():
+            if not self.rows:
+                for name, values in {**chunk.inputs, **chunk.outputs}.items():
+                    self.shapes[name], self.dtypes[name] = values.shape[1:], values.dtype
+            self.rows += chunk.rows
+        if not self.rows:
+            raise _fail(self.source, "the file has no data rows")
+
+    def chunks(self):
+        """Checked `Dataset`s of up to `chunk_rows` rows, covering this object's rows of the file."""
+        start, stop = self.start, (self.start + self.rows if self.rows else None)
+        offset = 0
+        for columns, rows in self._raw_chunks():
+            low, high = max(start - offset, 0), rows if stop is None else min(stop - offset, rows)
+            if high > low:
+                part = self.table.part(_slice(columns, low, high), high - low, offset + low)
+                yield _bind(self.spec, part, self.outputs)
+            offset += rows
+            if stop is not None and offset >= stop:
+                return
+
+    def _raw_chunks(self):
+        """(columns, rows) of each run of rows as stored: Arrow columns, or memory-mapped array slices."""
+        if self.table.kind == "npz":
+            arrays = {name: self.table.columns.mapped(name) for name in self._bound_arrays()}
+            total = min((len(a) for a in arrays.values()), default=0)
+            for first in range(0, total, self.chunk_rows):
+                rows = min(self.chunk_rows, total - first)
+                yield {name: array[first:first + rows] for name, array in arrays.items()}, rows
+            return
+        import pyarrow as pa
+
+        done = 0
+        try:
+            try:
+                for batch in self._record_batches(typed=True):
+                    yield _columns(batch), batch.num_rows
+                    done += batch.num_rows
+            except pa.ArrowInvalid:
+                if self.table.kind != "csv":
+                    raise
+                # A cell that is not a number: the rows after `done` again as text, so the binder names it.
+                seen = 0
+                for batch in self._record_batches(typed=False):
+                    skip = min(max(done - seen, 0), batch.num_rows)
+                    seen += batch.num_rows
+                    if skip < batch.num_rows:
+                        yield _slice(_columns(batch), skip, batch.num_rows), batch.num_rows - skip
+        except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
+            raise _fail(self.source, f"cannot read {_KIND_NAMES[self.table.kind]} data: "
+                                     f"{str(exc).splitlines()[0]}") from None
+
+    def _record_batches(self, typed: bool):
+        if self.table.kind == "parquet":
+            import pyarrow.parquet as pq
+
+            return pq.ParquetFile(self.source).iter_batches(batch_size=self.chunk_rows, columns=list(self.types))
+        import pyarrow.csv as pacsv
+
+        # Arrow's CSV block size is in bytes: about `chunk_rows` rows, estimated from the bound columns' count.
+        block = max(1 << 16, min(1 << 26, self.chunk_rows * 12 * max(1, len(self.types))))
+        text = None if typed else {name: "string" for name in self.types}
+        return pacsv.open_csv(self.source, read_options=pacsv.ReadOptions(block_size=block),
+                              convert_options=_csv_options(self.types, typed, text))
+
+    def _bound_arrays(self) -> list[str]:
+        binding = _binding(self.spec)
+        bound = [b for name, b in binding.inputs.items() if name in self.spec.spec.inputs]
+        if self.outputs:
+            bound += [binding.outputs[ref.node] for ref in self.spec.graph.outputs if ref.node in binding.outputs]
+        return list(dict.fromkeys(b.array for b in bound if b.array is not None and b.array in self.table.names))
+
+
+def _columns(batch) -> dict:
+    """An Arrow record batch's columns as the chunked arrays a whole table has."""
+    import pyarrow as pa
+
+    table = pa.Table.from_batches([batch])
+    return {name: table.column(name) for name in table.column_names}
+
+
+def _slice(columns: dict, low: int, high: int) -> dict:
+    return {name: column.slice(low, high - low) if hasattr(column, "slice") else column[low:high]
+            for name, column in columns.items()}
+
+
+def open_stream(spec: SpecFile, path: str | os.PathLike, *, outputs: bool = True,
+                chunk_rows: int = CHUNK_ROWS) -> StreamedData:
+    """A data file to stream, checked through once (stopping at its first bad row) and its rows counted."""
+    _binding(spec)
+    data = StreamedData(spec, str(path), outputs, chunk_rows)
+    data._scan()
+    return data
+
+
+def should_stream(spec: SpecFile, path: str) -> bool:
+    """`data.stream`, or when it is not set: whether the file is over STREAM_THRESHOLD_BYTES."""
+    chosen = _binding(spec).stream
+    if chosen is not None:
+        return chosen
+    try:
+        return os.path.getsize(path) > STREAM_THRESHOLD_BYTES
+    except OSError:
+        return False  # reading it will say what is wrong
 
 
 def resolve(path: str, folder: str | os.PathLike) -> str:

@@ -11,9 +11,10 @@ Example (trains the shipped sine example for two epochs):
     ['best.keras', 'checkpoints', 'curves', 'history.csv', 'metrics.json', 'model.keras', 'spec.yaml', 'tensorboard']
 
 Order of work: resolve the spec (with `--set` overrides) and check it; read and
-check every data file; only then create the run directory. Shuffling is drawn
-from (seed, epoch) with stateless ops, so an interrupted run resumed from its last
-checkpoint sees exactly the batches an uninterrupted run would.
+check every data file (or, streaming, check it through once); only then create the
+run directory. Shuffling is drawn from (seed, epoch) alone (a stateless permutation
+in memory, a seeded shuffle buffer when streaming), so an interrupted run resumed
+from its last checkpoint sees exactly the batches an uninterrupted run would.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from typing import Callable
 import yaml
 from concurrent.futures import ThreadPoolExecutor
 
-from graphspec.data import Dataset, load_data, resolve
+from graphspec.data import Dataset, StreamedData, load_data, open_stream, resolve, should_stream
 from graphspec.errors import Diagnostic, GraphspecError
 from graphspec.loader import CoreDumper, Document, load_bytes, load_file, load_text
 from graphspec.pipeline import SpecFile, check_document_stages
@@ -173,12 +174,14 @@ def resolve_spec(document: Document, options: TrainOptions) -> tuple[SpecFile, d
 # --------------------------------------------------------------------------- datasets
 
 
-def _split(data: Dataset, fraction: float) -> tuple[Dataset, Dataset]:
+def _split(data: Dataset | StreamedData, fraction: float) -> tuple[Dataset, Dataset] | tuple[StreamedData, StreamedData]:
     """Hold out the last rows, as Keras's validation_split does."""
     cut = data.rows - int(round(data.rows * fraction))
     if cut < 1 or cut == data.rows:
         raise GraphspecError(Diagnostic(f"validation_split {fraction} leaves no rows on one side of {data.rows}",
                                         file=data.source))
+    if isinstance(data, StreamedData):
+        return data.window(data.start, data.start + cut), data.window(data.start + cut, data.start + data.rows)
 
     def part(rows: slice) -> Dataset:
         return Dataset(data.source, len(range(*rows.indices(data.rows))),
@@ -187,34 +190,109 @@ def _split(data: Dataset, fraction: float) -> tuple[Dataset, Dataset]:
     return part(slice(0, cut)), part(slice(cut, None))
 
 
-def _trim(data: Dataset, batch: int) -> Dataset:
+def _trim(data: Dataset | StreamedData, batch: int) -> Dataset | StreamedData:
     rows = data.rows - data.rows % batch
     if rows == 0:
         raise GraphspecError(Diagnostic(f"a fixed batch size of {batch} needs at least {batch} rows", file=data.source))
+    if isinstance(data, StreamedData):
+        return data.window(data.start, data.start + rows)
     return Dataset(data.source, rows, {k: v[:rows] for k, v in data.inputs.items()},
                    {k: v[:rows] for k, v in data.outputs.items()})
 
 
-def _training_stream(tf, data: Dataset, batch: int, shuffle: bool, seed: int, epochs: range, fixed: bool):
-    """Batches for each epoch in `epochs`; epoch e is shuffled by (seed, e) alone."""
-    rows = data.rows
-    inputs = {k: tf.constant(v) for k, v in data.inputs.items()}
-    targets = {k: tf.constant(v) for k, v in data.outputs.items()}
+def _training_stream(tf, data: Dataset, batch: int, shuffle: bool, seed: int, fixed: bool):
+    """One epoch's batches; epoch e is shuffled by (seed, e) alone (see `_per_epoch`). The rows are put in
+    the epoch's order with one gather and cut into whole batches at once: tf.data then hands out ready
+    batches instead of assembling each one (which, for a small model, costs more than its step)."""
+    rows, whole = data.rows, data.rows // batch
+    arrays = {k: tf.constant(v) for k, v in {**data.inputs, **data.outputs}.items()}
 
     def epoch_batches(epoch):
         order = tf.range(rows, dtype=tf.int64)
         if shuffle:
             order = tf.random.experimental.stateless_shuffle(order, seed=tf.stack([tf.cast(seed, tf.int64), epoch]))
-        return tf.data.Dataset.from_tensor_slices(order).batch(batch, drop_remainder=fixed)
+        ordered = {k: tf.gather(v, order) for k, v in arrays.items()}
+        batches = tf.data.Dataset.from_tensor_slices(
+            {k: tf.reshape(v[:whole * batch], [whole, batch, *v.shape[1:]]) for k, v in ordered.items()})
+        if rows % batch and not fixed:
+            batches = batches.concatenate(tf.data.Dataset.from_tensors({k: v[whole * batch:] for k, v in ordered.items()}))
+        return batches
 
-    def gather(index):
-        return (model_structure({k: tf.gather(v, index) for k, v in inputs.items()}),
-                model_structure({k: tf.gather(v, index) for k, v in targets.items()}))
+    def pair(batch_values):
+        return (model_structure({k: batch_values[k] for k in data.inputs}),
+                model_structure({k: batch_values[k] for k in data.outputs}))
 
-    # Finite on purpose: an endless prefetching pipeline makes interpreter exit wait seconds.
-    stream = tf.data.Dataset.range(epochs.start, epochs.stop).flat_map(epoch_batches)
-    steps = rows // batch if fixed else math.ceil(rows / batch)
-    return stream.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE), steps
+    return _per_epoch(tf, epoch_batches, pair, _steps(rows, batch, fixed))
+
+
+def _per_epoch(tf, epoch_batches: Callable, pair: Callable, steps: int):
+    """A dataset of one epoch's `steps` batches, built anew each time Keras iterates it (once per epoch), for the
+    epoch in a variable that the returned callback sets as the epoch begins: so an epoch's order depends on
+    (seed, epoch) alone and a resumed run repeats it. Keras is given whole epochs rather than one long stream
+    because with steps_per_execution > 1 it runs whole executions, which would cross epoch boundaries."""
+    from graphspec.backend import keras_module
+
+    epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+
+    class SetEpoch(keras_module().callbacks.Callback):
+        def on_epoch_begin(self, number, logs=None):
+            epoch.assign(number)
+
+    stream = tf.data.Dataset.range(1).flat_map(lambda _: epoch_batches(epoch.read_value()))
+    stream = stream.map(pair, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    return stream.apply(tf.data.experimental.assert_cardinality(steps)), SetEpoch()
+
+
+def _steps(rows: int, batch: int, fixed: bool) -> int:
+    return rows // batch if fixed else math.ceil(rows / batch)
+
+
+# Batches per call into TensorFlow when the spec says `auto`: a small model's step is short next to the
+# Python and function-call overhead around it, which this spreads (bench/train_speed.py measures it).
+AUTO_STEPS_PER_EXECUTION = 64
+
+
+def _steps_per_execution(settings: TrainSpec, steps: int) -> int:
+    chosen = settings.steps_per_execution
+    return min(steps, AUTO_STEPS_PER_EXECUTION) if chosen == "auto" else chosen
+
+
+def _streamed_rows(tf, data: StreamedData):
+    """The file's rows one by one, as tf.data reads them from graphspec's checked chunks."""
+    names = [*data.spec.spec.inputs, *([ref.node for ref in data.spec.graph.outputs] if data.outputs else [])]
+    signature = {name: tf.TensorSpec((None, *data.shapes[name]), data.dtypes[name]) for name in names}
+
+    def chunks():
+        for chunk in data.chunks():
+            yield {**chunk.inputs, **chunk.outputs}
+
+    return tf.data.Dataset.from_generator(chunks, output_signature=signature).unbatch()
+
+
+def _as_pairs(tf, data: StreamedData):
+    """Batches of rows → (inputs, targets) in the structure the model takes."""
+    outputs = [ref.node for ref in data.spec.graph.outputs]
+
+    def pair(batch):
+        return (model_structure({k: v for k, v in batch.items() if k not in outputs}),
+                model_structure({k: v for k, v in batch.items() if k in outputs}))
+
+    return pair
+
+
+def _streamed_training(tf, data: StreamedData, batch: int, shuffle: bool, buffer: int, seed: int, fixed: bool):
+    """One epoch read again from the file through a seeded shuffle buffer (seeded by (seed, epoch))."""
+    def epoch_batches(epoch):
+        rows = _streamed_rows(tf, data)
+        if shuffle:
+            rows = rows.shuffle(buffer, seed=tf.cast(seed, tf.int64) * 1_000_003 + epoch)
+        return rows.batch(batch, drop_remainder=fixed)
+
+    return _per_epoch(tf, epoch_batches, _as_pairs(tf, data), _steps(data.rows, batch, fixed))
+
+
+def _streamed_validation(tf, data: StreamedData, batch: int):
+    return _streamed_rows(tf, data).batch(batch).map(_as_pairs(tf, data)).prefetch(tf.data.AUTOTUNE)
 
 
 def model_structure(arrays: dict):
@@ -490,13 +568,15 @@ def _resumed_document(run: RunDir, spec_path: str, options: TrainOptions) -> tup
                 f"(in {', '.join(differ)})", file=spec_path,
                 hint=f"resume with the spec it was trained from, or with {run.spec}; train.epochs alone may change"))
         epochs = (given.data.get("train") or {}).get("epochs") if isinstance(given.data, dict) else None
-        if epochs is not None and options.epochs is None:
+        epochs_set = any(item.partition("=")[0].strip() == "train.epochs" for item in options.overrides)
+        if epochs is not None and options.epochs is None and not epochs_set:  # what the user typed wins
             options = dataclasses.replace(options, epochs=epochs)
     return recorded, options
 
 
-def _read_data_while_importing_keras(spec: SpecFile) -> tuple[Dataset, Dataset | None]:
-    """Parse and check the data files in a worker thread while Keras imports in this one.
+def _read_data_while_importing_keras(spec: SpecFile) -> tuple[Dataset | StreamedData, Dataset | StreamedData | None]:
+    """Parse and check the data files in a worker thread while Keras imports in this one (or, when
+    streaming, check them through once and count their rows).
 
     pyarrow and numpy release the GIL, so the two overlap on a second core. Nothing is
     written by either, so bad data still stops training before the run directory exists.
@@ -504,8 +584,9 @@ def _read_data_while_importing_keras(spec: SpecFile) -> tuple[Dataset, Dataset |
     from graphspec.backend import keras_module
 
     files = _data_files(spec)
+    read = open_stream if should_stream(spec, files[0]) else load_data
     with ThreadPoolExecutor(max_workers=1) as pool:
-        loading = [pool.submit(load_data, spec, path) for path in files]
+        loading = [pool.submit(read, spec, path) for path in files]
         keras_module()
         loaded = [future.result() for future in loading]
     return loaded[0], (loaded[1] if len(loaded) > 1 else None)
@@ -560,6 +641,8 @@ def train(spec_path: str | os.PathLike, options: TrainOptions | None = None,
         _check_new_output(run, options, protected)
     settings = spec.spec.train or TrainSpec()
     data, validation = _read_data_while_importing_keras(spec)
+    if isinstance(data, StreamedData):
+        echo(f"streaming {data.source}: {data.rows} rows, read again in chunks each epoch")
     if validation is None and settings.validation_split:
         data, validation = _split(data, settings.validation_split)
     fixed_batch = spec.fixed_batch_size
@@ -599,7 +682,7 @@ def train(spec_path: str | os.PathLike, options: TrainOptions | None = None,
         echo(f"resuming {run.root} after epoch {last}")
     else:
         state.history = {}
-        model = build(spec)
+        model = build(spec, steps_per_execution=_steps_per_execution(settings, _steps(data.rows, batch, fixed_batch)))
     if not options.resume:
         marker = {"source": str(Path(spec_path).resolve()), "digests": _section_digests(document.data)}
         try:
@@ -614,16 +697,22 @@ def train(spec_path: str | os.PathLike, options: TrainOptions | None = None,
         _finish(run, state, settings, model)
         return run
 
-    stream, steps = _training_stream(tf, data, batch, settings.shuffle and not fixed_batch, seed,
-                                     range(first_epoch, settings.epochs), fixed=bool(fixed_batch))
+    shuffle = settings.shuffle and not fixed_batch
     validation_data = None
-    if validation is not None:
-        validation_data = (model_structure(validation.inputs), model_structure(validation.outputs))
+    if isinstance(data, StreamedData):
+        stream, set_epoch = _streamed_training(tf, data, batch, shuffle, spec.spec.data.shuffle_buffer, seed,
+                                               fixed=bool(fixed_batch))
+        if validation is not None:
+            validation_data = _streamed_validation(tf, validation, batch)
+    else:
+        stream, set_epoch = _training_stream(tf, data, batch, shuffle, seed, fixed=bool(fixed_batch))
+        if validation is not None:
+            validation_data = (model_structure(validation.inputs), model_structure(validation.outputs))
     interrupt = _Interrupt()
     spec_callbacks = _spec_callbacks(keras, settings)
-    callbacks = [*spec_callbacks,
+    callbacks = [set_epoch, *spec_callbacks,
                  _make_recorder(keras, tf, run, state, spec_callbacks, max(1, options.keep_checkpoints), interrupt)]
-    if validation is not None and len(spec.graph.outputs) > 1:
+    if isinstance(validation, Dataset) and len(spec.graph.outputs) > 1:
         from graphspec.evaluate import output_losses
 
         names = [ref.node for ref in spec.graph.outputs]
@@ -632,8 +721,9 @@ def train(spec_path: str | os.PathLike, options: TrainOptions | None = None,
     verbose = options.verbose if options.verbose is not None else (1 if sys.stdout.isatty() else 2)
     try:
         with interrupt:
-            model.fit(stream, epochs=settings.epochs, initial_epoch=first_epoch, steps_per_epoch=steps,
-                      validation_data=validation_data, validation_batch_size=batch, callbacks=callbacks,
+            model.fit(stream, epochs=settings.epochs, initial_epoch=first_epoch,
+                      validation_data=validation_data, callbacks=callbacks,
+                      validation_batch_size=batch if isinstance(validation, Dataset) else None,
                       shuffle=False, verbose=verbose)  # the stream is already shuffled per epoch
         state.interrupted = interrupt.requested
         if state.diverged is not None:

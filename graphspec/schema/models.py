@@ -510,6 +510,9 @@ class TrainSpec(Strict):
         None, description="Fraction of training rows held out (the last rows, as Keras does)."
     )
     shuffle: bool = Field(True, description="Shuffle training rows each epoch.")
+    steps_per_execution: Union[Annotated[int, Field(ge=1, le=2**31 - 1)], Literal["auto"]] = Field(
+        "auto", description="Batches run per call into TensorFlow (Keras's `compile(steps_per_execution=)`); "
+        "`auto` picks up to 64, never more than an epoch's steps.")
     seed: Annotated[int, Field(ge=0, le=SEED_MAX)] | None = Field(
         None, description="Seed for weights, shuffling and dropout; makes CPU runs repeatable.")
     monitor: str = Field("val_loss", description="Metric that picks the best checkpoint (`val_loss` or `loss`, …).")
@@ -567,10 +570,15 @@ class Binding(Strict):
 class DataSpec(Strict):
     """Data files and which columns or arrays feed each input and output."""
 
-    train: str = Field(description="CSV or NPZ file, relative to the spec file.")
+    train: str = Field(description="CSV, Parquet (`.parquet`, `.pq`) or NPZ file, relative to the spec file.")
     validation: str | None = Field(None, description="Separate validation file (same layout as `train`).")
     inputs: dict[Name, Binding] = Field(default_factory=dict, description="Per input name.")
     outputs: dict[Name, Binding] = Field(default_factory=dict, description="Per output name.")
+    stream: bool | None = Field(
+        None, description="Read the files in chunks through tf.data instead of whole into memory; by default, "
+        "when the training file is over 1 GiB.")
+    shuffle_buffer: Annotated[int, Field(ge=1, le=2**31 - 1)] = Field(
+        100_000, description="Rows a streamed epoch shuffles among (tf.data's shuffle buffer).")
 
 
 # --------------------------------------------------------------------------- the spec

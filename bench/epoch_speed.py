@@ -1,0 +1,153 @@
+"""Benchmark: epoch throughput of `graphspec train` against a hand-written `model.fit` with Keras defaults.
+
+    python bench/epoch_speed.py [--rows 1000000] [--epochs 4] [--only mlp_1m]
+
+One process, one run: the same model (the MLP below, and `resnet_blocks` with its hand-written
+twin from tests/handwritten.py), the same seed and batch size, and no shuffling on either side, so
+both see the same batches and their final losses can be compared. The hand-written fit takes the
+data as in-memory arrays with Keras's defaults otherwise (`steps_per_execution=1`); its
+epochs are timed by a callback from the second on (the first traces the step function).
+graphspec's epoch time is (a run of E epochs − a run of 1) / (E − 1): everything graphspec does per
+epoch (checkpoints, history, curves, TensorBoard) and nothing it does once (reading and checking
+the data, building). The goal (issue 14): ≥ 1.8× the hand-written fit on the MLP, never slower on
+any example, final training loss within 1%.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+MLP_SPEC = """\
+graphspec: 1
+name: mlp_1m
+inputs:
+  features: {shape: [16]}
+nodes:
+  hidden: {layer: Dense, args: {units: 64, activation: relu}, repeat: 2, from: features}
+  label: {layer: Dense, args: {units: 1, activation: sigmoid}, from: hidden}
+outputs: [label]
+compile: {optimizer: adam, loss: binary_crossentropy}
+train: {epochs: 4, batch_size: 1024, seed: 1, monitor: loss}
+data:
+  train: data.npz
+  inputs:
+    features: {array: features}
+  outputs:
+    label: {array: label}
+"""
+
+
+def mlp_case(folder: Path, rows: int):
+    import keras
+
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(rows, 16)).astype("float32")
+    label = (features @ rng.normal(size=16) > 0).astype("float32")[:, None]
+    np.savez(folder / "data.npz", features=features, label=label)
+    (folder / "mlp.yaml").write_text(MLP_SPEC)
+
+    def hand():
+        keras.utils.set_random_seed(1)
+        inputs = keras.Input(shape=(16,))
+        h = keras.layers.Dense(64, activation="relu")(inputs)
+        h = keras.layers.Dense(64, activation="relu")(h)
+        model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(h))
+        model.compile(optimizer="adam", loss="binary_crossentropy")
+        return model
+
+    return folder / "mlp.yaml", hand, dict(x=features, y=label, batch_size=1024), rows
+
+
+def resnet_case(folder: Path, rows: int):
+    import handwritten
+
+    spec = ROOT / "specs" / "examples" / "resnet_blocks.yaml"
+    data = np.load(ROOT / "specs" / "data" / "resnet_blocks.npz")
+    images, kinds = data["images"], data["kinds"]
+    cut = len(images) - int(round(len(images) * 0.2))
+
+    def hand():
+        import keras
+
+        keras.utils.set_random_seed(1)
+        model = handwritten.resnet_blocks()
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+    return spec, hand, dict(x=images[:cut], y=kinds[:cut], batch_size=32,
+                            validation_data=(images[cut:], kinds[cut:])), cut
+
+
+CASES = {"mlp_1m": mlp_case, "resnet_blocks": resnet_case}
+
+
+def hand_epochs(make, fit_args: dict, epochs: int) -> tuple[float, float]:
+    """Seconds per epoch (epochs 2..E) and the last epoch's loss of a plain `model.fit`."""
+    import keras
+
+    marks = []
+
+    class Clock(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            marks.append(time.perf_counter())
+
+        def on_train_end(self, logs=None):
+            marks.append(time.perf_counter())
+
+    history = make().fit(**fit_args, epochs=epochs, verbose=0, shuffle=False, callbacks=[Clock()])
+    return (marks[-1] - marks[1]) / (epochs - 1), history.history["loss"][-1]
+
+
+def graphspec_epochs(spec: Path, epochs: int, folder: Path) -> tuple[float, float]:
+    from graphspec.train import TrainOptions, read_history, train
+
+    def run(count: int, name: str) -> tuple[float, Path]:
+        start = time.perf_counter()
+        result = train(spec, TrainOptions(output=str(folder / name), verbose=0,
+                                          overrides=[f"train.epochs={count}", "train.shuffle=false"]),
+                       echo=lambda line: None)
+        return time.perf_counter() - start, result.root
+
+    one, _ = run(1, "one")
+    many, root = run(epochs, "many")
+    return (many - one) / (epochs - 1), read_history(root / "history.csv")["loss"][-1]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--only", choices=sorted(CASES))
+    options = parser.parse_args()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from graphspec.backend import keras_module
+
+    keras_module()
+    ok = True
+    print("| example | rows/epoch | hand-written fit (s/epoch) | graphspec train (s/epoch) | speed-up | "
+          "final loss, hand / graphspec |")
+    print("|---|---|---|---|---|---|")
+    for name in [options.only] if options.only else CASES:
+        with tempfile.TemporaryDirectory() as tmp:
+            spec, make, fit_args, rows = CASES[name](Path(tmp), options.rows)
+            hand_time, hand_loss = hand_epochs(make, fit_args, options.epochs)
+            ours_time, ours_loss = graphspec_epochs(spec, options.epochs, Path(tmp))
+        speedup = hand_time / ours_time
+        ok &= speedup >= (1.8 if name == "mlp_1m" else 1.0) and abs(ours_loss - hand_loss) <= 0.01 * hand_loss
+        print(f"| {name} | {rows:,} | {hand_time:.2f} | {ours_time:.2f} | {speedup:.2f}× | "
+              f"{hand_loss:.4g} / {ours_loss:.4g} |")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""Streaming data (`data.stream`): CSV, Parquet and NPZ read in chunks through tf.data, checked as in memory,
+and faster epochs (`train.steps_per_execution`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import graphspec
+from graphspec.data import load_data, open_stream
+from graphspec.errors import GraphspecError
+from helpers import ROOT, run_cli
+from handwritten import keras
+
+SINE = ROOT / "specs" / "examples" / "sine.yaml"
+SINE_DATA = ROOT / "specs" / "data" / "sine.csv"
+ARGS = ["--set", "train.epochs=4", "--set", "train.seed=5", "--allow-path", ROOT]
+
+
+def weights(run) -> list[np.ndarray]:
+    return keras.saving.load_model(run / "model.keras").get_weights()
+
+
+def train(spec, run, *extra):
+    result = run_cli("train", spec, "--output", run, *ARGS, *extra)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_a_stream_in_file_order_trains_the_weights_the_in_memory_path_does(tmp_path):
+    """Without shuffling both paths feed the same batches in the same order, so the weights are equal.
+    With shuffling they differ by design: memory shuffles all rows at once (a stateless permutation),
+    a stream through a buffer of `data.shuffle_buffer` rows."""
+    order = ["--set", "train.shuffle=false"]
+    streamed = train(SINE, tmp_path / "streamed", "--set", "data.stream=true", *order)
+    train(SINE, tmp_path / "memory", "--set", "data.stream=false", *order)
+    assert f"streaming {SINE_DATA}: 1000 rows" in streamed.stdout
+    for a, b in zip(weights(tmp_path / "streamed"), weights(tmp_path / "memory")):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_shuffled_stream_is_repeatable_and_resumes_to_the_same_weights(tmp_path):
+    stream = ["--set", "data.stream=true", "--set", "data.shuffle_buffer=64"]
+    train(SINE, tmp_path / "whole", *stream)
+    train(SINE, tmp_path / "again", *stream)
+    train(SINE, tmp_path / "part", *stream, "--set", "train.epochs=2")
+    resumed = run_cli("train", SINE, "--output", tmp_path / "part", "--resume", *ARGS, *stream)
+    assert resumed.returncode == 0, resumed.stderr
+    for a, b, c in zip(weights(tmp_path / "whole"), weights(tmp_path / "again"), weights(tmp_path / "part")):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)
+
+
+def _sine_rows(rows: int, bad_row: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    x = np.linspace(0, 6, rows)
+    y = np.sin(x)
+    if bad_row is not None:
+        y[bad_row] = np.nan
+    return x, y
+
+
+def _spec_for(tmp_path, data_file: str, binding: str = "columns") -> str:
+    text = SINE.read_text().replace("../data/sine.csv", data_file).replace("../data/sine_val.csv", data_file)
+    if binding == "array":
+        text = text.replace("{columns: x}", "{array: x}").replace("{columns: y}", "{array: y}")
+    path = tmp_path / "spec.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_parquet_files_train_in_memory_and_streamed(tmp_path):
+    x, y = _sine_rows(3000)
+    pq.write_table(pa.table({"x": x, "y": y}), tmp_path / "sine.parquet", row_group_size=700)
+    spec = _spec_for(tmp_path, "sine.parquet")
+    loaded = load_data(graphspec.load(spec), tmp_path / "sine.parquet")
+    stream = open_stream(graphspec.load(spec), tmp_path / "sine.parquet", chunk_rows=512)
+    assert stream.rows == loaded.rows == 3000
+    np.testing.assert_array_equal(np.concatenate([c.inputs["x"] for c in stream.chunks()]), loaded.inputs["x"])
+    for mode in ("true", "false"):
+        train(spec, tmp_path / f"run_{mode}", "--set", f"data.stream={mode}", "--set", "train.epochs=2")
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet", "npz"])
+def test_a_streamed_file_stops_at_its_first_bad_row_before_any_run_directory(tmp_path, kind):
+    x, y = _sine_rows(5000, bad_row=4321)
+    name = f"bad.{kind}"
+    if kind == "csv":
+        np.savetxt(tmp_path / name, np.column_stack([x, y]), delimiter=",", header="x,y", comments="", fmt="%.6f")
+    elif kind == "parquet":
+        pq.write_table(pa.table({"x": x, "y": y}), tmp_path / name, row_group_size=1000)
+    else:
+        np.savez(tmp_path / name, x=x[:, None].astype("float32"), y=y[:, None].astype("float32"))
+    spec = _spec_for(tmp_path, name, "array" if kind == "npz" else "columns")
+    result = run_cli("train", spec, "--output", tmp_path / "run", "--set", "data.stream=true")
+    assert result.returncode == 1
+    line = ", line 4323" if kind == "csv" else ""
+    assert f"{tmp_path / name}" in result.stderr and \
+        f"output 'y': {'column' if kind != 'npz' else 'array'} 'y' has NaN or infinity (row 4322{line})" \
+        in result.stderr, result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_text_in_a_streamed_csv_is_found_in_any_chunk(tmp_path):
+    x, y = _sine_rows(200_000)
+    lines = ["x,y", *(f"{a:.6f},{b:.6f}" for a, b in zip(x, y))]
+    lines[150_001] = "abc,0.5"
+    (tmp_path / "text.csv").write_text("\n".join(lines) + "\n")
+    spec = graphspec.load(_spec_for(tmp_path, "text.csv"))
+    with pytest.raises(GraphspecError, match=r"column 'x' has a non-numeric value 'abc' \(row 150001, line 150002\)"):
+        open_stream(spec, tmp_path / "text.csv")
+
+
+def test_npz_arrays_are_memory_mapped_and_compressed_ones_refused(tmp_path):
+    x, y = _sine_rows(2000)
+    np.savez(tmp_path / "plain.npz", x=x[:, None].astype("float32"), y=y[:, None].astype("float32"))
+    np.savez_compressed(tmp_path / "packed.npz", x=x[:, None].astype("float32"), y=y[:, None].astype("float32"))
+    spec = graphspec.load(_spec_for(tmp_path, "plain.npz", "array"))
+    stream = open_stream(spec, tmp_path / "plain.npz", chunk_rows=300)
+    mapped = stream.table.columns.mapped("x")
+    assert isinstance(mapped, np.memmap)
+    np.testing.assert_array_equal(np.concatenate([c.inputs["x"] for c in stream.chunks()]),
+                                  load_data(spec, tmp_path / "plain.npz").inputs["x"])
+    with pytest.raises(GraphspecError, match="array 'x' is compressed, so it cannot be streamed"):
+        open_stream(spec, tmp_path / "packed.npz")
+
+
+def test_validation_split_holds_out_the_last_rows_of_a_stream(tmp_path):
+    spec = graphspec.load(SINE)
+    stream = open_stream(spec, SINE_DATA, chunk_rows=128)
+    held = stream.window(800, 1000)
+    first = next(held.chunks())
+    assert held.rows == 200 and first.inputs["x"][0] == load_data(spec, SINE_DATA).inputs["x"][800]
+    assert sum(c.rows for c in held.chunks()) == 200
+
+
+def test_steps_per_execution_changes_speed_not_results(tmp_path):
+    """Auto (64 batches per call; 143 batches an epoch, so the last call of an epoch runs 15) trains exactly the
+    weights and history one batch per call does: epochs keep their own batches. It is recorded in the saved
+    model's compile settings."""
+    batch = ["--set", "train.batch_size=7"]
+    train(SINE, tmp_path / "auto", *batch)
+    train(SINE, tmp_path / "one", *batch, "--set", "train.steps_per_execution=1")
+    for a, b in zip(weights(tmp_path / "auto"), weights(tmp_path / "one")):
+        np.testing.assert_array_equal(a, b)
+    assert (tmp_path / "auto" / "history.csv").read_text() == (tmp_path / "one" / "history.csv").read_text()
+    assert keras.saving.load_model(tmp_path / "auto" / "model.keras").steps_per_execution == 64
