@@ -323,6 +323,11 @@ def build(
     typer.echo(f"saved {output} ({model.count_params():,} parameters)")
 
 
+class Distribute(str, enum.Enum):
+    mirrored = "mirrored"
+    multi_worker = "multi_worker"
+
+
 @app.command(cls=_Command)
 def train(
     spec: Path = typer.Argument(
@@ -339,6 +344,9 @@ def train(
     set_: List[str] = typer.Option([], "--set", metavar="KEY=VALUE",
                                    help="Override any spec key, e.g. --set train.batch_size=64 (repeatable)."),
     keep_checkpoints: int = typer.Option(3, "--keep-checkpoints", min=1, help="Epoch checkpoints to keep."),
+    distribute: Optional[Distribute] = typer.Option(
+        None, "--distribute", help="Instead of train.distribute: mirrored (local devices) or multi_worker "
+        "(the machines TF_CONFIG names)."),
     allow_module: List[str] = ALLOW_MODULE,
     trust_project: bool = TRUST_PROJECT,
     allow_path: List[Path] = ALLOW_PATH,
@@ -358,7 +366,7 @@ def train(
         epochs=epochs, batch_size=batch_size, seed=seed, output=str(output) if output else None,
         resume=resume, overwrite=overwrite, overrides=list(set_),
         trust=_trust(allow_module, trust_project, allow_path),
-        keep_checkpoints=keep_checkpoints,
+        keep_checkpoints=keep_checkpoints, distribute=distribute.value if distribute else None,
     )
     try:
         run_training(spec, options, echo=typer.echo)

@@ -14,6 +14,8 @@ Three things graphspec needs have no public API in Keras 3:
   when an uninterrupted run would;
 - the calls of a layer in a functional model (`Layer._inbound_nodes`) and which layer produced
   each input tensor (`KerasTensor._keras_history`), for `summary --keras`;
+- building a compiled model's metrics and optimizer before a training loop of graphspec's own
+  (`Trainer._symbolic_build`, what `fit` does first), for multi-worker training;
 - the layers keras.applications builds from classes it does not export (ConvNeXt's LayerScale),
   and which `keras.ops` function made an operation in a functional graph (its class lives in
   `keras.src.ops`), for import.
@@ -110,3 +112,9 @@ def op_function(operation) -> str | None:
     if cls.__module__ != OPS_MODULE:
         return None
     return re.sub(r"(?<!^)(?=[A-Z])", "_", cls.__name__).lower()
+
+
+def build_for_training(model, batch) -> None:
+    """Create the compiled metrics' and the optimizer's variables from one batch, as `fit` does before its
+    loop, so that a step run by `strategy.run` finds them (they cannot be created on a replica)."""
+    model._symbolic_build(data_batch=batch)

@@ -19,6 +19,8 @@ from its last checkpoint sees exactly the batches an uninterrupted run would.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import copy
 import csv
 import dataclasses
@@ -28,8 +30,10 @@ import json
 import math
 import os
 import secrets
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -69,6 +73,7 @@ class TrainOptions:
     overrides: list[str] = field(default_factory=list)
     trust: Trust = field(default_factory=Trust)
     keep_checkpoints: int = 3
+    distribute: str | None = None  # mirrored or multi_worker, instead of train.distribute
     verbose: int | None = None  # Keras's: None picks the progress bar on a terminal, else a line per epoch
 
 
@@ -135,7 +140,8 @@ def _option_overrides(options: TrainOptions) -> dict[str, str]:
     overrides = {item: f"--set {item}" for item in options.overrides}
     for flag, key, value in (("--epochs", "train.epochs", options.epochs),
                              ("--batch-size", "train.batch_size", options.batch_size),
-                             ("--seed", "train.seed", options.seed)):
+                             ("--seed", "train.seed", options.seed),
+                             ("--distribute", "train.distribute", options.distribute)):
         if value is not None:
             overrides[f"{key}={value}"] = f"{flag} {value}"
     for flag, key, value in (("--data", "data.train", options.data),
@@ -169,6 +175,108 @@ def resolve_spec(document: Document, options: TrainOptions) -> tuple[SpecFile, d
         if getattr(result.spec, section) is None:
             raise GraphspecError(document.diagnostic(f"training needs a `{section}:` section", ()))
     return result, _absolute_paths(document.data, document.folder)
+
+
+# --------------------------------------------------------------------------- distribution
+
+
+def writes_run_directory(distribute: str | None) -> bool:
+    """Whether this process writes the run directory: always, but for a multi-worker run's workers other than
+    the chief (`TF_CONFIG`'s `chief` task, or worker 0 when the cluster names no chief)."""
+    if distribute != "multi_worker":
+        return True
+    task, cluster = _tf_config()
+    if task.get("type") == "chief":
+        return True
+    return "chief" not in cluster and task.get("type") == "worker" and task.get("index") == 0
+
+
+def _tf_config() -> tuple[dict, dict]:
+    hint = ('set TF_CONFIG on each machine, e.g. {"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
+            '"task": {"type": "worker", "index": 0}}')
+    text = os.environ.get("TF_CONFIG")
+    if not text:
+        raise GraphspecError(Diagnostic("train.distribute: multi_worker needs the TF_CONFIG environment variable",
+                                        hint=hint))
+    try:
+        config = json.loads(text)
+        task, cluster = config["task"], config["cluster"]
+        if not (isinstance(task, dict) and isinstance(cluster, dict) and isinstance(task.get("index"), int)):
+            raise TypeError
+    except (ValueError, KeyError, TypeError):
+        raise GraphspecError(Diagnostic("TF_CONFIG is not a JSON object with a `cluster` and a `task` "
+                                        "({type, index})", hint=hint)) from None
+    return task, cluster
+
+
+# Splits this machine's CPU into N logical devices, so that `mirrored` has replicas to mirror on a machine
+# without GPUs (how the tests and a laptop try distributed training).
+LOGICAL_CPUS_VARIABLE = "GRAPHSPEC_LOGICAL_CPUS"
+
+
+def _strategy(tf, distribute: str | None):
+    """The tf.distribute strategy `train.distribute` names, created before any other TensorFlow work."""
+    if distribute is None:
+        return None
+    count = os.environ.get(LOGICAL_CPUS_VARIABLE, "")
+    if count.isdigit() and int(count) > 1:
+        tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU")[0],
+                                                   [tf.config.LogicalDeviceConfiguration()] * int(count))
+    if distribute == "mirrored":
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([device.name for device in devices])
+    _tf_config()
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def _fit_multi_worker(keras, tf, strategy, model, stream, validation, *, epochs: int, initial_epoch: int,
+                      callbacks: list, verbose: int) -> None:
+    """`model.fit`'s epoch loop with each step run by `strategy.run`: Keras's `fit` fails under
+    MultiWorkerMirroredStrategy (keras-team/keras#20585, "Attempt to convert a value (PerReplica…) to a
+    Tensor"). The step is the model's own `train_step` (its losses, loss weights and metrics; the
+    optimizer all-reduces the gradients), and the callbacks get what `fit` gives them: epoch logs read
+    across workers (every metric summed over replicas, then divided), batch logs of this replica."""
+    from graphspec.keras_private import build_for_training
+
+    with strategy.scope():
+        build_for_training(model, next(iter(stream)))
+    batches = strategy.experimental_distribute_dataset(stream)
+    checks = strategy.experimental_distribute_dataset(validation) if validation is not None else None
+
+    @tf.function
+    def train_step(batch):
+        return strategy.run(model.train_step, args=(batch,))
+
+    @tf.function
+    def test_step(batch):
+        return strategy.run(model.test_step, args=(batch,))
+
+    def results() -> dict[str, float]:
+        return {name: float(value) for name, value in model.get_metrics_result().items()}
+
+    steps = int(stream.cardinality())
+    callback_list = keras.callbacks.CallbackList(callbacks, add_history=True, add_progbar=verbose != 0,
+                                                 model=model, verbose=verbose, epochs=epochs, steps=steps)
+    model.stop_training = False
+    callback_list.on_train_begin()
+    logs: dict[str, float] = {}
+    for epoch in range(initial_epoch, epochs):
+        model.reset_metrics()
+        callback_list.on_epoch_begin(epoch)
+        for step, batch in enumerate(batches):  # a new iterator: after on_epoch_begin chose the epoch's order
+            callback_list.on_train_batch_begin(step)
+            local = strategy.experimental_local_results(train_step(batch))[0]
+            callback_list.on_train_batch_end(step, {name: float(value) for name, value in local.items()})
+        logs = results()
+        if checks is not None:
+            model.reset_metrics()
+            for batch in checks:
+                test_step(batch)
+            logs.update({f"val_{name}": value for name, value in results().items()})
+        callback_list.on_epoch_end(epoch, logs)
+        if model.stop_training:
+            break
+    callback_list.on_train_end(logs)
 
 
 # --------------------------------------------------------------------------- datasets
@@ -254,6 +362,13 @@ AUTO_STEPS_PER_EXECUTION = 64
 
 def _steps_per_execution(settings: TrainSpec, steps: int) -> int:
     chosen = settings.steps_per_execution
+    if settings.distribute is not None:
+        # Keras 3.15's multi-step loop (a while_loop over optional batches) fails under tf.distribute
+        # ("You must feed a value for placeholder tensor"): one batch per call there.
+        if chosen not in ("auto", 1):
+            raise GraphspecError(Diagnostic(f"train.steps_per_execution {chosen} does not work with "
+                                            f"train.distribute in this Keras", hint="leave it at auto (1 here)"))
+        return 1
     return min(steps, AUTO_STEPS_PER_EXECUTION) if chosen == "auto" else chosen
 
 
@@ -628,18 +743,20 @@ def train(spec_path: str | os.PathLike, options: TrainOptions | None = None,
         if not is_run_dir(run.root) or not run.spec.is_file():
             raise GraphspecError(Diagnostic(f"cannot resume: {run.root} is not a graphspec run directory",
                                             hint="give the --output of an earlier `graphspec train`"))
-        run.lock()
-        run.remove_debris()
         document, options = _resumed_document(run, spec_path, options)
     else:
         document = load_file(spec_path)
     spec, resolved = resolve_spec(document, options)
+    settings = spec.spec.train or TrainSpec()
+    chief = writes_run_directory(settings.distribute)
     run = run or RunDir(_default_output(spec.name))
-    if not options.resume:
+    if options.resume and chief:
+        run.lock()
+        run.remove_debris()
+    if not options.resume and chief:
         protected = {"the spec": Path(spec_path).resolve(),
                      **{f"data file {f}": Path(f).resolve() for f in _data_files(spec)}}
         _check_new_output(run, options, protected)
-    settings = spec.spec.train or TrainSpec()
     data, validation = _read_data_while_importing_keras(spec)
     if isinstance(data, StreamedData):
         echo(f"streaming {data.source}: {data.rows} rows, read again in chunks each epoch")
@@ -661,6 +778,7 @@ def train(spec_path: str | os.PathLike, options: TrainOptions | None = None,
     keras = keras_module()
     import tensorflow as tf
 
+    strategy = _strategy(tf, settings.distribute)
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
     monitor = settings.monitor
@@ -669,21 +787,30 @@ def train(spec_path: str | os.PathLike, options: TrainOptions | None = None,
         monitor = monitor[4:]
     state = _RunState(monitor, settings.monitor_mode, read_history(run.history) if options.resume else {})
     last = _resume_point(run, state.history) if options.resume else 0
-    if last:
-        import_allowed_modules(spec.policy)
-        from graphspec.evaluate import load_model_file
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():  # variables on every replica
+        if last:
+            import_allowed_modules(spec.policy)
+            from graphspec.evaluate import load_model_file
 
-        model = load_model_file(keras, run.checkpoint(last), hint="delete it to resume from the checkpoint before it")
+            model = load_model_file(keras, run.checkpoint(last),
+                                    hint="delete it to resume from the checkpoint before it")
+        else:
+            model = build(spec, steps_per_execution=_steps_per_execution(
+                settings, _steps(data.rows, batch, fixed_batch)))
+    if last:
         state.history = {k: v[:last] for k, v in state.history.items()}
         state.epochs_done = last
         state.resume_from(run.checkpoint_saved_state(last))
-        if state.best_epoch is not None and run.checkpoint(state.best_epoch).exists():
+        if chief and state.best_epoch is not None and run.checkpoint(state.best_epoch).exists():
             run.copy_file(run.checkpoint(state.best_epoch), run.best)  # a kill may have cut its copy short
         echo(f"resuming {run.root} after epoch {last}")
     else:
         state.history = {}
-        model = build(spec, steps_per_execution=_steps_per_execution(settings, _steps(data.rows, batch, fixed_batch)))
-    if not options.resume:
+    if not chief:  # a multi-worker run's other workers keep their files to themselves, and drop them at the end
+        scratch = tempfile.mkdtemp(prefix="graphspec-worker-")
+        atexit.register(shutil.rmtree, scratch, ignore_errors=True)  # after an error
+        run = RunDir(Path(scratch) / "run")
+    if not options.resume or not chief:
         marker = {"source": str(Path(spec_path).resolve()), "digests": _section_digests(document.data)}
         try:
             run.create(marker, {"spec.yaml": _run_spec_text(resolved)}, replace=options.overwrite)
@@ -721,10 +848,16 @@ def train(spec_path: str | os.PathLike, options: TrainOptions | None = None,
     verbose = options.verbose if options.verbose is not None else (1 if sys.stdout.isatty() else 2)
     try:
         with interrupt:
-            model.fit(stream, epochs=settings.epochs, initial_epoch=first_epoch,
-                      validation_data=validation_data, callbacks=callbacks,
-                      validation_batch_size=batch if isinstance(validation, Dataset) else None,
-                      shuffle=False, verbose=verbose)  # the stream is already shuffled per epoch
+            if settings.distribute == "multi_worker":
+                if validation_data is not None and not isinstance(validation_data, tf.data.Dataset):
+                    validation_data = tf.data.Dataset.from_tensor_slices(validation_data).batch(batch)
+                _fit_multi_worker(keras, tf, strategy, model, stream, validation_data, epochs=settings.epochs,
+                                  initial_epoch=first_epoch, callbacks=callbacks, verbose=verbose)
+            else:
+                model.fit(stream, epochs=settings.epochs, initial_epoch=first_epoch,
+                          validation_data=validation_data, callbacks=callbacks,
+                          validation_batch_size=batch if isinstance(validation, Dataset) else None,
+                          shuffle=False, verbose=verbose)  # the stream is already shuffled per epoch
         state.interrupted = interrupt.requested
         if state.diverged is not None:
             return _diverged(run, state, settings, spec_path)
@@ -738,6 +871,10 @@ def train(spec_path: str | os.PathLike, options: TrainOptions | None = None,
         if exc.errno not in _DISK_FULL:
             raise
         raise _disk_full(run, state, exc, spec_path) from None
+    if not chief:
+        shutil.rmtree(run.root.parent, ignore_errors=True)
+        echo(f"worker done after {state.epochs_done} epochs; the chief writes the run directory")
+        return RunDir(options.output) if options.output else run
     _closing_summary(run, state, settings, spec_path, echo)
     return run
 

@@ -510,6 +510,9 @@ class TrainSpec(Strict):
         None, description="Fraction of training rows held out (the last rows, as Keras does)."
     )
     shuffle: bool = Field(True, description="Shuffle training rows each epoch.")
+    distribute: Literal["mirrored", "multi_worker"] | None = Field(
+        None, description="`mirrored`: every local GPU (or logical CPU); `multi_worker`: the machines `TF_CONFIG` "
+        "names. `batch_size` is then the global batch, split between replicas.")
     steps_per_execution: Union[Annotated[int, Field(ge=1, le=2**31 - 1)], Literal["auto"]] = Field(
         "auto", description="Batches run per call into TensorFlow (Keras's `compile(steps_per_execution=)`); "
         "`auto` picks up to 64, never more than an epoch's steps.")
