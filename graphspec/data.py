@@ -660,9 +660,10 @@ class StreamedData:
         done = 0
         try:
             try:
-                for batch in self._record_batches(typed=True):
-                    yield _columns(batch), batch.num_rows
-                    done += batch.num_rows
+                for batches in _grouped(self._record_batches(typed=True), self.chunk_rows):
+                    rows = sum(batch.num_rows for batch in batches)
+                    yield _columns(batches), rows
+                    done += rows
             except pa.ArrowInvalid:
                 if self.table.kind != "csv":
                     raise
@@ -672,23 +673,30 @@ class StreamedData:
                     skip = min(max(done - seen, 0), batch.num_rows)
                     seen += batch.num_rows
                     if skip < batch.num_rows:
-                        yield _slice(_columns(batch), skip, batch.num_rows), batch.num_rows - skip
+                        yield _slice(_columns([batch]), skip, batch.num_rows), batch.num_rows - skip
         except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
             raise _fail(self.source, f"cannot read {_KIND_NAMES[self.table.kind]} data: "
                                      f"{str(exc).splitlines()[0]}") from None
 
     def _record_batches(self, typed: bool):
         if self.table.kind == "parquet":
-            import pyarrow.parquet as pq
-
-            return pq.ParquetFile(self.source).iter_batches(batch_size=self.chunk_rows, columns=list(self.types))
+            return self._row_groups()
         import pyarrow.csv as pacsv
 
-        # Arrow's CSV block size is in bytes: about `chunk_rows` rows, estimated from the bound columns' count.
-        block = max(1 << 16, min(1 << 26, self.chunk_rows * 12 * max(1, len(self.types))))
+        # Blocks of 1 MiB (Arrow's default): with larger ones its streaming reader's memory grew with the file
+        # (13 MiB blocks: 370 MB for a 276 MB CSV; 1 MiB: 100 MB); `_grouped` joins them into chunks.
         text = None if typed else {name: "string" for name in self.types}
-        return pacsv.open_csv(self.source, read_options=pacsv.ReadOptions(block_size=block),
+        return pacsv.open_csv(self.source, read_options=pacsv.ReadOptions(block_size=1 << 20),
                               convert_options=_csv_options(self.types, typed, text))
+
+    def _row_groups(self):
+        """A Parquet file's record batches, one row group read at a time: `iter_batches` reads ahead across
+        row groups (a 5,000,000-row file of five groups: 510 MB against 258 MB this way)."""
+        import pyarrow.parquet as pq
+
+        source = pq.ParquetFile(self.source)
+        for group in range(source.metadata.num_row_groups):
+            yield from source.read_row_group(group, columns=list(self.types)).to_batches(max_chunksize=self.chunk_rows)
 
     def _bound_arrays(self) -> list[str]:
         binding = _binding(self.spec)
@@ -698,11 +706,24 @@ class StreamedData:
         return list(dict.fromkeys(b.array for b in bound if b.array is not None and b.array in self.table.names))
 
 
-def _columns(batch) -> dict:
-    """An Arrow record batch's columns as the chunked arrays a whole table has."""
+def _grouped(batches, rows: int):
+    """Consecutive record batches in lists of at least `rows` rows (the last may hold fewer)."""
+    group, held = [], 0
+    for batch in batches:
+        group.append(batch)
+        held += batch.num_rows
+        if held >= rows:
+            yield group
+            group, held = [], 0
+    if group:
+        yield group
+
+
+def _columns(batches: list) -> dict:
+    """Arrow record batches' columns as the chunked arrays a whole table has."""
     import pyarrow as pa
 
-    table = pa.Table.from_batches([batch])
+    table = pa.Table.from_batches(batches)
     return {name: table.column(name) for name in table.column_names}
 
 

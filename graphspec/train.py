@@ -333,7 +333,7 @@ def _training_stream(tf, data: Dataset, batch: int, shuffle: bool, seed: int, fi
     return _per_epoch(tf, epoch_batches, pair, _steps(rows, batch, fixed))
 
 
-def _per_epoch(tf, epoch_batches: Callable, pair: Callable, steps: int):
+def _per_epoch(tf, epoch_batches: Callable, pair: Callable, steps: int, ahead: int | None = None):
     """A dataset of one epoch's `steps` batches, built anew each time Keras iterates it (once per epoch), for the
     epoch in a variable that the returned callback sets as the epoch begins: so an epoch's order depends on
     (seed, epoch) alone and a resumed run repeats it. Keras is given whole epochs rather than one long stream
@@ -347,7 +347,8 @@ def _per_epoch(tf, epoch_batches: Callable, pair: Callable, steps: int):
             epoch.assign(number)
 
     stream = tf.data.Dataset.range(1).flat_map(lambda _: epoch_batches(epoch.read_value()))
-    stream = stream.map(pair, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    ahead = tf.data.AUTOTUNE if ahead is None else ahead
+    stream = stream.map(pair, num_parallel_calls=ahead).prefetch(ahead)
     return stream.apply(tf.data.experimental.assert_cardinality(steps)), SetEpoch()
 
 
@@ -403,11 +404,15 @@ def _streamed_training(tf, data: StreamedData, batch: int, shuffle: bool, buffer
             rows = rows.shuffle(buffer, seed=tf.cast(seed, tf.int64) * 1_000_003 + epoch)
         return rows.batch(batch, drop_remainder=fixed)
 
-    return _per_epoch(tf, epoch_batches, _as_pairs(tf, data), _steps(data.rows, batch, fixed))
+    # A few batches ahead, not AUTOTUNE's: its buffers grow with the run and would make memory follow the file.
+    return _per_epoch(tf, epoch_batches, _as_pairs(tf, data), _steps(data.rows, batch, fixed), ahead=STREAM_AHEAD)
+
+
+STREAM_AHEAD = 4  # batches a stream prepares ahead of the training step
 
 
 def _streamed_validation(tf, data: StreamedData, batch: int):
-    return _streamed_rows(tf, data).batch(batch).map(_as_pairs(tf, data)).prefetch(tf.data.AUTOTUNE)
+    return _streamed_rows(tf, data).batch(batch).map(_as_pairs(tf, data)).prefetch(STREAM_AHEAD)
 
 
 def model_structure(arrays: dict):
