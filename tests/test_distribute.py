@@ -80,6 +80,17 @@ def test_mirrored_over_two_logical_cpus_trains_like_one_device(tmp_path, single)
     _close_to_single(_history(tmp_path / "run"), single)
 
 
+def test_mirrored_resumes_to_where_an_uninterrupted_run_ends(tmp_path, single):
+    mirrored = {"GRAPHSPEC_LOGICAL_CPUS": "2"}
+    _finished(_train(tmp_path / "run", "--distribute", "mirrored", "--epochs", "2", env=mirrored))
+    resumed = subprocess.Popen([sys.executable, "-m", "graphspec", "train", str(SPEC), "--output",
+                                str(tmp_path / "run"), "--resume", "--epochs", "4"], cwd=ROOT,
+                               env={**os.environ, **mirrored}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
+    assert "resuming" in _finished(resumed)
+    _close_to_single(_history(tmp_path / "run"), single)
+
+
 def test_two_workers_train_in_lock_step_and_only_the_chief_writes(tmp_path, single):
     run = tmp_path / "out" / "run"
     workers = [_train(run, "--distribute", "multi_worker", env=env) for env in _cluster_env(2)]
