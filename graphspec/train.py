@@ -32,6 +32,7 @@ import os
 import secrets
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -226,7 +227,38 @@ def _strategy(tf, distribute: str | None):
         devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
         return tf.distribute.MirroredStrategy([device.name for device in devices])
     _tf_config()
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    # The strategy waits for every worker, and so does each collective step; without a limit a worker that
+    # never comes (a wrong address in TF_CONFIG, a machine that is down) would hang the others forever.
+    # TensorFlow's own timeout covers the steps; creating the strategy blocks in native code holding the
+    # interpreter, so a watchdog process ends this one if it has not returned in time.
+    limit = float(os.environ.get(WORKER_TIMEOUT_VARIABLE) or DEFAULT_WORKER_TIMEOUT)
+    message = (f"graphspec: error: train.distribute: multi_worker: the workers TF_CONFIG names did not all start "
+               f"within {limit:g} s\n  hint: check the addresses in TF_CONFIG and that every worker runs "
+               f"graphspec train; {WORKER_TIMEOUT_VARIABLE} sets the wait in seconds")
+    with _deadline(limit, message):
+        return tf.distribute.MultiWorkerMirroredStrategy(
+            communication_options=tf.distribute.experimental.CommunicationOptions(timeout_seconds=limit))
+
+
+_WATCHDOG = ("import os, signal, sys, time\n"
+             "time.sleep(float(sys.argv[2]))\n"
+             "sys.stderr.write(sys.argv[3] + '\\n'); sys.stderr.flush()\n"
+             "os.kill(int(sys.argv[1]), signal.SIGKILL)\n")
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float, message: str):
+    """End this process with `message` on stderr (exit status 137) unless the block finishes within `seconds`."""
+    watchdog = subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(seconds), message])
+    try:
+        yield
+    finally:
+        watchdog.kill()
+        watchdog.wait()
+
+
+WORKER_TIMEOUT_VARIABLE = "GRAPHSPEC_WORKER_TIMEOUT"
+DEFAULT_WORKER_TIMEOUT = 600.0  # seconds one collective may wait for the other workers
 
 
 def _fit_multi_worker(keras, tf, strategy, model, stream, validation, *, epochs: int, initial_epoch: int,

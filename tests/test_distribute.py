@@ -126,6 +126,16 @@ def test_multi_worker_needs_tf_config(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+def test_a_worker_whose_peers_never_come_stops_with_a_message_not_a_hang(tmp_path):
+    """The strategy blocks in native code until every worker in TF_CONFIG answers; a watchdog ends the wait."""
+    lone = _train(tmp_path / "run", "--distribute", "multi_worker",
+                  env={**_cluster_env(2)[0], "GRAPHSPEC_WORKER_TIMEOUT": "5"})
+    output = lone.communicate(timeout=120)[0]
+    assert lone.returncode == -9 or lone.returncode == 137, output[-2000:]
+    assert "the workers TF_CONFIG names did not all start within 5 s" in output
+    assert not (tmp_path / "run").exists()
+
+
 UPSTREAM_FIT = textwrap.dedent("""\
     import os, sys
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
