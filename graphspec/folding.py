@@ -43,9 +43,19 @@ def _map_refs(value, mapping):
     return {k: _map_refs(v, mapping) for k, v in value.items()}
 
 
-def _base(ref: str) -> tuple[str, str]:
+def split_ref(ref: str) -> tuple[str, str]:
+    """`conv[1]` → ("conv", "[1]"); `conv` → ("conv", "")."""
     match = _INDEXED.match(ref)
     return match.group(1), match.group(2) or ""
+
+
+def _users(nodes: dict[str, dict]) -> dict[str, set[str]]:
+    """Node name → the nodes that take one of its tensors."""
+    used_by: dict[str, set[str]] = {}
+    for name, node in nodes.items():
+        for ref in _refs(node.get("from", [])):
+            used_by.setdefault(split_ref(ref)[0], set()).add(name)
+    return used_by
 
 
 def _group(nodes: dict[str, dict], prefix: str, used_by: dict[str, set[str]], outputs: set[str]):
@@ -54,7 +64,7 @@ def _group(nodes: dict[str, dict], prefix: str, used_by: dict[str, set[str]], ou
     if len(members) < 2 or any(not any(k in nodes[m] for k in FOLDABLE) or "repeat" in nodes[m] for m in members):
         return None
     inside = set(members)
-    external = {ref for m in members for ref in _refs(nodes[m]["from"]) if _base(ref)[0] not in inside}
+    external = {ref for m in members for ref in _refs(nodes[m]["from"]) if split_ref(ref)[0] not in inside}
     leaving = [m for m in members if m in outputs or used_by.get(m, set()) - inside]
     if len(external) != 1 or len(leaving) != 1:
         return None
@@ -67,7 +77,7 @@ def _signature(nodes: dict[str, dict], prefix: str, members: list[str], output: 
     shape = []
     for m in members:
         node = {k: v for k, v in nodes[m].items() if k not in ("args", full)}
-        node["from"] = _map_refs(node["from"], lambda r: (r[cut:] if _base(r)[0] in members else "$in"))
+        node["from"] = _map_refs(node["from"], lambda r: (r[cut:] if split_ref(r)[0] in members else "$in"))
         shape.append((m[cut:], json.dumps(node, sort_keys=True)))
     return json.dumps([shape, output[cut:]])
 
@@ -87,11 +97,8 @@ def fold_blocks(nodes: dict[str, dict], outputs: list[str], full: str = "__full_
 
     A node's `full` key, when present, holds every constructor argument with its value: an argument
     one instance leaves at its default and another sets becomes a parameter with both values."""
-    used_by: dict[str, set[str]] = {}
-    for name, node in nodes.items():
-        for ref in _refs(node.get("from", [])):
-            used_by.setdefault(_base(ref)[0], set()).add(name)
-    output_names = {_base(o)[0] for o in outputs}
+    used_by = _users(nodes)
+    output_names = {split_ref(o)[0] for o in outputs}
     candidates: dict[str, list] = {}
     prefixes = {"_".join(name.split("_")[:k]) for name in nodes for k in range(1, len(name.split("_")))}
     for prefix in sorted(prefixes):
@@ -129,7 +136,7 @@ def fold_blocks(nodes: dict[str, dict], outputs: list[str], full: str = "__full_
         block_nodes = {}
         for position, member in enumerate(first_members):
             node = json.loads(json.dumps(nodes[member]))
-            node["from"] = _map_refs(node["from"], lambda r: (r[cut:] if _base(r)[0] in first_members else "x"))
+            node["from"] = _map_refs(node["from"], lambda r: (r[cut:] if split_ref(r)[0] in first_members else "x"))
             for (where, arg), param in varying.items():
                 if where == position:
                     node.setdefault("args", {})[arg] = f"${param}"
@@ -149,7 +156,7 @@ def fold_blocks(nodes: dict[str, dict], outputs: list[str], full: str = "__full_
         elif name not in covered:
             folded[name] = node
     def rename(ref: str) -> str:
-        base, index = _base(ref)
+        base, index = split_ref(ref)
         return replaced.get(base, base) + index
     for node in folded.values():
         node["from"] = _map_refs(node["from"], rename)
@@ -159,16 +166,13 @@ def fold_blocks(nodes: dict[str, dict], outputs: list[str], full: str = "__full_
 def _repeated(nodes: dict[str, dict], outputs: set[str]) -> dict[str, dict]:
     """Chains of instances of one block with the same parameters, each fed only by the one before, as one
     node with `repeat:`; `names:` keeps each instance's (Keras's) name."""
-    used_by: dict[str, int] = {}
-    for node in nodes.values():
-        for ref in _refs(node["from"]):
-            used_by[_base(ref)[0]] = used_by.get(_base(ref)[0], 0) + 1
+    used_by = _users(nodes)
     result: dict[str, dict] = {}
     for name, node in nodes.items():
         source = node["from"]
         previous = result.get(source) if isinstance(source, str) else None
         if ("block" in node and previous is not None and previous.get("block") == node["block"]
-                and previous.get("with") == node.get("with") and used_by.get(source) == 1 and source not in outputs):
+                and previous.get("with") == node.get("with") and used_by.get(source) == {name} and source not in outputs):
             names = previous.get("names", [source])
             del result[source]
             node = {"block": node["block"], **({"with": node["with"]} if "with" in node else {}),

@@ -31,6 +31,7 @@ from typing import Any
 import yaml
 
 from graphspec.errors import GraphspecError
+from graphspec.folding import fold_blocks, split_ref
 from graphspec.keras_private import APPLICATION_LAYERS, application_layer, layer_calls, op_function
 from graphspec.loader import CoreDumper
 from graphspec.schema.catalog import UNSAFE_LAYERS, catalog
@@ -198,7 +199,7 @@ class _Importer:
                 node = self.op_node(name, function, entry["inbound_nodes"], naming)
                 # Keras names an op after its function (`add_7`); the node takes the name of the layer it
                 # follows, which keeps it in that layer's block (`stage_0_block_0_identity_add`).
-                base = _base_name(node["from"][-1]) + "_" + function
+                base = split_ref(node["from"][-1])[0] + "_" + function
                 unique, count = base, 1
                 while unique in taken:
                     count += 1
@@ -321,18 +322,12 @@ def _is_tensor(value) -> bool:
     return isinstance(value, dict) and value.get("class_name") == "__keras_tensor__"
 
 
-def _base_name(ref: str) -> str:
-    return ref.split("[", 1)[0]
-
-
 _MERGES = ("concatenate", "add", "subtract", "multiply", "average", "maximum", "minimum", "dot")
 
 
 def from_keras(model, *, fold: bool = True) -> dict[str, Any]:
     """A spec (as a dict, ready to dump as YAML) that rebuilds `model`: same layers, configs and wiring.
     Repeated structures become blocks (`graphspec.folding`) unless `fold` is false."""
-    from graphspec.folding import fold_blocks
-
     from graphspec.backend import keras_module
 
     importer = _Importer(keras_module())
