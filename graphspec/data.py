@@ -327,14 +327,14 @@ class _Table:
 # --------------------------------------------------------------------------- binding
 
 
-def _csv_options(types: dict[str, str], typed: bool, text: dict | None = None):
-    """Parse only the bound columns; typed, straight into their dtypes (no inference); else inferred, or as
-    `text` says. Only an empty cell is missing: "nan" and "inf" parse as numbers and fail the finite check."""
+def _csv_options(types: dict[str, str], typed: bool, as_text: bool = False):
+    """Parse only the bound columns; typed, straight into their dtypes (no inference); else inferred, or all
+    as text. Only an empty cell is missing: "nan" and "inf" parse as numbers and fail the finite check."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
     arrow_types = {name: pa.float32() if dtype == "float32" else pa.float64() for name, dtype in types.items()}
-    chosen = arrow_types if typed else {name: pa.string() for name in text or {}}
+    chosen = arrow_types if typed else {name: pa.string() for name in types} if as_text else {}
     return pacsv.ConvertOptions(null_values=[""], strings_can_be_null=True, include_columns=list(types),
                                 column_types=chosen)
 
@@ -525,21 +525,27 @@ class _Binder:
                              f"{owner}: {what} holds {shown:g}, but its loss {loss} takes {meaning}")
 
 
+def _bound(spec: SpecFile, outputs: bool) -> list[tuple[Binding, str, str]]:
+    """Each bound input (and output, if asked): its binding, its name in messages, the dtype to parse it as."""
+    binding = spec.spec.data
+    found: list[tuple[Binding, str, str]] = []
+    for name, input_spec in spec.spec.inputs.items():
+        if name in binding.inputs:
+            dtype = "float32" if input_spec.dtype == "float32" else "float64"  # integers keep exactness checks
+            found.append((binding.inputs[name], f"input '{name}'", dtype))
+    for ref in spec.graph.outputs if outputs else []:
+        if ref.node in binding.outputs:
+            found.append((binding.outputs[ref.node], f"output '{ref.node}'", "float64"))
+    return found
+
+
 def _column_types(spec: SpecFile, table: _Table, outputs: bool) -> dict[str, str]:
     """The CSV columns the spec binds, each with the dtype to parse it as."""
-    binding = spec.spec.data
-    wanted: list[tuple[Binding, str, str]] = []
-    for name, input_spec in spec.spec.inputs.items():
-        if name in binding.inputs and binding.inputs[name].columns is not None:
-            dtype = "float32" if input_spec.dtype == "float32" else "float64"  # integers keep exactness checks
-            wanted.append((binding.inputs[name], f"input '{name}'", dtype))
-    for ref in spec.graph.outputs if outputs else []:
-        if ref.node in binding.outputs and binding.outputs[ref.node].columns is not None:
-            wanted.append((binding.outputs[ref.node], f"output '{ref.node}'", "float64"))
     types: dict[str, str] = {}
-    for bound, owner, dtype in wanted:
-        for column in table.select(bound, owner):
-            types[column] = dtype if types.get(column, dtype) == dtype else "float64"
+    for bound, owner, dtype in _bound(spec, outputs):
+        if bound.columns is not None:
+            for column in table.select(bound, owner):
+                types[column] = dtype if types.get(column, dtype) == dtype else "float64"
     return types
 
 
@@ -685,9 +691,8 @@ class StreamedData:
 
         # Blocks of 1 MiB (Arrow's default): with larger ones its streaming reader's memory grew with the file
         # (13 MiB blocks: 370 MB for a 276 MB CSV; 1 MiB: 100 MB); `_grouped` joins them into chunks.
-        text = None if typed else {name: "string" for name in self.types}
         return pacsv.open_csv(self.source, read_options=pacsv.ReadOptions(block_size=1 << 20),
-                              convert_options=_csv_options(self.types, typed, text))
+                              convert_options=_csv_options(self.types, typed, as_text=not typed))
 
     def _row_groups(self):
         """A Parquet file's record batches, one row group read at a time: `iter_batches` reads ahead across
@@ -699,11 +704,8 @@ class StreamedData:
             yield from source.read_row_group(group, columns=list(self.types)).to_batches(max_chunksize=self.chunk_rows)
 
     def _bound_arrays(self) -> list[str]:
-        binding = _binding(self.spec)
-        bound = [b for name, b in binding.inputs.items() if name in self.spec.spec.inputs]
-        if self.outputs:
-            bound += [binding.outputs[ref.node] for ref in self.spec.graph.outputs if ref.node in binding.outputs]
-        return list(dict.fromkeys(b.array for b in bound if b.array is not None and b.array in self.table.names))
+        return list(dict.fromkeys(bound.array for bound, _, _ in _bound(self.spec, self.outputs)
+                                  if bound.array is not None and bound.array in self.table.names))
 
 
 def _grouped(batches, rows: int):
