@@ -24,18 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
+import mlp
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-MLP_SPEC = """\
-graphspec: 1
-name: mlp_1m
-inputs:
-  features: {shape: [16]}
-nodes:
-  hidden: {layer: Dense, args: {units: 64, activation: relu}, repeat: 2, from: features}
-  label: {layer: Dense, args: {units: 1, activation: sigmoid}, from: hidden}
-outputs: [label]
+MLP_SPEC = mlp.spec("mlp_1m", """\
 compile: {optimizer: adam, loss: binary_crossentropy}
 train: {epochs: 4, batch_size: 1024, seed: 1, monitor: loss}
 data:
@@ -44,7 +38,7 @@ data:
     features: {array: features}
   outputs:
     label: {array: label}
-"""
+""")
 
 
 def mlp_case(folder: Path, rows: int):

@@ -18,24 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
-SPEC = """\
-graphspec: 1
-name: stream_mlp
-inputs:
-  features: {{shape: [16]}}
-nodes:
-  hidden: {{layer: Dense, args: {{units: 64, activation: relu}}, repeat: 2, from: features}}
-  label: {{layer: Dense, args: {{units: 1, activation: sigmoid}}, from: hidden}}
-outputs: [label]
+import mlp
+
+def spec_for(data: str) -> str:
+    return mlp.spec("stream_mlp", f"""\
 compile: {{optimizer: adam, loss: binary_crossentropy}}
 train: {{epochs: 1, batch_size: 1024, seed: 1, monitor: loss}}
 data:
   train: {data}
-  inputs:
-    features: {{columns: {{glob: "f*"}}}}
-  outputs:
-    label: {{columns: label}}
-"""
+""" + mlp.CSV_BINDING)
 
 
 def _chunk(rng, rows: int) -> tuple[np.ndarray, np.ndarray]:
@@ -68,7 +59,7 @@ def write_parquet(path: Path, rows: int) -> None:
 def measured(folder: Path, data: str, stream: bool) -> tuple[float, float]:
     """Peak RSS (MB) and wall time (s) of one `graphspec train` process."""
     spec = folder / f"spec_{Path(data).stem}.yaml"
-    spec.write_text(SPEC.format(data=data))
+    spec.write_text(spec_for(data))
     start = time.perf_counter()
     # A wrapper process per run, so that ru_maxrss of its children is this run's alone.
     wrapper = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "

@@ -24,24 +24,14 @@ from pathlib import Path
 
 import numpy as np
 
-SPEC = """\
-graphspec: 1
-name: mlp_1m
-inputs:
-  features: {shape: [16]}
-nodes:
-  hidden: {layer: Dense, args: {units: 64, activation: relu}, repeat: 2, from: features}
-  label: {layer: Dense, args: {units: 1, activation: sigmoid}, from: hidden}
-outputs: [label]
+import mlp
+
+SPEC = mlp.spec("mlp_1m", """\
 compile: {optimizer: adam, loss: binary_crossentropy, metrics: [accuracy]}
 train: {epochs: 3, batch_size: 1024, seed: 1, monitor: loss}
 data:
   train: data.csv
-  inputs:
-    features: {columns: {glob: "f*"}}
-  outputs:
-    label: {columns: label}
-"""
+""" + mlp.CSV_BINDING)
 
 HAND = textwrap.dedent("""\
     import sys, time
