@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from graphspec.keras_private import (APPLICATION_LAYERS, CALLBACK_STATE, application_layer, callback_state,
-                                     improvement_test, op_function, restore_callback_state)
+from graphspec.keras_private import (APPLICATION_LAYERS, CALLBACK_STATE, application_layer, build_for_training,
+                                     callback_state, improvement_test, op_function, restore_callback_state)
 from graphspec.schema.models import OPS
 from handwritten import keras
 
@@ -99,3 +99,12 @@ def test_application_layers_and_op_classes_are_where_keras_keeps_them():
     assert op_function(model.operations[0]) is None  # a layer
     for op in OPS:
         assert callable(getattr(keras.ops, op))
+
+
+def test_build_for_training_creates_the_metric_and_optimizer_variables():
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(inputs))
+    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+    assert not model.optimizer.built
+    build_for_training(model, (np.zeros((4, 3), "float32"), np.eye(2, dtype="float32")[[0, 1, 0, 1]]))
+    assert model.optimizer.built and model._compile_metrics.built  # what a replica could not create
