@@ -1,13 +1,14 @@
 """Benchmark: epoch throughput of `graphspec train` against a hand-written `model.fit` with Keras defaults.
 
-    python bench/epoch_speed.py [--rows 1000000] [--epochs 4] [--only mlp_1m]
+    python bench/epoch_speed.py [--rows 1000000] [--epochs 4] [--rounds 3] [--only mlp_1m]
 
 One process, one run: the same model (the MLP below, and `resnet_blocks` with its hand-written
 twin from tests/handwritten.py), the same seed and batch size, and no shuffling on either side, so
 both see the same batches and their final losses can be compared. The hand-written fit takes the
 data as in-memory arrays with Keras's defaults otherwise (`steps_per_execution=1`); its
 epochs are timed by a callback from the second on (the first traces the step function), and so are
-graphspec's, the same callback added to its run: that time holds everything graphspec does per epoch
+graphspec's (the figures are medians of every timed epoch over `--rounds` runs of each, taken in turn:
+this machine's epochs vary by a fifth from one to the next), the same callback added to its run: that time holds everything graphspec does per epoch
 (the checkpoint, history, TensorBoard scalars) and nothing it does once (reading and checking the
 data, building, the closing curves). The goal (issue 14): ≥ 1.8× the hand-written fit on the MLP, never slower on
 any example, final training loss within 1%.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -97,16 +99,21 @@ def _clock(keras, marks: list):
     return Clock()
 
 
-def hand_epochs(make, fit_args: dict, epochs: int) -> tuple[float, float]:
-    """Seconds per epoch (epochs 2..E) and the last epoch's loss of a plain `model.fit`."""
+def _durations(marks: list[float]) -> list[float]:
+    """Seconds of epochs 2..E (the first traces the step function)."""
+    return [end - start for start, end in zip(marks[1:], marks[2:])]
+
+
+def hand_epochs(make, fit_args: dict, epochs: int) -> tuple[list[float], float]:
+    """Seconds of each epoch (2..E) and the last epoch's loss of a plain `model.fit`."""
     import keras
 
     marks: list[float] = []
     history = make().fit(**fit_args, epochs=epochs, verbose=0, shuffle=False, callbacks=[_clock(keras, marks)])
-    return (marks[-1] - marks[1]) / (epochs - 1), history.history["loss"][-1]
+    return _durations(marks), history.history["loss"][-1]
 
 
-def graphspec_epochs(spec: Path, epochs: int, folder: Path) -> tuple[float, float]:
+def graphspec_epochs(spec: Path, epochs: int, folder: Path) -> tuple[list[float], float]:
     """The same clock around `graphspec train`'s epochs 2..E, which include its per-epoch work (the checkpoint,
     history, TensorBoard); the clock joins the spec's callbacks (the recorder runs after it, inside the epoch)."""
     import keras
@@ -122,13 +129,14 @@ def graphspec_epochs(spec: Path, epochs: int, folder: Path) -> tuple[float, floa
             echo=lambda line: None)
     finally:
         training._spec_callbacks = spec_callbacks
-    return (marks[-1] - marks[1]) / (epochs - 1), training.read_history(run.root / "history.csv")["loss"][-1]
+    return _durations(marks), training.read_history(run.root / "history.csv")["loss"][-1]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each side, taken in turn")
     parser.add_argument("--only", choices=sorted(CASES))
     options = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -140,10 +148,16 @@ def main() -> int:
           "final loss, hand / graphspec |")
     print("|---|---|---|---|---|---|")
     for name in [options.only] if options.only else CASES:
-        with tempfile.TemporaryDirectory() as tmp:
-            spec, make, fit_args, rows = CASES[name](Path(tmp), options.rows)
-            hand_time, hand_loss = hand_epochs(make, fit_args, options.epochs)
-            ours_time, ours_loss = graphspec_epochs(spec, options.epochs, Path(tmp))
+        hand_times: list[float] = []
+        ours_times: list[float] = []
+        for round_number in range(options.rounds):  # in turn, so a slow spell of the machine hits both sides
+            with tempfile.TemporaryDirectory() as tmp:
+                spec, make, fit_args, rows = CASES[name](Path(tmp), options.rows)
+                times, hand_loss = hand_epochs(make, fit_args, options.epochs)
+                hand_times += times
+                times, ours_loss = graphspec_epochs(spec, options.epochs, Path(tmp) / str(round_number))
+                ours_times += times
+        hand_time, ours_time = statistics.median(hand_times), statistics.median(ours_times)
         speedup = hand_time / ours_time
         ok &= speedup >= (1.8 if name == "mlp_1m" else 1.0) and abs(ours_loss - hand_loss) <= 0.01 * hand_loss
         print(f"| {name} | {rows:,} | {hand_time:.2f} | {ours_time:.2f} | {speedup:.2f}× | "

@@ -815,9 +815,12 @@ def train(spec_path: str | os.PathLike, options: TrainOptions | None = None,
     keras = keras_module()
     import tensorflow as tf
 
+    from graphspec.keras_private import cache_saving_skipsets, set_op_determinism
+
+    cache_saving_skipsets()  # every epoch saves a checkpoint
     strategy = _strategy(tf, settings.distribute)
     keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
+    set_op_determinism(tf, settings.deterministic)
     monitor = settings.monitor
     if monitor.startswith("val_") and validation is None:
         echo(f"note: no validation data, so the best model is picked by '{monitor[4:]}' instead of '{monitor}'")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from graphspec.keras_private import (APPLICATION_LAYERS, CALLBACK_STATE, application_layer, build_for_training,
-                                     callback_state, improvement_test, op_function, restore_callback_state)
+from graphspec.keras_private import (APPLICATION_LAYERS, CALLBACK_STATE, SAVED_OBJECT_TYPES, application_layer,
+                                     build_for_training, cache_saving_skipsets, callback_state, improvement_test,
+                                     op_function, restore_callback_state)
 from graphspec.schema.models import OPS
 from handwritten import keras
 
@@ -108,3 +109,58 @@ def test_build_for_training_creates_the_metric_and_optimizer_variables():
     assert not model.optimizer.built
     build_for_training(model, (np.zeros((4, 3), "float32"), np.eye(2, dtype="float32")[[0, 1, 0, 1]]))
     assert model.optimizer.built and model._compile_metrics.built  # what a replica could not create
+
+
+def _in_a_new_thread(work):
+    """Keras's global state is per thread: a new thread starts without graphspec's (or any) cache."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(work).result()
+
+
+def test_keras_saving_still_misses_its_skipset_cache():
+    """When this fails, Keras finds its own cache: drop `cache_saving_skipsets`."""
+    from keras.src.saving import saving_lib
+
+    def twice(object_type):
+        return saving_lib.get_attr_skipset(object_type) is saving_lib.get_attr_skipset(object_type)
+
+    assert not any(_in_a_new_thread(lambda: [twice(t) for t in SAVED_OBJECT_TYPES]))
+
+
+def test_cached_skipsets_are_kerass_own_and_found(tmp_path):
+    from keras.src.saving import saving_lib
+
+    def cached():
+        fresh = {t: saving_lib.get_attr_skipset(t) for t in SAVED_OBJECT_TYPES}
+        cache_saving_skipsets()
+        found = {t: saving_lib.get_attr_skipset(t) for t in SAVED_OBJECT_TYPES}
+        return all(found[t] == fresh[t] and found[t] is saving_lib.get_attr_skipset(t) for t in SAVED_OBJECT_TYPES)
+
+    assert _in_a_new_thread(cached)
+    model = _fitted("accuracy")
+    model.save(tmp_path / "plain.keras")
+    _in_a_new_thread(lambda: (cache_saving_skipsets(), model.save(tmp_path / "cached.keras")))
+    plain, cached_model = (keras.saving.load_model(tmp_path / name) for name in ("plain.keras", "cached.keras"))
+    assert plain.get_config() == cached_model.get_config()
+    for a, b in zip(plain.weights + plain.optimizer.variables, cached_model.weights + cached_model.optimizer.variables):
+        np.testing.assert_array_equal(a, b)
+    assert len(cached_model.optimizer.variables) > 1
+
+
+def test_op_determinism_turns_on_and_off():
+    from tensorflow.python.framework.config import is_op_determinism_enabled
+
+    import tensorflow as tf
+
+    from graphspec.keras_private import set_op_determinism
+
+    before = is_op_determinism_enabled()
+    try:
+        set_op_determinism(tf, True)
+        assert is_op_determinism_enabled()
+        set_op_determinism(tf, False)
+        assert not is_op_determinism_enabled()
+    finally:
+        set_op_determinism(tf, before)

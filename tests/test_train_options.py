@@ -94,3 +94,16 @@ def test_one_hot_false_takes_the_columns_as_they_are(write):
     refused = graphspec.load(write("c.yaml", CLASSES.format(binding="{columns: label, one_hot: false}")))
     with pytest.raises(GraphspecError, match="label"):
         load_data(refused, table)
+
+
+def test_deterministic_false_turns_tensorflows_deterministic_ops_off_even_after_a_run_with_them(tmp_path):
+    from tensorflow.python.framework.config import is_op_determinism_enabled
+
+    from graphspec.train import TrainOptions, train
+
+    for number, setting in enumerate(["true", "false", "true", "false"]):
+        run = train(SINE, TrainOptions(output=str(tmp_path / str(number)), verbose=0,
+                                       overrides=[f"train.deterministic={setting}", "train.epochs=1"]),
+                    echo=lambda line: None)
+        assert is_op_determinism_enabled() is (setting == "true")
+        assert "deterministic: " + setting in (run.root / "spec.yaml").read_text()

@@ -518,6 +518,11 @@ class TrainSpec(Strict):
         "`auto` picks up to 64, never more than an epoch's steps.")
     seed: Annotated[int, Field(ge=0, le=SEED_MAX)] | None = Field(
         None, description="Seed for weights, shuffling and dropout; makes CPU runs repeatable.")
+    deterministic: bool = Field(
+        True, description="TensorFlow's deterministic ops: with the seed, a run repeats to the last bit on the same "
+        "machine, and a resumed run ends as an uninterrupted one would. `false` lets TensorFlow pick faster kernels "
+        "(a convolution's gradient, XLA on a GPU) and ops that have no deterministic version; runs then differ in "
+        "the last bits.")
     monitor: str = Field("val_loss", description="Metric that picks the best checkpoint (`val_loss` or `loss`, …).")
     monitor_mode: Literal["auto", "min", "max"] = Field(
         "auto", description="Whether the monitored metric improves by falling or rising; `auto` asks the metric, "
