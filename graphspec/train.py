@@ -817,10 +817,10 @@ def train(spec_path: str | os.PathLike, options: TrainOptions | None = None,
 
     from graphspec.keras_private import cache_saving_skipsets, set_op_determinism
 
-    cache_saving_skipsets()  # every epoch saves a checkpoint
-    strategy = _strategy(tf, settings.distribute)
+    strategy = _strategy(tf, settings.distribute)  # first: it may split the CPU, before any variable exists
     keras.utils.set_random_seed(seed)
     set_op_determinism(tf, settings.deterministic)
+    cache_saving_skipsets()  # every epoch saves a checkpoint
     monitor = settings.monitor
     if monitor.startswith("val_") and validation is None:
         echo(f"note: no validation data, so the best model is picked by '{monitor[4:]}' instead of '{monitor}'")
