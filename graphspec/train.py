@@ -358,11 +358,7 @@ def _training_stream(tf, data: Dataset, batch: int, shuffle: bool, seed: int, fi
             batches = batches.concatenate(tf.data.Dataset.from_tensors({k: v[whole * batch:] for k, v in ordered.items()}))
         return batches
 
-    def pair(batch_values):
-        return (model_structure({k: batch_values[k] for k in data.inputs}),
-                model_structure({k: batch_values[k] for k in data.outputs}))
-
-    return _per_epoch(tf, epoch_batches, pair, _steps(rows, batch, fixed))
+    return _per_epoch(tf, epoch_batches, _as_pairs(data.outputs), _steps(rows, batch, fixed))
 
 
 def _per_epoch(tf, epoch_batches: Callable, pair: Callable, steps: int, ahead: int | None = None):
@@ -407,7 +403,7 @@ def _steps_per_execution(settings: TrainSpec, steps: int) -> int:
 
 def _streamed_rows(tf, data: StreamedData):
     """The file's rows one by one, as tf.data reads them from graphspec's checked chunks."""
-    names = [*data.spec.spec.inputs, *([ref.node for ref in data.spec.graph.outputs] if data.outputs else [])]
+    names = [*data.spec.spec.inputs, *(_output_names(data) if data.outputs else [])]
     signature = {name: tf.TensorSpec((None, *data.shapes[name]), data.dtypes[name]) for name in names}
 
     def chunks():
@@ -417,9 +413,8 @@ def _streamed_rows(tf, data: StreamedData):
     return tf.data.Dataset.from_generator(chunks, output_signature=signature).unbatch()
 
 
-def _as_pairs(tf, data: StreamedData):
-    """Batches of rows → (inputs, targets) in the structure the model takes."""
-    outputs = [ref.node for ref in data.spec.graph.outputs]
+def _as_pairs(outputs):
+    """Batches of rows keyed by input and output name → (inputs, targets) in the structure the model takes."""
 
     def pair(batch):
         return (model_structure({k: v for k, v in batch.items() if k not in outputs}),
@@ -437,14 +432,19 @@ def _streamed_training(tf, data: StreamedData, batch: int, shuffle: bool, buffer
         return rows.batch(batch, drop_remainder=fixed)
 
     # A few batches ahead, not AUTOTUNE's: its buffers grow with the run and would make memory follow the file.
-    return _per_epoch(tf, epoch_batches, _as_pairs(tf, data), _steps(data.rows, batch, fixed), ahead=STREAM_AHEAD)
+    return _per_epoch(tf, epoch_batches, _as_pairs(_output_names(data)), _steps(data.rows, batch, fixed),
+                      ahead=STREAM_AHEAD)
 
 
 STREAM_AHEAD = 4  # batches a stream prepares ahead of the training step
 
 
+def _output_names(data: StreamedData) -> list[str]:
+    return [ref.node for ref in data.spec.graph.outputs]
+
+
 def _streamed_validation(tf, data: StreamedData, batch: int):
-    return _streamed_rows(tf, data).batch(batch).map(_as_pairs(tf, data)).prefetch(STREAM_AHEAD)
+    return _streamed_rows(tf, data).batch(batch).map(_as_pairs(_output_names(data))).prefetch(STREAM_AHEAD)
 
 
 def model_structure(arrays: dict):
