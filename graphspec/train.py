@@ -44,6 +44,7 @@ from typing import Callable
 import yaml
 from concurrent.futures import ThreadPoolExecutor
 
+from graphspec.checkpoints import Checkpoints
 from graphspec.data import Dataset, StreamedData, load_data, open_stream, resolve, should_stream
 from graphspec.errors import Diagnostic, GraphspecError
 from graphspec.loader import CoreDumper, Document, load_bytes, load_file, load_text
@@ -513,8 +514,10 @@ def _exact_validation_losses(keras, losses_of: Callable[[object], dict[str, floa
     return ExactValidationLosses()
 
 
-def _make_recorder(keras, tf, run: RunDir, state: "_RunState", callbacks: list, keep: int, interrupt: _Interrupt):
-    """The callback that writes the run directory after each epoch, and restores `callbacks` on resume."""
+def _make_recorder(keras, tf, run: RunDir, state: "_RunState", callbacks: list, checkpoints: Checkpoints,
+                   interrupt: _Interrupt):
+    """The callback that writes the run directory after each epoch (the checkpoint when `checkpoints`
+    says it is due), and restores `callbacks` on resume."""
     from graphspec.evaluate import load_model_file
     from graphspec.keras_private import callback_state, restore_callback_state
 
@@ -532,13 +535,14 @@ def _make_recorder(keras, tf, run: RunDir, state: "_RunState", callbacks: list, 
         for writer in writers.values():
             writer.flush()
 
-    def kept_for_restoring() -> set[int]:
+    def restoring() -> set[int]:
         """Checkpoints a resume needs besides the last few: EarlyStopping's best weights."""
         return {c.best_epoch + 1 for c in callbacks
                 if getattr(c, "restore_best_weights", False) and getattr(c, "best", None) is not None}
 
     class Recorder(keras.callbacks.Callback):
-        """After each epoch: history, metrics, callback state, checkpoint, best model, TensorBoard scalars."""
+        """After each epoch: history, metrics, TensorBoard scalars; a checkpoint with the callbacks' state
+        and the best model, or the epoch held until the next checkpoint."""
 
         def on_train_begin(self, logs=None):
             # Runs after the spec's callbacks reset themselves (it comes after them in the list).
@@ -564,14 +568,14 @@ def _make_recorder(keras, tf, run: RunDir, state: "_RunState", callbacks: list, 
                 # The history keeps the row; no checkpoint holds these weights, so the run's models stay finite.
                 state.diverged = (epoch + 1, diverged[0], logs[diverged[0]])
                 run.write_text(run.history, _history_rows(state.history))
+                checkpoints.flush(self.model, state.best_epoch, restoring())
                 self.model.stop_training = True
                 return
             state.epochs_done = epoch + 1
             monitored = logs.get(state.monitor)
             if state.improves is None and monitored is not None:
                 state.improves = _improvement_test(keras, self.model, state)
-            improved = monitored is not None and state.improves(monitored, state.best_value)
-            if improved:
+            if monitored is not None and state.improves(monitored, state.best_value):
                 state.best_value, state.best_epoch = monitored, epoch + 1
             # The history row is durable before its checkpoint: a run killed between the two
             # resumes from the previous checkpoint and drops the row (`_resume_point`).
@@ -579,14 +583,10 @@ def _make_recorder(keras, tf, run: RunDir, state: "_RunState", callbacks: list, 
             run.write_text(run.metrics, _metrics_json(state))
             saved = {"best_epoch": state.best_epoch, "best_value": state.best_value,
                      "callbacks": [callback_state(c) for c in callbacks]}
-            run.write_text(run.checkpoint_state(epoch + 1), json.dumps(saved) + "\n")
-            run.save_model(self.model, run.checkpoint(epoch + 1))
-            if improved:
-                run.copy_file(run.checkpoint(epoch + 1), run.best)  # the same bytes: no second save
-            kept = kept_for_restoring()
-            for old in run.checkpoint_epochs()[:-keep]:
-                if old not in kept:
-                    run.remove_checkpoint(old)
+            if checkpoints.due(epoch + 1, stopping=self.model.stop_training or interrupt.requested):
+                checkpoints.write(self.model, epoch + 1, saved, state.best_epoch, restoring())
+            else:
+                checkpoints.hold(self.model, epoch + 1, saved, state.best_epoch, restoring())
             log_scalars(epoch, logs)
             if interrupt.requested:
                 self.model.stop_training = True
@@ -820,7 +820,7 @@ def train(spec_path: str | os.PathLike, options: TrainOptions | None = None,
     strategy = _strategy(tf, settings.distribute)  # first: it may split the CPU, before any variable exists
     keras.utils.set_random_seed(seed)
     set_op_determinism(tf, settings.deterministic)
-    cache_saving_skipsets()  # every epoch saves a checkpoint
+    cache_saving_skipsets()  # for the checkpoints
     monitor = settings.monitor
     if monitor.startswith("val_") and validation is None:
         echo(f"note: no validation data, so the best model is picked by '{monitor[4:]}' instead of '{monitor}'")
@@ -877,8 +877,10 @@ def train(spec_path: str | os.PathLike, options: TrainOptions | None = None,
             validation_data = (model_structure(validation.inputs), model_structure(validation.outputs))
     interrupt = _Interrupt()
     spec_callbacks = _spec_callbacks(keras, settings)
+    checkpoints = Checkpoints(tf, run, settings.checkpoint_every, settings.epochs, max(1, options.keep_checkpoints),
+                              written=first_epoch)
     callbacks = [set_epoch, *spec_callbacks,
-                 _make_recorder(keras, tf, run, state, spec_callbacks, max(1, options.keep_checkpoints), interrupt)]
+                 _make_recorder(keras, tf, run, state, spec_callbacks, checkpoints, interrupt)]
     if isinstance(validation, Dataset) and len(spec.graph.outputs) > 1:
         from graphspec.evaluate import output_losses
 
@@ -904,13 +906,13 @@ def train(spec_path: str | os.PathLike, options: TrainOptions | None = None,
         _finish(run, state, settings, model)
     except KeyboardInterrupt:
         state.interrupted = True
-        echo(f"\ninterrupted; the last complete epoch ({state.epochs_done}) is checkpointed in {run.checkpoints}")
+        echo(f"\ninterrupted; the last checkpoint, of epoch {checkpoints.written}, is in {run.checkpoints}")
         echo(f"resume with: graphspec train {spec_path} --output {run.root} --resume")
         raise
     except OSError as exc:
         if exc.errno not in _DISK_FULL:
             raise
-        raise _disk_full(run, state, exc, spec_path) from None
+        raise _disk_full(run, checkpoints.written, exc, spec_path) from None
     if not chief:
         shutil.rmtree(run.root.parent, ignore_errors=True)
         echo(f"worker done after {state.epochs_done} epochs; the chief writes the run directory")
@@ -926,7 +928,9 @@ def _diverged(run: RunDir, state: _RunState, settings: TrainSpec, spec_path: str
     if last.exists():
         run.copy_file(last, run.model)
     _write_summaries(run, state)
-    kept = f"model.keras and best.keras hold epoch {state.epochs_done}" if state.epochs_done else "no model was saved"
+    kept = f"model.keras holds epoch {state.epochs_done}" if state.epochs_done else "no model was saved"
+    if state.best_epoch is not None:
+        kept += f", best.keras epoch {state.best_epoch}"
     raise GraphspecError(Diagnostic(
         f"training diverged at epoch {epoch}: {metric} is {value}; stopped, {kept}",
         file=spec_path, hint="lower the learning rate, scale the inputs, or clip gradients (clipnorm)"))
@@ -939,10 +943,10 @@ def _metrics_json(state: _RunState) -> str:
 _DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 
 
-def _disk_full(run: RunDir, state: _RunState, exc: OSError, spec_path: str) -> GraphspecError:
+def _disk_full(run: RunDir, checkpointed: int, exc: OSError, spec_path: str) -> GraphspecError:
     return GraphspecError(Diagnostic(
         f"cannot write the run directory {run.root}: {exc.strerror or exc} ({errno.errorcode.get(exc.errno, '')}); "
-        f"it is intact up to epoch {state.epochs_done}",
+        f"it is intact up to epoch {checkpointed}",
         hint=f"free some space, then continue with: graphspec train {spec_path} --output {run.root} --resume"))
 
 

@@ -98,7 +98,8 @@ def test_two_workers_train_in_lock_step_and_only_the_chief_writes(tmp_path, sing
     assert "worker done after 4 epochs; the chief writes the run directory" in other
     assert "artifacts in" in chief and "artifacts in" not in other
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["run"]  # nothing from the other worker
-    assert (run / "model.keras").is_file() and len(list((run / "checkpoints").glob("epoch_*.keras"))) == 3
+    kept = sorted(p.name for p in (run / "checkpoints").glob("epoch_*.keras"))  # `checkpoint_every: auto`
+    assert (run / "model.keras").is_file() and 1 <= len(kept) <= 3 and kept[-1] == "epoch_0004.keras"
     _close_to_single(_history(run), single)
 
 

@@ -73,7 +73,7 @@ def test_a_full_disk_mid_run_is_an_error_and_resume_continues(tmp_path):
     if not _tmpfs(disk, "64m"):
         pytest.skip("this machine does not allow mounting a tmpfs")
     try:
-        args = ["--epochs", "12", "--seed", "3", "--batch-size", "4"]
+        args = ["--epochs", "12", "--seed", "3", "--batch-size", "4", "--set", "train.checkpoint_every=1"]
         assert run_cli("train", SINE, "--output", tmp_path / "whole", *args).returncode == 0
         run = disk / "run"
         process = subprocess.Popen([sys.executable, "-m", "graphspec", "train", str(SINE), "--output", str(run),

@@ -270,7 +270,7 @@ def weights(path: Path) -> list[np.ndarray]:
 
 
 def test_resume_reconciles_checkpoints_history_and_the_final_model(project):
-    args = ["--epochs", "5", "--seed", "3", "--keep-checkpoints", "10"]
+    args = ["--epochs", "5", "--seed", "3", "--keep-checkpoints", "10", "--set", "train.checkpoint_every=1"]
     whole, cut = project / "runs" / "whole", project / "runs" / "cut"
     assert train(project, whole, *args).returncode == 0
     expected = (whole / "history.csv").read_text().splitlines()

@@ -25,7 +25,7 @@ def history(run) -> dict[str, list[float]]:
 def test_monitor_keep_checkpoints_best_and_spec(tmp_path):
     run = tmp_path / "run"
     trained = run_cli("train", SINE, "--output", run, "--epochs", "4", "--keep-checkpoints", "2",
-                      "--set", "train.monitor=loss")
+                      "--set", "train.monitor=loss", "--set", "train.checkpoint_every=1")
     assert trained.returncode == 0, trained.stderr
     assert sorted(p.name for p in (run / "checkpoints").glob("*.keras")) == ["epoch_0003.keras", "epoch_0004.keras"]
     metrics = json.loads((run / "metrics.json").read_text())

@@ -516,6 +516,10 @@ class TrainSpec(Strict):
     steps_per_execution: Union[Annotated[int, Field(ge=1, le=2**31 - 1)], Literal["auto"]] = Field(
         "auto", description="Batches run per call into TensorFlow (Keras's `compile(steps_per_execution=)`); "
         "`auto` picks up to 64, never more than an epoch's steps.")
+    checkpoint_every: Union[Annotated[int, Field(ge=1, le=MAX_EPOCHS)], Literal["auto"]] = Field(
+        "auto", description="Epochs between checkpoints; `auto` checkpoints an epoch once the training since the "
+        "last checkpoint took 20 times what writing that one did (at most ~5% of the run). The last epoch and a stop "
+        "are always checkpointed, and the best epoch always reaches best.keras.")
     seed: Annotated[int, Field(ge=0, le=SEED_MAX)] | None = Field(
         None, description="Seed for weights, shuffling and dropout; makes CPU runs repeatable.")
     deterministic: bool = Field(
