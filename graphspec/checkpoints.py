@@ -12,7 +12,7 @@ A checkpoint (`model.save`: layers, optimizer, the resume state beside it) takes
 which on small, fast epochs is a large share of each: 0.08 s of `resnet_blocks`' 0.8 s epoch, more
 than a whole epoch of the sine example. `every="auto"` writes one when the training since the last
 has taken at least `1 / AUTO_SHARE` times what the last took to write: checkpoints then cost at most
-about 5% of a run, and a run killed by surprise loses at most that much training. Long epochs are
+about 2% of a run, and a run killed by surprise loses at most that much training. Long epochs are
 checkpointed every time. The last epoch, an early stop and a Ctrl-C stop are always checkpointed.
 
 What must reach the disk even when its epoch is not checkpointed — the best epoch (for
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from graphspec.rundir import RunDir
 
-AUTO_SHARE = 0.05  # of a run's time, at most, that `checkpoint_every: auto` spends writing checkpoints
+AUTO_SHARE = 0.02  # of a run's time, at most, that `checkpoint_every: auto` spends writing checkpoints
 
 
 @dataclass
