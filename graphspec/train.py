@@ -501,16 +501,36 @@ class _Interrupt:
         return False
 
 
-def _exact_validation_losses(keras, losses_of: Callable[[object], dict[str, float]]):
-    """A callback that puts each output's validation loss over all rows (`losses_of(model)`) in place
-    of Keras's batch-averaged `val_<output>_loss`, before anything else (history, the epoch line,
-    curves, TensorBoard, the spec's callbacks) sees it: so history agrees with `graphspec evaluate`."""
+def _exact_validation_losses(keras, validation: Dataset, names: list[str], batch: int, one_device: bool):
+    """A callback that puts each output's validation loss over all rows in place of Keras's `val_<output>_loss`
+    (the mean of its batches' means, wrong when the last batch is partial), before anything else (history, the
+    epoch line, curves, TensorBoard, the spec's callbacks) sees it: so history agrees with `graphspec evaluate`.
+    None when Keras's figure is already exact on one device (every batch full, or a single batch).
+
+    On one device every batch but the last is full, so Keras's figure and the last batch's own loss give the
+    mean over all rows: one forward pass over a few rows instead of the whole set again, which cost as much as
+    Keras's validation (test_train_options pins Keras's averaging). Under tf.distribute each replica's share of
+    a batch is a batch of its own to Keras's mean, so there the whole set is run again."""
+    from graphspec.evaluate import output_losses
+
+    full, partial = divmod(validation.rows, batch)
+    if one_device and not (full and partial):
+        return None
+    last = Dataset(validation.source, partial, {k: v[full * batch:] for k, v in validation.inputs.items()},
+                   {k: v[full * batch:] for k, v in validation.outputs.items()})
+
+    def exact(model, logs: dict) -> dict[str, float]:
+        if not one_device:
+            return output_losses(model, names, validation.inputs, validation.outputs, batch)
+        return {name: (batch * (float(logs[f"val_{name}_loss"]) * (full + 1) - loss) + partial * loss) / validation.rows
+                for name, loss in output_losses(model, names, last.inputs, last.outputs, batch).items()}
 
     class ExactValidationLosses(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            for name, value in losses_of(self.model).items():
-                if logs is not None and f"val_{name}_loss" in logs:
-                    logs[f"val_{name}_loss"] = value
+            if logs is None or not any(f"val_{name}_loss" in logs for name in names):
+                return
+            for name, value in exact(self.model, logs).items():
+                logs[f"val_{name}_loss"] = value
 
     return ExactValidationLosses()
 
@@ -883,11 +903,10 @@ def train(spec_path: str | os.PathLike, options: TrainOptions | None = None,
     callbacks = [set_epoch, *spec_callbacks,
                  _make_recorder(keras, tf, run, state, spec_callbacks, checkpoints, interrupt)]
     if isinstance(validation, Dataset) and len(spec.graph.outputs) > 1:
-        from graphspec.evaluate import output_losses
-
-        names = [ref.node for ref in spec.graph.outputs]
-        callbacks.insert(0, _exact_validation_losses(
-            keras, lambda model: output_losses(model, names, validation.inputs, validation.outputs, batch)))
+        exact = _exact_validation_losses(keras, validation, [ref.node for ref in spec.graph.outputs], batch,
+                                         one_device=strategy is None)
+        if exact is not None:
+            callbacks.insert(0, exact)
     verbose = options.verbose if options.verbose is not None else (1 if sys.stdout.isatty() else 2)
     try:
         with interrupt, _collector_skips_what_exists():

@@ -107,3 +107,37 @@ def test_deterministic_false_turns_tensorflows_deterministic_ops_off_even_after_
                     echo=lambda line: None)
         assert is_op_determinism_enabled() is (setting == "true")
         assert "deterministic: " + setting in (run.root / "spec.yaml").read_text()
+
+
+def test_predictions_batch_by_batch_equal_keras_predict():
+    """`predict_arrays` (evaluate, predict, and each epoch's exact validation losses) calls Keras's compiled
+    predict step per batch: the same numbers as `model.predict`, a partial last batch included."""
+    from graphspec.evaluate import predict_arrays
+    from handwritten import sin_exp_two_outputs
+
+    model = sin_exp_two_outputs()
+    rows = np.random.default_rng(0).normal(size=(70, 1)).astype("float32")
+    expected = model.predict(rows, batch_size=32, verbose=0)
+    got = predict_arrays(model, ["sin", "exp"], {"x0": rows}, 32)
+    for name, array in zip(["sin", "exp"], expected):
+        assert got[name].shape == (70, 1)
+        np.testing.assert_array_equal(got[name], array)
+
+
+def test_keras_averages_per_output_validation_losses_over_batches_unweighted():
+    """What the exact validation losses correct for (train._exact_validation_losses): Keras's `val_<output>_loss`
+    is the plain mean of its batches' means. If an upgrade weights batches by size, this fails: drop the fix."""
+    from handwritten import keras, sin_exp_two_outputs
+
+    keras.utils.set_random_seed(0)
+    model = sin_exp_two_outputs()
+    model.compile(optimizer="rmsprop", loss={"sin": "mse", "exp": "mse"})
+    rows = np.linspace(0, 1, 70, dtype="float32")[:, None]
+    targets = {"sin": np.sin(rows), "exp": np.exp(rows * 4)}  # the last rows' losses are far from the first's
+    logs = model.fit(rows, targets, validation_data=(rows, targets), batch_size=32, epochs=1, verbose=0).history
+    predictions = [model.predict_on_batch(rows[start:start + 32]) for start in (0, 32, 64)]
+    for index, name in enumerate(["sin", "exp"]):
+        means = [np.mean((p[index] - targets[name][start:start + 32]) ** 2) for p, start in zip(predictions, (0, 32, 64))]
+        exact = np.mean((np.concatenate([p[index] for p in predictions]) - targets[name]) ** 2)
+        assert logs[f"val_{name}_loss"][0] == pytest.approx(np.mean(means), rel=1e-5)
+        assert logs[f"val_{name}_loss"][0] != pytest.approx(exact, rel=1e-3)
