@@ -2,7 +2,7 @@
 
     python bench/epoch_speed.py [--rows 1000000] [--epochs N] [--rounds 3] [--only mlp_1m]
 
-One process: the same model (the MLP below, and `resnet_blocks` with its hand-written twin from
+One process: the same model (the MLP below, and each shipped example with its hand-written twin from
 tests/handwritten.py), the same seed and batch size, and no shuffling on either side, so both see the
 same batches and their final losses can be compared. The hand-written fit takes the data as
 in-memory arrays with Keras's defaults otherwise (`steps_per_execution=1`, no deterministic ops).
@@ -74,70 +74,6 @@ def mlp_case(folder: Path, rows: int):
     return folder / "mlp.yaml", hand, dict(x=features, y=label, batch_size=1024), rows
 
 
-def resnet_case(folder: Path, rows: int):
-    import handwritten
-
-    spec = ROOT / "specs" / "examples" / "resnet_blocks.yaml"
-    data = np.load(ROOT / "specs" / "data" / "resnet_blocks.npz")
-    images, kinds = data["images"], data["kinds"]
-    cut = len(images) - int(round(len(images) * 0.2))
-
-    def hand():
-        import keras
-
-        keras.utils.set_random_seed(1)
-        model = handwritten.resnet_blocks()
-        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        return model
-
-    return spec, hand, dict(x=images[:cut], y=kinds[:cut], batch_size=32,
-                            validation_data=(images[cut:], kinds[cut:])), cut
-
-
-def sine_case(folder: Path, rows: int):
-    """The first tutorial's example: 1,000 rows, 32 batches an epoch, hundreds of epochs (what it ships with)."""
-    import handwritten
-
-    spec = ROOT / "specs" / "examples" / "sine.yaml"
-    train, validation = (np.loadtxt(ROOT / "specs" / "data" / name, delimiter=",", skiprows=1, dtype="float32")
-                         for name in ("sine.csv", "sine_val.csv"))
-
-    def hand():
-        import keras
-
-        keras.utils.set_random_seed(1)
-        model = handwritten.sine()
-        model.compile(optimizer="rmsprop", loss="mse", metrics=["mse"])
-        return model
-
-    return spec, hand, dict(x=train[:, :1], y=train[:, 1:], batch_size=32,
-                            validation_data=(validation[:, :1], validation[:, 1:])), len(train)
-
-
-def sin_exp_case(folder: Path, rows: int):
-    """A two-output tutorial example: graphspec also computes each output's exact validation loss per epoch."""
-    import handwritten
-
-    spec = ROOT / "specs" / "examples" / "sin_exp_two_outputs.yaml"
-    train, validation = (np.loadtxt(ROOT / "specs" / "data" / name, delimiter=",", skiprows=1, dtype="float32")
-                         for name in ("sin_exp.csv", "sin_exp_val.csv"))
-
-    def hand():
-        import keras
-
-        keras.utils.set_random_seed(1)
-        model = handwritten.sin_exp_two_outputs()
-        model.compile(optimizer="rmsprop", loss={"sin": "mse", "exp": "mse"}, loss_weights={"sin": 1.0, "exp": 1.0},
-                      metrics={"sin": ["mse"], "exp": ["mse"]})
-        return model
-
-    def split(table):
-        return table[:, :1], {"sin": table[:, 1:2], "exp": table[:, 2:3]}
-
-    x, y = split(train)
-    return spec, hand, dict(x=x, y=y, batch_size=32, validation_data=split(validation)), len(train)
-
-
 def example_case(name: str):
     """Any shipped example with its shipped data: its hand-written twin from tests/handwritten.py, compiled
     with the spec's `compile:` arguments (Keras's own `steps_per_execution=1`), fed the arrays graphspec reads."""
@@ -175,8 +111,9 @@ def example_case(name: str):
     return case
 
 
-# Every shipped example but vqa and video_qa, whose epochs take minutes and 5–15 GB.
-CASES = {"mlp_1m": mlp_case, "resnet_blocks": resnet_case, "sine": sine_case, "sin_exp_two_outputs": sin_exp_case,
+# The MLP, then every shipped example but vqa and video_qa, whose epochs take minutes and 5–15 GB.
+CASES = {"mlp_1m": mlp_case,
+         **{name: example_case(name) for name in ("resnet_blocks", "sine", "sin_exp_two_outputs")},
          **{path.stem: example_case(path.stem) for path in sorted((ROOT / "specs" / "examples").glob("*.yaml"))
             if path.stem not in ("resnet_blocks", "sine", "sin_exp_two_outputs", "vqa", "video_qa")}}
 
