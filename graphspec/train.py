@@ -516,14 +516,14 @@ def _exact_validation_losses(keras, validation: Dataset, names: list[str], batch
     full, partial = divmod(validation.rows, batch)
     if one_device and not (full and partial):
         return None
-    last = Dataset(validation.source, partial, {k: v[full * batch:] for k, v in validation.inputs.items()},
-                   {k: v[full * batch:] for k, v in validation.outputs.items()})
+    last_inputs, last_targets = ({k: v[full * batch:] for k, v in arrays.items()}
+                                 for arrays in (validation.inputs, validation.outputs))
 
     def exact(model, logs: dict) -> dict[str, float]:
         if not one_device:
             return output_losses(model, names, validation.inputs, validation.outputs, batch)
         return {name: (batch * (float(logs[f"val_{name}_loss"]) * (full + 1) - loss) + partial * loss) / validation.rows
-                for name, loss in output_losses(model, names, last.inputs, last.outputs, batch).items()}
+                for name, loss in output_losses(model, names, last_inputs, last_targets, batch).items()}
 
     class ExactValidationLosses(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
