@@ -518,7 +518,7 @@ class TrainSpec(Strict):
         "`auto` picks up to 64, never more than an epoch's steps.")
     checkpoint_every: Union[Annotated[int, Field(ge=1, le=MAX_EPOCHS)], Literal["auto"]] = Field(
         "auto", description="Epochs between checkpoints; `auto` checkpoints an epoch once the training since the "
-        "last checkpoint took 50 times what writing that one did (at most ~2% of the run). The last epoch and a stop "
+        "last checkpoint took 100 times what writing that one did (at most ~1% of the run). The last epoch and a stop "
         "are always checkpointed, and the best epoch always reaches best.keras.")
     seed: Annotated[int, Field(ge=0, le=SEED_MAX)] | None = Field(
         None, description="Seed for weights, shuffling and dropout; makes CPU runs repeatable.")
