@@ -2,36 +2,44 @@
 
     python bench/epoch_speed.py [--rows 1000000] [--epochs N] [--rounds 3] [--only mlp_1m]
 
-One process: the same model (the MLP below, and each shipped example with its hand-written twin from
-tests/handwritten.py), the same seed and batch size, and no shuffling on either side, so both see the
-same batches and their final losses can be compared. The hand-written fit takes the data as
-in-memory arrays with Keras's defaults otherwise (`steps_per_execution=1`, no deterministic ops).
-Epochs are timed by a callback from the second (the first traces the step function) to the one
-before the last (the last ends in what a run does once); in graphspec's run the same callback joins
-the spec's, so its time holds everything graphspec does per epoch (checkpoints, the epochs held
-between them, history, TensorBoard scalars) and nothing it does once (reading and checking the
-data, building, the final checkpoint and best model, the closing curves).
+The same model on both sides (the MLP below, and each shipped example with its hand-written twin from
+tests/handwritten.py), the same seed and batch size, and no shuffling, so both see the same batches and
+their final losses can be compared. The hand-written fit takes the data as in-memory arrays with
+Keras's defaults otherwise (`steps_per_execution=1`, no deterministic ops). Epochs are timed by a
+callback from the second (the first traces the step function) to the one before the last (the last
+ends in what a run does once); in graphspec's run the same callback joins the spec's, so its time
+holds everything graphspec does per epoch (checkpoints, the epochs held between them, history,
+TensorBoard scalars) and nothing it does once (reading and checking the data, building, the final
+checkpoint and best model, the closing curves).
 
-This machine (two shared cores) is noisy: an epoch sometimes takes half again as long as the one before,
-on either side. So each side runs `--rounds` times, in turn (first every other round), and the table gives the median of every
-timed epoch, their ratio, and a 95% bootstrap interval of that ratio (the epochs of each side
-resampled). Besides, the mean time from the end of an epoch's validation to the next epoch: the
-callbacks' work, where graphspec writes history, checkpoints and TensorBoard scalars (this figure
-is little touched by the noise). `resnet_blocks` is also timed with `train.deterministic: false`, the hand-written fit's
-own setting, and `sine` with a checkpoint every epoch. The goal (issue 14): ≥ 1.8× the
-hand-written fit on the MLP (median), and never slower on any example: a ratio whose whole interval
-lies below 1 fails; final training loss within 1%.
+This machine (two shared cores) is noisy: from one epoch to the next, the same code's epoch can take
+twice as long, when a neighbour takes a core. So the two sides run in two processes in lock step, one
+epoch each in turn (`Baton`), and each hand-written epoch is compared with graphspec's epoch next to it
+in time: the speed-up is the median of these paired ratios, with a 95% bootstrap interval (the pairs
+resampled), over `--rounds` rounds in which the sides go first in turn. Also given:
+- each side's median epoch;
+- the median paired ratio of process CPU seconds, which a neighbour's load disturbs far less than wall
+  time (a core taken away stops the clock of the process's threads, not the wall's);
+- the mean time from the end of an epoch's validation to the next epoch: the callbacks' work, where
+  graphspec writes history, checkpoints and TensorBoard scalars.
+`resnet_blocks` is also timed with `train.deterministic: false`, the hand-written fit's own setting, and
+`sine` with a checkpoint every epoch. The goal (issue 14): ≥ 1.8× the hand-written fit on the MLP, and
+never slower on any example: a speed-up whose whole interval lies below 1 fails; final training loss
+within 1%.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
+import functools
+import multiprocessing
 import os
+import queue
 import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -118,64 +126,130 @@ CASES = {"mlp_1m": mlp_case,
             if path.stem not in ("resnet_blocks", "sine", "sin_exp_two_outputs", "vqa", "video_qa")}}
 
 
-def _clock(keras, marks: list, ends: list):
-    """A callback noting when each epoch begins, when its training and validation end (before the
-    callbacks after this one run), and when training ends."""
-    class Clock(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            marks.append(time.perf_counter())
-
-        def on_epoch_end(self, epoch, logs=None):
-            ends.append(time.perf_counter())
-
-        def on_train_end(self, logs=None):
-            marks.append(time.perf_counter())
-
-    return Clock()
+def _now() -> tuple[float, float]:
+    return time.perf_counter(), time.process_time()
 
 
-def _durations(marks: list[float], ends: list[float]) -> tuple[list[float], list[float]]:
-    """Seconds of epochs 2..E-1, and of the work after each of them: from the end of its validation to
-    the next epoch (the other callbacks, Keras's own). The first epoch traces the step function; the
-    last ends in what a run does once (graphspec's final checkpoint and best model)."""
-    return ([end - start for start, end in zip(marks[1:-2], marks[2:-1])],
-            [after - end for end, after in zip(ends[1:-1], marks[2:-1])])
+@dataclass
+class Marks:
+    """When each epoch of a side started and stopped (wall and process CPU seconds), and when its training
+    and validation ended (wall)."""
+
+    starts: list[tuple[float, float]] = field(default_factory=list)
+    ends: list[float] = field(default_factory=list)
+    stops: list[tuple[float, float]] = field(default_factory=list)
+
+    def measured(self, loss: float, rows: int) -> dict:
+        """Epochs 2..E-1 (the first traces the step function; the last ends in what a run does once, such as
+        graphspec's final checkpoint and best model): wall and CPU seconds of each, and of the work after
+        each (from the end of its validation to the next epoch: the other callbacks, Keras's own)."""
+        timed = list(zip(self.starts[1:-1], self.ends[1:-1], self.stops[1:-1]))
+        return {"wall": [stop[0] - start[0] for start, _, stop in timed],
+                "cpu": [stop[1] - start[1] for start, _, stop in timed],
+                "after": [stop[0] - end for _, end, stop in timed], "loss": loss, "rows": rows}
 
 
-def hand_epochs(make, fit_args: dict, epochs: int) -> tuple[list[float], list[float], float]:
-    """Seconds of each epoch (2..E), of the work after each, and the last epoch's loss of a plain `model.fit` with Keras's defaults
-    (a graphspec run earlier in this process left TensorFlow's deterministic ops on: they go off)."""
+class Baton:
+    """Turn-taking between the two sides' processes: each runs one epoch (with the work after it) while the
+    other waits, so a slow spell of this machine falls on neighbouring epochs of both sides."""
+
+    def __init__(self, context):
+        self.turns = (context.Semaphore(0), context.Semaphore(0))
+        self.finished = (context.Event(), context.Event())
+
+    def clock(self, side: int, keras, marks: Marks):
+        """A callback for side `side` (0 or 1) that takes its turn as an epoch begins and hands it over as the
+        next begins (or training ends), filling in `marks`."""
+        baton, other = self, 1 - side
+
+        class Clock(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                if epoch:
+                    marks.stops.append(_now())
+                    baton.turns[other].release()
+                if not baton.finished[other].is_set():
+                    baton.turns[side].acquire()
+                marks.starts.append(_now())
+
+            def on_epoch_end(self, epoch, logs=None):
+                marks.ends.append(time.perf_counter())
+
+            def on_train_end(self, logs=None):
+                marks.stops.append(_now())
+                baton.finished[side].set()  # before the release, so the other side no longer waits for a turn
+                baton.turns[other].release()
+
+        return Clock()
+
+
+def hand_epochs(name: str, folder: Path, rows: int, epochs: int, clock) -> dict:
+    """`Marks.measured` of a plain `model.fit` with Keras's defaults (a process of its own: nothing graphspec
+    sets, such as deterministic ops, applies)."""
     import keras
-    import tensorflow as tf
 
-    from graphspec.keras_private import set_op_determinism
-
-    set_op_determinism(tf, False)
-    marks: list[float] = []
-    ends: list[float] = []
-    history = make().fit(**fit_args, epochs=epochs, verbose=0, shuffle=False, callbacks=[_clock(keras, marks, ends)])
-    return (*_durations(marks, ends), history.history["loss"][-1])
+    marks = Marks()
+    _, make, fit_args, rows = CASES[name](folder, rows)
+    history = make().fit(**fit_args, epochs=epochs, verbose=0, shuffle=False, callbacks=[clock(keras, marks)])
+    return marks.measured(history.history["loss"][-1], rows)
 
 
-def graphspec_epochs(spec: Path, epochs: int, folder: Path,
-                     settings: tuple[str, ...] = ()) -> tuple[list[float], list[float], float]:
-    """The same clock around `graphspec train`'s epochs 2..E, which include its per-epoch work (the checkpoint,
-    history, TensorBoard); the clock joins the spec's callbacks (the recorder runs after it, inside the epoch)."""
+def graphspec_epochs(name: str, folder: Path, rows: int, epochs: int, clock, settings: tuple[str, ...] = ()) -> dict:
+    """The same clock around `graphspec train`'s epochs, which include its per-epoch work (the checkpoint,
+    history, TensorBoard): the clock joins the spec's callbacks, and the recorder runs after it, inside the
+    turn. Its `checkpoint_every: auto` counts the other side's turns as training time, so it checkpoints up
+    to twice as often as a run alone would: the benchmark errs against graphspec there."""
     import keras
 
     import graphspec.train as training
 
-    marks: list[float] = []
-    ends: list[float] = []
+    marks = Marks()
+    spec, _, _, rows = CASES[name](folder, rows)
     spec_callbacks = training._spec_callbacks
-    training._spec_callbacks = lambda *args: [_clock(keras, marks, ends), *spec_callbacks(*args)]
-    try:
-        run = training.train(spec, training.TrainOptions(
-            output=str(folder / "run"), verbose=0,
-            overrides=[f"train.epochs={epochs}", "train.shuffle=false", "train.seed=1", *settings]), echo=lambda line: None)
-    finally:
-        training._spec_callbacks = spec_callbacks
-    return (*_durations(marks, ends), training.read_history(run.root / "history.csv")["loss"][-1])
+    training._spec_callbacks = lambda *args: [clock(keras, marks), *spec_callbacks(*args)]
+    run = training.train(spec, training.TrainOptions(
+        output=str(folder / "run"), verbose=0,
+        overrides=[f"train.epochs={epochs}", "train.shuffle=false", "train.seed=1", *settings]), echo=lambda line: None)
+    return marks.measured(training.read_history(run.root / "history.csv")["loss"][-1], rows)
+
+
+def _side(results, which: str, side: int, baton: Baton, *args) -> None:
+    """A side's process: its epochs, sent back to the parent."""
+    measure = hand_epochs if which == "hand" else graphspec_epochs
+    results.put((which, measure(*args[:4], functools.partial(baton.clock, side), *args[4:])))
+
+
+def _paired_round(name: str, rows: int, epochs: int, settings: tuple[str, ...], first: str) -> dict:
+    """The hand-written fit and `graphspec train` in two processes, epoch by epoch in turn, `first` going first."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return _paired_processes(name, Path(tmp), rows, epochs, settings, first)
+
+
+def _paired_processes(name: str, folder: Path, rows: int, epochs: int, settings: tuple[str, ...], first: str) -> dict:
+    context = multiprocessing.get_context("spawn")
+    baton, results = Baton(context), context.Queue()
+    sides = {"hand": (), "graphspec": (settings,)}
+    order = [first, *(which for which in sides if which != first)]
+    processes = [context.Process(target=_side, args=(results, which, number, baton, name, folder / which, rows, epochs,
+                                                       *sides[which]))
+                 for number, which in enumerate(order)]
+    for which in order:
+        (folder / which).mkdir()
+    for process in processes:
+        process.start()
+    baton.turns[0].release()
+    measured: dict[str, dict] = {}
+    while len(measured) < len(processes):
+        try:
+            which, result = results.get(timeout=5)
+            measured[which] = result
+        except queue.Empty:
+            if any(process.exitcode for process in processes):  # the other side would wait for its turn forever
+                for process in processes:
+                    process.terminate()
+                raise SystemExit(f"{name}: a side's process failed") from None
+    for process in processes:
+        process.join()
+    return measured
 
 
 EPOCHS = {"sine": 40, "sin_exp_two_outputs": 40, "resnet_blocks": 12}  # by example, where not 6: enough timed epochs to see through the noise
@@ -186,68 +260,49 @@ VARIANTS = {"mlp_1m": {"": ()},
             "sine": {"": (), ", `checkpoint_every: 1`": ("train.checkpoint_every=1",)}}
 
 
-def _interval(hand: list[float], ours: list[float], resamples: int = 10_000) -> tuple[float, float]:
-    """95% bootstrap interval of median(hand) / median(ours), each side's epochs resampled."""
+def _interval(ratios: list[float], resamples: int = 10_000) -> tuple[float, float]:
+    """95% bootstrap interval of the median of the paired ratios (the pairs resampled)."""
     rng = np.random.default_rng(0)
-    ratios = (np.median(rng.choice(hand, (resamples, len(hand))), axis=1)
-              / np.median(rng.choice(ours, (resamples, len(ours))), axis=1))
-    return float(np.percentile(ratios, 2.5)), float(np.percentile(ratios, 97.5))
+    medians = np.median(rng.choice(ratios, (resamples, len(ratios))), axis=1)
+    return float(np.percentile(medians, 2.5)), float(np.percentile(medians, 97.5))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--epochs", type=int, help="epochs of every example (default: 6; resnet_blocks 12, sine 40)")
-    parser.add_argument("--rounds", type=int, default=3, help="runs of each side, taken in turn")
+    parser.add_argument("--rounds", type=int, default=3, help="paired runs of each variant, sides going first in turn")
     parser.add_argument("--only", choices=sorted(CASES))
     options = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from graphspec.backend import keras_module
-
-    keras_module()
     ok = True
-    print("| example | rows/epoch | hand-written fit (s/epoch) | graphspec train (s/epoch) | speed-up (median) | "
-          "95% interval | after-epoch work (ms), hand / graphspec | final loss, hand / graphspec |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| example | rows/epoch | hand-written fit (s/epoch) | graphspec train (s/epoch) | speed-up (median of pairs) | "
+          "95% interval | CPU time ratio (median of pairs) | after-epoch work (ms), hand / graphspec | "
+          "final loss, hand / graphspec |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name in [options.only] if options.only else CASES:
-        variants = VARIANTS.get(name, {"": ()})
-        hand_times: list[float] = []
-        hand_after: list[float] = []
-        ours_times: dict[str, list[float]] = {variant: [] for variant in variants}
-        ours_after: dict[str, list[float]] = {variant: [] for variant in variants}
-        ours_loss: dict[str, float] = {}
         epochs = options.epochs or EPOCHS.get(name, 6)
-        hand_loss = math.nan
-        for round_number in range(options.rounds):  # in turn, so a slow spell of the machine hits every side
-            with tempfile.TemporaryDirectory() as tmp:
-                spec, make, fit_args, rows = CASES[name](Path(tmp), options.rows)
+        for variant, settings in VARIANTS.get(name, {"": ()}).items():
+            rounds = [_paired_round(name, options.rows, epochs, settings, first=("hand", "graphspec")[number % 2])
+                      for number in range(options.rounds)]
 
-                def hand_side():
-                    nonlocal hand_loss
-                    times, after, hand_loss = hand_epochs(make, fit_args, epochs)
-                    hand_times.extend(times)
-                    hand_after.extend(after)
+            def pooled(which: str, key: str) -> list[float]:
+                return [value for measured in rounds for value in measured[which][key]]
 
-                def graphspec_side():
-                    for number, (variant, settings) in enumerate(variants.items()):
-                        times, after, ours_loss[variant] = graphspec_epochs(spec, epochs, Path(tmp) / str(number),
-                                                                            settings)
-                        ours_times[variant] += times
-                        ours_after[variant] += after
+            def ratios(key: str) -> list[float]:
+                return [hand / ours for measured in rounds
+                        for hand, ours in zip(measured["hand"][key], measured["graphspec"][key])]
 
-                sides = (hand_side, graphspec_side)
-                for side in sides if round_number % 2 == 0 else reversed(sides):  # neither always goes first
-                    side()
-        hand_time = statistics.median(hand_times)
-        for variant, times in ours_times.items():
-            ours_time = statistics.median(times)
-            speedup, (low, high) = hand_time / ours_time, _interval(hand_times, times)
-            close = abs(ours_loss[variant] - hand_loss) <= 0.01 * hand_loss + 1e-6  # or both about 0
+            hand, ours = rounds[-1]["hand"], rounds[-1]["graphspec"]
+            speedup, (low, high) = statistics.median(ratios("wall")), _interval(ratios("wall"))
+            close = abs(ours["loss"] - hand["loss"]) <= 0.01 * hand["loss"] + 1e-6  # or both about 0
             if not variant:
                 ok &= (speedup >= 1.8 if name == "mlp_1m" else high >= 1.0) and close
-            print(f"| {name}{variant} | {rows:,} | {hand_time:.3f} | {ours_time:.3f} | {speedup:.2f}× | "
-                  f"{low:.2f}–{high:.2f}× | {1000 * statistics.mean(hand_after):.1f} / "
-                  f"{1000 * statistics.mean(ours_after[variant]):.1f} | {hand_loss:.4g} / {ours_loss[variant]:.4g} |")
+            print(f"| {name}{variant} | {hand['rows']:,} | {statistics.median(pooled('hand', 'wall')):.3f} | "
+                  f"{statistics.median(pooled('graphspec', 'wall')):.3f} | {speedup:.2f}× | {low:.2f}–{high:.2f}× | "
+                  f"{statistics.median(ratios('cpu')):.2f}× | {1000 * statistics.mean(pooled('hand', 'after')):.1f} / "
+                  f"{1000 * statistics.mean(pooled('graphspec', 'after')):.1f} | {hand['loss']:.4g} / {ours['loss']:.4g} |",
+                  flush=True)
     return 0 if ok else 1
 
 
