@@ -18,8 +18,8 @@ checkpointed every time. The last epoch, an early stop and a Ctrl-C stop are alw
 
 What must reach the disk even when its epoch is not checkpointed — the best epoch (for
 `best.keras`), the epoch EarlyStopping restores, and the latest epoch (a diverging run ends with
-it) — is held in memory, as copies of every variable the checkpoint would have saved (about 3 ms
-for `resnet_blocks`), and written when the next checkpoint is: so the run directory ends up as if
+it) — is held in memory, as copies of every variable the checkpoint would have saved (3–6 ms
+for `resnet_blocks`' 173), and written when the next checkpoint is: so the run directory ends up as if
 every epoch had been checkpointed and the older ones pruned.
 """
 
