@@ -18,8 +18,9 @@ epoch each in turn (`Baton`), and each hand-written epoch is compared with graph
 in time: the speed-up is the median of these paired ratios, with a 95% bootstrap interval (the pairs
 resampled), over `--rounds` rounds in which the sides go first in turn. Also given:
 - each side's median epoch;
-- the median paired ratio of process CPU seconds, which a neighbour's load disturbs far less than wall
-  time (a core taken away stops the clock of the process's threads, not the wall's);
+- the median paired ratio of process CPU seconds (all its threads), which a neighbour's load disturbs
+  less than wall time (in a check, one run's `resnet_blocks` epochs varied 2.2× in wall time and
+  1.3× in CPU seconds);
 - the mean time from the end of an epoch's validation to the next epoch: the callbacks' work, where
   graphspec writes history, checkpoints and TensorBoard scalars.
 `resnet_blocks` is also timed with `train.deterministic: false`, the hand-written fit's own setting, and
