@@ -535,6 +535,42 @@ def _exact_validation_losses(keras, validation: Dataset, names: list[str], batch
     return ExactValidationLosses()
 
 
+RECORDS_SECONDS = 1.0  # at most this long between writes of history.csv, metrics.json and TensorBoard scalars
+
+
+class _EpochRecords:
+    """history.csv, metrics.json and the epoch scalars in TensorBoard's layout (train/ and validation/,
+    "epoch_<metric>"). Keras's own TensorBoard callback costs a summary op per batch; these cost one write
+    per epoch, about 3 ms with the two files, a few percent of a short epoch. So they are written at most
+    every `RECORDS_SECONDS` (a reader sees a row at most that late), and always before a checkpoint."""
+
+    def __init__(self, tf, run: RunDir, state: "_RunState"):
+        self.tf, self.run, self.state = tf, run, state
+        self.writers: dict[str, object] = {}
+        self.unlogged: list[tuple[int, dict[str, float]]] = []
+        self.written_at = -math.inf
+
+    def add(self, epoch: int, logs: dict[str, float]) -> None:
+        self.unlogged.append((epoch, logs))
+
+    def write(self, now: bool) -> None:
+        if not now and time.perf_counter() - self.written_at < RECORDS_SECONDS:
+            return
+        self.run.write_text(self.run.history, _history_rows(self.state.history))
+        self.run.write_text(self.run.metrics, _metrics_json(self.state))
+        for epoch, logs in self.unlogged:
+            for key, value in logs.items():
+                split = "validation" if key.startswith("val_") else "train"
+                if split not in self.writers:
+                    self.writers[split] = self.tf.summary.create_file_writer(str(self.run.tensorboard / split))
+                with self.writers[split].as_default():
+                    self.tf.summary.scalar(f"epoch_{key.removeprefix('val_')}", value, step=epoch)
+        for writer in self.writers.values():
+            writer.flush()
+        self.unlogged = []
+        self.written_at = time.perf_counter()
+
+
 def _make_recorder(keras, tf, run: RunDir, state: "_RunState", callbacks: list, checkpoints: Checkpoints,
                    interrupt: _Interrupt):
     """The callback that writes the run directory after each epoch (the checkpoint when `checkpoints`
@@ -542,19 +578,7 @@ def _make_recorder(keras, tf, run: RunDir, state: "_RunState", callbacks: list, 
     from graphspec.evaluate import load_model_file
     from graphspec.keras_private import callback_state, restore_callback_state
 
-    # Epoch scalars in TensorBoard's layout (train/ and validation/, "epoch_<metric>"). Keras's own
-    # TensorBoard callback costs a summary op per batch; these cost one write per epoch.
-    writers: dict[str, object] = {}
-
-    def log_scalars(epoch: int, logs: dict[str, float]) -> None:
-        for key, value in logs.items():
-            split = "validation" if key.startswith("val_") else "train"
-            if split not in writers:
-                writers[split] = tf.summary.create_file_writer(str(run.tensorboard / split))
-            with writers[split].as_default():
-                tf.summary.scalar(f"epoch_{key.removeprefix('val_')}", value, step=epoch)
-        for writer in writers.values():
-            writer.flush()
+    records = _EpochRecords(tf, run, state)
 
     def restoring() -> set[int]:
         """Checkpoints a resume needs besides the last few: EarlyStopping's best weights."""
@@ -562,8 +586,8 @@ def _make_recorder(keras, tf, run: RunDir, state: "_RunState", callbacks: list, 
                 if getattr(c, "restore_best_weights", False) and getattr(c, "best", None) is not None}
 
     class Recorder(keras.callbacks.Callback):
-        """After each epoch: history, metrics, TensorBoard scalars; a checkpoint with the callbacks' state
-        and the best model, or the epoch held until the next checkpoint."""
+        """After each epoch: its history row, metrics and TensorBoard scalars (written by `_EpochRecords`); a
+        checkpoint with the callbacks' state and the best model, or the epoch held until the next checkpoint."""
 
         def on_train_begin(self, logs=None):
             # Runs after the spec's callbacks reset themselves (it comes after them in the list).
@@ -588,7 +612,7 @@ def _make_recorder(keras, tf, run: RunDir, state: "_RunState", callbacks: list, 
             if diverged:
                 # The history keeps the row; no checkpoint holds these weights, so the run's models stay finite.
                 state.diverged = (epoch + 1, diverged[0], logs[diverged[0]])
-                run.write_text(run.history, _history_rows(state.history))
+                records.write(now=True)
                 checkpoints.flush(self.model, state.best_epoch, restoring())
                 self.model.stop_training = True
                 return
@@ -598,17 +622,17 @@ def _make_recorder(keras, tf, run: RunDir, state: "_RunState", callbacks: list, 
                 state.improves = _improvement_test(keras, self.model, state)
             if monitored is not None and state.improves(monitored, state.best_value):
                 state.best_value, state.best_epoch = monitored, epoch + 1
-            # The history row is durable before its checkpoint: a run killed between the two
-            # resumes from the previous checkpoint and drops the row (`_resume_point`).
-            run.write_text(run.history, _history_rows(state.history))
-            run.write_text(run.metrics, _metrics_json(state))
+            records.add(epoch, logs)
             saved = {"best_epoch": state.best_epoch, "best_value": state.best_value,
                      "callbacks": [callback_state(c) for c in callbacks]}
             if checkpoints.due(epoch + 1, stopping=self.model.stop_training or interrupt.requested):
+                # The history row is durable before its checkpoint: a run killed between the two
+                # resumes from the previous checkpoint and drops the row (`_resume_point`).
+                records.write(now=True)
                 checkpoints.write(self.model, epoch + 1, saved, state.best_epoch, restoring())
             else:
+                records.write(now=False)
                 checkpoints.hold(self.model, epoch + 1, saved, state.best_epoch, restoring())
-            log_scalars(epoch, logs)
             if interrupt.requested:
                 self.model.stop_training = True
 

@@ -94,3 +94,35 @@ def test_a_run_with_sparse_checkpoints_ends_as_one_checkpointed_every_epoch(tmp_
         _assert_same(_state(keras.saving.load_model(sparse.root / name)),
                      _state(keras.saving.load_model(every.root / name)))
     assert sparse.history.read_text() == every.history.read_text()
+
+
+def test_epoch_records_wait_a_second_between_writes_but_never_trail_a_checkpoint(tmp_path):
+    import tensorflow as tf
+
+    from graphspec.train import RECORDS_SECONDS, _EpochRecords, _RunState, read_history
+
+    run = _run(tmp_path)
+    state = _RunState("loss", "min", {"loss": []})
+    records = _EpochRecords(tf, run, state)
+
+    def finish_epoch(number: int, checkpointed: bool) -> None:
+        state.history["loss"].append(1.0 / number)
+        state.epochs_done = number
+        records.add(number - 1, {"loss": 1.0 / number})
+        records.write(now=checkpointed)
+
+    def tensorboard_steps() -> list[int]:
+        return sorted(event.step for path in (run.tensorboard / "train").iterdir()
+                      for event in tf.compat.v1.train.summary_iterator(str(path))
+                      if any(value.tag == "epoch_loss" for value in event.summary.value))
+
+    finish_epoch(1, checkpointed=False)  # nothing written yet: written now
+    assert read_history(run.history)["loss"] == [1.0]
+    finish_epoch(2, checkpointed=False)  # within a second of the last write: held back
+    assert read_history(run.history)["loss"] == [1.0] and tensorboard_steps() == [0]
+    finish_epoch(3, checkpointed=True)  # a checkpoint follows: its row and the one held back go first
+    assert read_history(run.history)["loss"] == [1.0, 0.5, 1 / 3] and tensorboard_steps() == [0, 1, 2]
+    assert json.loads(run.metrics.read_text())["epochs_completed"] == 3
+    records.written_at -= RECORDS_SECONDS
+    finish_epoch(4, checkpointed=False)  # a second since the last write
+    assert len(read_history(run.history)["loss"]) == 4 and tensorboard_steps() == [0, 1, 2, 3]
