@@ -501,38 +501,51 @@ class _Interrupt:
         return False
 
 
-def _exact_validation_losses(keras, validation: Dataset, names: list[str], batch: int, one_device: bool):
-    """A callback that puts each output's validation loss over all rows in place of Keras's `val_<output>_loss`
-    (the mean of its batches' means, wrong when the last batch is partial), before anything else (history, the
-    epoch line, curves, TensorBoard, the spec's callbacks) sees it: so history agrees with `graphspec evaluate`.
-    None when Keras's figure is already exact on one device (every batch full, or a single batch).
+def _validation(keras, tf, validation: Dataset, names: list[str], batch: int, one_device: bool):
+    """What `fit` validates on, and a callback (or None) that makes every `val_` figure a mean over all rows.
 
-    On one device every batch but the last is full, so Keras's figure and the last batch's own loss give the
-    mean over all rows: one forward pass over a few rows instead of the whole set again, which cost as much as
-    Keras's validation (test_train_options pins Keras's averaging). Under tf.distribute each replica's share of
-    a batch is a batch of its own to Keras's mean, so there the whole set is run again."""
+    Keras 3.15 weights each output's loss (`val_<output>_loss`) by a batch's static size, unknown in its compiled
+    step, so it averages the batches' means: wrong when the last batch is partial (test_train_options pins this).
+    On one device Keras validates the full batches, given as a dataset of static shape where that weight is their
+    size; the callback then runs the last, partial batch through the model's own `test_step` (compiled once, for
+    its shape) on top of them, before anything else (history, the epoch line, curves, TensorBoard, the spec's
+    callbacks) reads the logs. Every row runs once, as in Keras's own validation, and `graphspec evaluate`
+    agrees. Under tf.distribute each replica's share of a batch is a batch of its own, so there the whole set
+    is run again for the per-output losses."""
     from graphspec.evaluate import output_losses
 
+    arrays = (model_structure(validation.inputs), model_structure(validation.outputs))
     full, partial = divmod(validation.rows, batch)
-    if one_device and not (full and partial):
-        return None
-    last_inputs, last_targets = ({k: v[full * batch:] for k, v in arrays.items()}
-                                 for arrays in (validation.inputs, validation.outputs))
+    if len(names) < 2 or not (full and partial):
+        return arrays, None  # every batch the same size: Keras's figures are the means over all rows
 
-    def exact(model, logs: dict) -> dict[str, float]:
-        if not one_device:
-            return output_losses(model, names, validation.inputs, validation.outputs, batch)
-        return {name: (batch * (float(logs[f"val_{name}_loss"]) * (full + 1) - loss) + partial * loss) / validation.rows
-                for name, loss in output_losses(model, names, last_inputs, last_targets, batch).items()}
+    def validated(logs) -> bool:
+        return logs is not None and "val_loss" in logs
 
-    class ExactValidationLosses(keras.callbacks.Callback):
+    if not one_device:
+        class WholeSetOutputLosses(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                if validated(logs):
+                    logs.update({f"val_{name}_loss": loss for name, loss in output_losses(
+                        self.model, names, validation.inputs, validation.outputs, batch).items()})
+
+        return arrays, WholeSetOutputLosses()
+    head = full * batch
+    full_batches = tf.data.Dataset.from_tensor_slices(
+        tf.nest.map_structure(lambda array: array[:head].reshape(full, batch, *array.shape[1:]), arrays))
+    last_batch = tf.nest.map_structure(lambda array: tf.constant(array[head:]), arrays)
+
+    class LastBatchOnTop(keras.callbacks.Callback):
+        def set_model(self, model):
+            super().set_model(model)
+            self.test_step = tf.function(model.test_step)
+
         def on_epoch_end(self, epoch, logs=None):
-            if logs is None or not any(f"val_{name}_loss" in logs for name in names):
-                return
-            for name, value in exact(self.model, logs).items():
-                logs[f"val_{name}_loss"] = value
+            if validated(logs):
+                self.test_step(last_batch)
+                logs.update({f"val_{name}": float(value) for name, value in self.model.get_metrics_result().items()})
 
-    return ExactValidationLosses()
+    return full_batches, LastBatchOnTop()
 
 
 RECORDS_SECONDS = 1.0  # at most this long between writes of history.csv, metrics.json and TensorBoard scalars
@@ -910,7 +923,7 @@ def train(spec_path: str | os.PathLike, options: TrainOptions | None = None,
         return run
 
     shuffle = settings.shuffle and not fixed_batch
-    validation_data = None
+    validation_data = exact = None
     if isinstance(data, StreamedData):
         stream, set_epoch = _streamed_training(tf, data, batch, shuffle, spec.spec.data.shuffle_buffer, seed,
                                                fixed=bool(fixed_batch))
@@ -919,18 +932,15 @@ def train(spec_path: str | os.PathLike, options: TrainOptions | None = None,
     else:
         stream, set_epoch = _training_stream(tf, data, batch, shuffle, seed, fixed=bool(fixed_batch))
         if validation is not None:
-            validation_data = (model_structure(validation.inputs), model_structure(validation.outputs))
+            validation_data, exact = _validation(keras, tf, validation, [ref.node for ref in spec.graph.outputs],
+                                                 batch, one_device=strategy is None)
     interrupt = _Interrupt()
     spec_callbacks = _spec_callbacks(keras, settings)
     checkpoints = Checkpoints(tf, run, settings.checkpoint_every, settings.epochs, max(1, options.keep_checkpoints),
                               written=first_epoch)
-    callbacks = [set_epoch, *spec_callbacks,
+    callbacks = [exact, set_epoch, *spec_callbacks,
                  _make_recorder(keras, tf, run, state, spec_callbacks, checkpoints, interrupt)]
-    if isinstance(validation, Dataset) and len(spec.graph.outputs) > 1:
-        exact = _exact_validation_losses(keras, validation, [ref.node for ref in spec.graph.outputs], batch,
-                                         one_device=strategy is None)
-        if exact is not None:
-            callbacks.insert(0, exact)
+    callbacks = [callback for callback in callbacks if callback is not None]
     verbose = options.verbose if options.verbose is not None else (1 if sys.stdout.isatty() else 2)
     try:
         with interrupt, _collector_skips_what_exists():
@@ -942,7 +952,7 @@ def train(spec_path: str | os.PathLike, options: TrainOptions | None = None,
             else:
                 model.fit(stream, epochs=settings.epochs, initial_epoch=first_epoch,
                           validation_data=validation_data, callbacks=callbacks,
-                          validation_batch_size=batch if isinstance(validation, Dataset) else None,
+                          validation_batch_size=None if isinstance(validation_data, tf.data.Dataset) else batch,
                           shuffle=False, verbose=verbose)  # the stream is already shuffled per epoch
         state.interrupted = interrupt.requested
         if state.diverged is not None:

@@ -83,6 +83,9 @@ def test_two_outputs_with_loss_weights(tmp_path):
     final = json.loads((run / "metrics.json").read_text())["final"]
     assert final["val_sin_loss"] == pytest.approx(sin, rel=1e-5)
     assert final["val_exp_loss"] == pytest.approx(exp, rel=1e-5)
+    assert final["val_loss"] == pytest.approx(result["loss"], rel=1e-5)
+    for name in ("sin", "exp"):  # the metrics too: the last, partial batch is run once, on top of the full ones
+        assert final[f"val_{name}_mse"] == pytest.approx(result["outputs"][name]["mse"], rel=1e-5)
     out = tmp_path / "p.npz"
     assert cli("predict", run, "--data", DATA / "sin_exp_val.csv", "-o", out).returncode == 0
     with np.load(out) as arrays:

@@ -125,7 +125,7 @@ def test_predictions_batch_by_batch_equal_keras_predict():
 
 
 def test_keras_averages_per_output_validation_losses_over_batches_unweighted():
-    """What the exact validation losses correct for (train._exact_validation_losses): Keras's `val_<output>_loss`
+    """What the exact validation losses correct for (train._validation): Keras's `val_<output>_loss`
     is the plain mean of its batches' means. If an upgrade weights batches by size, this fails: drop the fix."""
     from handwritten import keras, sin_exp_two_outputs
 
