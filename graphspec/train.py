@@ -322,24 +322,22 @@ def _split(data: Dataset | StreamedData, fraction: float) -> tuple[Dataset, Data
     if cut < 1 or cut == data.rows:
         raise GraphspecError(Diagnostic(f"validation_split {fraction} leaves no rows on one side of {data.rows}",
                                         file=data.source))
-    if isinstance(data, StreamedData):
-        return data.window(data.start, data.start + cut), data.window(data.start + cut, data.start + data.rows)
-
-    def part(rows: slice) -> Dataset:
-        return Dataset(data.source, len(range(*rows.indices(data.rows))),
-                       {k: v[rows] for k, v in data.inputs.items()}, {k: v[rows] for k, v in data.outputs.items()})
-
-    return part(slice(0, cut)), part(slice(cut, None))
+    return _rows(data, 0, cut), _rows(data, cut, data.rows)
 
 
 def _trim(data: Dataset | StreamedData, batch: int) -> Dataset | StreamedData:
     rows = data.rows - data.rows % batch
     if rows == 0:
         raise GraphspecError(Diagnostic(f"a fixed batch size of {batch} needs at least {batch} rows", file=data.source))
+    return _rows(data, 0, rows)
+
+
+def _rows(data: Dataset | StreamedData, start: int, stop: int) -> Dataset | StreamedData:
+    """Rows `start`..`stop` of `data`, counted from its first."""
     if isinstance(data, StreamedData):
-        return data.window(data.start, data.start + rows)
-    return Dataset(data.source, rows, {k: v[:rows] for k, v in data.inputs.items()},
-                   {k: v[:rows] for k, v in data.outputs.items()})
+        return data.window(data.start + start, data.start + stop)
+    return Dataset(data.source, stop - start, {k: v[start:stop] for k, v in data.inputs.items()},
+                   {k: v[start:stop] for k, v in data.outputs.items()})
 
 
 def _training_stream(tf, data: Dataset, batch: int, shuffle: bool, seed: int, fixed: bool):
@@ -445,8 +443,19 @@ def _output_names(data: StreamedData) -> list[str]:
     return [ref.node for ref in data.spec.graph.outputs]
 
 
-def _streamed_validation(tf, data: StreamedData, batch: int):
-    return _streamed_rows(tf, data).batch(batch).map(_as_pairs(_output_names(data))).prefetch(STREAM_AHEAD)
+def _evaluation_data(tf, data: Dataset | StreamedData, batch: int, full: bool):
+    """(inputs, targets) for Keras to evaluate in batches of `batch`: in-memory arrays, which Keras cuts itself,
+    or a tf.data stream; with `full`, a tf.data set of full batches, whose static shape carries their size into
+    Keras's compiled step (the rows beyond the last full batch are left out)."""
+    if isinstance(data, StreamedData):
+        return (_streamed_rows(tf, data).batch(batch, drop_remainder=full).map(_as_pairs(_output_names(data)))
+                .prefetch(STREAM_AHEAD))
+    arrays = (model_structure(data.inputs), model_structure(data.outputs))
+    if not full:
+        return arrays
+    batches = data.rows // batch
+    return tf.data.Dataset.from_tensor_slices(tf.nest.map_structure(
+        lambda array: array[:batches * batch].reshape(batches, batch, *array.shape[1:]), arrays))
 
 
 def model_structure(arrays: dict):
@@ -501,23 +510,22 @@ class _Interrupt:
         return False
 
 
-def _validation(keras, tf, validation: Dataset, names: list[str], batch: int, one_device: bool):
+def _validation(keras, tf, validation: Dataset | StreamedData, names: list[str], batch: int, one_device: bool):
     """What `fit` validates on, and a callback (or None) that makes every `val_` figure a mean over all rows.
 
     Keras 3.15 weights each output's loss (`val_<output>_loss`) by a batch's static size, unknown in its compiled
     step, so it averages the batches' means: wrong when the last batch is partial (test_train_options pins this).
-    On one device Keras validates the full batches, given as a dataset of static shape where that weight is their
-    size; the callback then runs the last, partial batch through the model's own `test_step` (compiled once, for
-    its shape) on top of them, before anything else (history, the epoch line, curves, TensorBoard, the spec's
-    callbacks) reads the logs. Every row runs once, as in Keras's own validation, and `graphspec evaluate`
-    agrees. Under tf.distribute each replica's share of a batch is a batch of its own, so there the whole set
-    is run again for the per-output losses."""
+    On one device Keras validates the full batches, given as a tf.data set of static shape where that weight is
+    their size; the callback then runs the last, partial batch (read once, when streaming) through the model's
+    own `test_step`, compiled once for its shape, on top of them, before anything else (history, the epoch line,
+    curves, TensorBoard, the spec's callbacks) reads the logs. Every row runs once, as in Keras's own validation,
+    and `graphspec evaluate` agrees. Under tf.distribute each replica's share of a batch is a batch of its own,
+    so there the whole set is run again for the per-output losses (in memory; a stream keeps Keras's figures)."""
     from graphspec.evaluate import output_losses
 
-    arrays = (model_structure(validation.inputs), model_structure(validation.outputs))
     full, partial = divmod(validation.rows, batch)
-    if len(names) < 2 or not (full and partial):
-        return arrays, None  # every batch the same size: Keras's figures are the means over all rows
+    if len(names) < 2 or not (full and partial):  # every batch the same size: Keras's figures are exact
+        return _evaluation_data(tf, validation, batch, full=False), None
 
     def validated(logs) -> bool:
         return logs is not None and "val_loss" in logs
@@ -529,11 +537,9 @@ def _validation(keras, tf, validation: Dataset, names: list[str], batch: int, on
                     logs.update({f"val_{name}_loss": loss for name, loss in output_losses(
                         self.model, names, validation.inputs, validation.outputs, batch).items()})
 
-        return arrays, WholeSetOutputLosses()
-    head = full * batch
-    full_batches = tf.data.Dataset.from_tensor_slices(
-        tf.nest.map_structure(lambda array: array[:head].reshape(full, batch, *array.shape[1:]), arrays))
-    last_batch = tf.nest.map_structure(lambda array: tf.constant(array[head:]), arrays)
+        exact = WholeSetOutputLosses() if isinstance(validation, Dataset) else None
+        return _evaluation_data(tf, validation, batch, full=False), exact
+    last_batch = next(iter(_evaluation_data(tf, _rows(validation, full * batch, validation.rows), partial, full=True)))
 
     class LastBatchOnTop(keras.callbacks.Callback):
         def set_model(self, model):
@@ -545,7 +551,7 @@ def _validation(keras, tf, validation: Dataset, names: list[str], batch: int, on
                 self.test_step(last_batch)
                 logs.update({f"val_{name}": float(value) for name, value in self.model.get_metrics_result().items()})
 
-    return full_batches, LastBatchOnTop()
+    return _evaluation_data(tf, validation, batch, full=True), LastBatchOnTop()
 
 
 RECORDS_SECONDS = 1.0  # at most this long between writes of history.csv, metrics.json and TensorBoard scalars
@@ -927,13 +933,11 @@ def train(spec_path: str | os.PathLike, options: TrainOptions | None = None,
     if isinstance(data, StreamedData):
         stream, set_epoch = _streamed_training(tf, data, batch, shuffle, spec.spec.data.shuffle_buffer, seed,
                                                fixed=bool(fixed_batch))
-        if validation is not None:
-            validation_data = _streamed_validation(tf, validation, batch)
     else:
         stream, set_epoch = _training_stream(tf, data, batch, shuffle, seed, fixed=bool(fixed_batch))
-        if validation is not None:
-            validation_data, exact = _validation(keras, tf, validation, [ref.node for ref in spec.graph.outputs],
-                                                 batch, one_device=strategy is None)
+    if validation is not None:
+        validation_data, exact = _validation(keras, tf, validation, [ref.node for ref in spec.graph.outputs], batch,
+                                             one_device=strategy is None)
     interrupt = _Interrupt()
     spec_callbacks = _spec_callbacks(keras, settings)
     checkpoints = Checkpoints(tf, run, settings.checkpoint_every, settings.epochs, max(1, options.keep_checkpoints),
