@@ -442,11 +442,10 @@ def predict(
         raise typer.Exit(2)
     check_prediction_target(output, [data, target, *([spec] if spec else [])], force)
     trained = open_trained(target, spec, best=best, trust=_trust(allow_module, trust_project, allow_path))
-    predictions = trained.predict(data)
+    rows, predictions = trained.predictions(data)
     with _writing(output):
-        write_predictions(predictions, output)
-    rows = len(next(iter(predictions.values())))
-    typer.echo(f"wrote {rows} predictions of {', '.join(predictions)} to {output}")
+        write_predictions(rows, predictions, output)
+    typer.echo(f"wrote {rows} predictions of {', '.join(trained.output_names)} to {output}")
 
 
 class ExportFormat(str, enum.Enum):

@@ -5,31 +5,33 @@ Example:
     >>> from graphspec.evaluate import open_trained
     >>> trained = open_trained("runs/sine/latest")  # doctest: +SKIP
     >>> trained.evaluate("specs/data/sine_val.csv")  # doctest: +SKIP
-    {'loss': 0.0004, 'outputs': {'y': {'loss': 0.0004, 'mse': 0.0004}}}
+    {'loss': 0.0004, 'outputs': {'y': {'mse': 0.0004}}, 'rows': 100}
 
 A run directory carries its resolved `spec.yaml`, so only the data file is needed.
 A bare `.keras` file needs the spec (`--spec`) that says which columns or arrays
-feed its inputs.
+feed its inputs. A file that training would stream (`data.stream`, or over the
+size threshold) is evaluated and predicted a chunk of rows at a time.
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
+import tempfile
 import zipfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from graphspec.data import load_data
+from graphspec.data import Dataset, StreamedData, load_data, open_stream, should_stream
 from graphspec.errors import Diagnostic, GraphspecError, raised_outside_graphspec
 from graphspec.pipeline import SpecFile, check, check_document_stages
 from graphspec.policy import Trust
-from graphspec.rundir import RunDir, atomic, refuse_protected_output, write_text
-from graphspec.train import model_structure
+from graphspec.rundir import RunDir, atomic, refuse_protected_output
+from graphspec.train import AllRows, model_structure
 
 
 @dataclass
@@ -43,12 +45,12 @@ class Trained:
         return [ref.node for ref in self.spec.graph.outputs]
 
     def evaluate(self, data_file: str | os.PathLike) -> dict:
-        """Loss and metrics: overall, and grouped per output name."""
-        data = load_data(self.spec, data_file)
-        batch = self._batch()
-        values = self.model.evaluate(model_structure(data.inputs), model_structure(data.outputs),
-                                     batch_size=batch, verbose=0, return_dict=True)
-        values = {k: float(v) for k, v in values.items()}
+        """Loss and metrics over all rows: overall, and grouped per output name as Keras names them (a model
+        with one output has its loss overall only)."""
+        import tensorflow as tf
+
+        data = self._read(data_file, outputs=True)
+        values = AllRows(tf, data, len(self.output_names), self._batch()).evaluate(self.model)
         per_output: dict[str, dict[str, float]] = {name: {} for name in self.output_names}
         for key, value in values.items():
             owner = next((n for n in sorted(self.output_names, key=len, reverse=True)
@@ -57,16 +59,28 @@ class Trained:
                 per_output[owner][key[len(owner) + 1:]] = value
             elif key != "loss" and len(self.output_names) == 1:
                 per_output[self.output_names[0]][key] = value
-        for name, loss in self._output_losses(data).items():  # see output_losses
-            per_output[name]["loss"] = loss
         return {"loss": values.get("loss"), "outputs": per_output, "rows": data.rows}
 
-    def _output_losses(self, data) -> dict[str, float]:
-        return output_losses(self.model, self.output_names, data.inputs, data.outputs, self._batch())
-
     def predict(self, data_file: str | os.PathLike) -> dict[str, np.ndarray]:
-        data = load_data(self.spec, data_file, outputs=False)
-        return predict_arrays(self.model, self.output_names, data.inputs, self._batch())
+        """Predictions by output name, in memory (`predictions` streams them)."""
+        _, chunks = self.predictions(data_file)
+        parts = list(chunks)
+        return {name: np.concatenate([part[name] for part in parts]) for name in self.output_names}
+
+    def predictions(self, data_file: str | os.PathLike) -> tuple[int, Iterator[dict[str, np.ndarray]]]:
+        """The file's row count, and its predictions by output name, a chunk of rows at a time when the file is
+        streamed (see `_read`), else all at once."""
+        data = self._read(data_file, outputs=False)
+        chunks = data.chunks() if isinstance(data, StreamedData) else [data]
+        return data.rows, (predict_arrays(self.model, self.output_names, chunk.inputs, self._batch())
+                           for chunk in chunks)
+
+    def _read(self, data_file: str | os.PathLike, outputs: bool) -> Dataset | StreamedData:
+        """The file whole, or, as training would stream it (`data.stream`, or a file over the threshold),
+        checked through once and then read in chunks."""
+        if should_stream(self.spec, str(data_file)):
+            return open_stream(self.spec, data_file, outputs=outputs)
+        return load_data(self.spec, data_file, outputs=outputs)
 
     def _batch(self) -> int:
         return self.spec.fixed_batch_size or (self.spec.spec.train.batch_size if self.spec.spec.train else 32)
@@ -183,24 +197,43 @@ def check_prediction_target(output: Path, inputs: list[Path], force: bool) -> No
         raise GraphspecError(f"--output {output} already exists; pass --force to replace it")
 
 
-def write_predictions(predictions: dict[str, np.ndarray], output: Path) -> None:
-    """NPZ with one array per output name, or CSV with one column per value (`name` or `name_i`)."""
-    if output.suffix == ".npz":
-        with atomic(output) as temporary:
-            with open(temporary, "wb") as handle:
-                np.savez(handle, **predictions)
-        return
-    if output.suffix != ".csv":
+def write_predictions(rows: int, chunks: Iterable[dict[str, np.ndarray]], output: Path) -> None:
+    """NPZ with one array per output name, or CSV with one column per value (`name` or `name_i`), written a chunk
+    of rows at a time: `rows` rows in all."""
+    if output.suffix not in (".csv", ".npz"):
         raise GraphspecError(f"predictions go to a .csv or .npz file, not {output.name}")
-    columns: list[str] = []
-    blocks = []
-    for name, values in predictions.items():
-        flat = values.reshape(len(values), -1)
-        blocks.append(flat)
-        columns += [name] if flat.shape[1] == 1 else [f"{name}_{i}" for i in range(flat.shape[1])]
-    table = np.concatenate(blocks, axis=1)
-    buffer = io.StringIO()
-    rows = csv.writer(buffer)
-    rows.writerow(columns)
-    rows.writerows(table.tolist())
-    write_text(output, buffer.getvalue())
+    with atomic(output) as temporary:
+        if output.suffix == ".npz":
+            _write_npz(rows, chunks, temporary)
+        else:
+            _write_csv(chunks, temporary)
+
+
+def _write_npz(rows: int, chunks: Iterable[dict[str, np.ndarray]], target: Path) -> None:
+    """As `numpy.savez` writes it, from one `.npy` file per output filled chunk by chunk (a memory map)."""
+    with tempfile.TemporaryDirectory(prefix=".graphspec-", dir=target.parent) as scratch:
+        arrays: dict[str, np.memmap] = {}
+        start = 0
+        for chunk in chunks:
+            for name, values in chunk.items():
+                if name not in arrays:
+                    arrays[name] = np.lib.format.open_memmap(Path(scratch) / f"{name}.npy", mode="w+",
+                                                             dtype=values.dtype, shape=(rows, *values.shape[1:]))
+                arrays[name][start:start + len(values)] = values
+            start += len(next(iter(chunk.values())))
+        with zipfile.ZipFile(target, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+            for name, array in arrays.items():
+                array.flush()
+                archive.write(array.filename, arcname=f"{name}.npy")
+
+
+def _write_csv(chunks: Iterable[dict[str, np.ndarray]], target: Path) -> None:
+    with open(target, "w", newline="") as handle:
+        rows = csv.writer(handle)
+        for number, chunk in enumerate(chunks):
+            blocks = [values.reshape(len(values), -1) for values in chunk.values()]
+            if number == 0:
+                rows.writerow([column for name, block in zip(chunk, blocks)
+                               for column in ([name] if block.shape[1] == 1 else
+                                              [f"{name}_{i}" for i in range(block.shape[1])])])
+            rows.writerows(np.concatenate(blocks, axis=1).tolist())

@@ -443,19 +443,72 @@ def _output_names(data: StreamedData) -> list[str]:
     return [ref.node for ref in data.spec.graph.outputs]
 
 
-def _evaluation_data(tf, data: Dataset | StreamedData, batch: int, full: bool):
-    """(inputs, targets) for Keras to evaluate in batches of `batch`: in-memory arrays, which Keras cuts itself,
-    or a tf.data stream; with `full`, a tf.data set of full batches, whose static shape carries their size into
-    Keras's compiled step (the rows beyond the last full batch are left out)."""
-    if isinstance(data, StreamedData):
-        return (_streamed_rows(tf, data).batch(batch, drop_remainder=full).map(_as_pairs(_output_names(data)))
-                .prefetch(STREAM_AHEAD))
-    arrays = (model_structure(data.inputs), model_structure(data.outputs))
-    if not full:
-        return arrays
-    batches = data.rows // batch
-    return tf.data.Dataset.from_tensor_slices(tf.nest.map_structure(
-        lambda array: array[:batches * batch].reshape(batches, batch, *array.shape[1:]), arrays))
+class AllRows:
+    """Keras's evaluation of `data` (validation in `fit`, or `evaluate`) with every figure a mean over all rows.
+
+    Keras 3.15 weights each output's loss (`<output>_loss`) by a batch's static size, unknown in its compiled
+    step, so it averages the batches' means: wrong when the last batch is partial (test_train_options pins this).
+    So for a model with several outputs Keras evaluates the full batches, given as a tf.data set of static shape
+    where that weight is their size, and `on_top` then runs the last, partial batch (read once, when streaming)
+    through the model's own `test_step`, compiled once for its shape, on top of them. Every row runs once, as in
+    Keras's own evaluation. The other figures (the total loss, metrics) Keras weights by rows in any case.
+
+    Example (100 rows in batches of 32: Keras evaluates three full batches, `on_top` adds the last four rows):
+
+        >>> import graphspec, tensorflow as tf
+        >>> from graphspec.data import load_data
+        >>> from graphspec.train import AllRows
+        >>> spec = graphspec.load("specs/examples/sin_exp_two_outputs.yaml")
+        >>> model = graphspec.build(spec)
+        >>> rows = AllRows(tf, load_data(spec, "specs/data/sin_exp_val.csv"), outputs=2, batch=32)
+        >>> sorted(rows.evaluate(model))
+        ['exp_loss', 'exp_mse', 'loss', 'sin_loss', 'sin_mse']
+    """
+
+    def __init__(self, tf, data: Dataset | StreamedData, outputs: int, batch: int):
+        full, partial = divmod(data.rows, batch)
+        self.tf, self.step = tf, None
+        self.last_batch = None
+        if outputs > 1 and full and partial:
+            self.last_batch = next(iter(self._batches(_rows(data, full * batch, data.rows), partial, full=True)))
+        self.keras_data = self._batches(data, batch, full=self.last_batch is not None)
+        self.batch_size = None if isinstance(self.keras_data, tf.data.Dataset) else batch
+
+    def _batches(self, data: Dataset | StreamedData, batch: int, full: bool):
+        """(inputs, targets) in batches of `batch`: in-memory arrays, which Keras cuts itself, or a tf.data stream;
+        with `full`, a tf.data set of the full batches alone, whose static shape carries their size into Keras's
+        compiled step."""
+        tf = self.tf
+        if isinstance(data, StreamedData):
+            # Of known length: Keras 3.15's `evaluate` of a stream of unknown length returns wrong figures (its
+            # batches' logs are right; its result is not): test_figures_over_all_rows_and_predictions_chunk_by_chunk.
+            batches = _steps(data.rows, batch, fixed=full)
+            return (_streamed_rows(tf, data).batch(batch, drop_remainder=full).map(_as_pairs(_output_names(data)))
+                    .apply(tf.data.experimental.assert_cardinality(batches)).prefetch(STREAM_AHEAD))
+        arrays = (model_structure(data.inputs), model_structure(data.outputs))
+        if not full:
+            return arrays
+        batches = data.rows // batch
+        return tf.data.Dataset.from_tensor_slices(tf.nest.map_structure(
+            lambda array: array[:batches * batch].reshape(batches, batch, *array.shape[1:]), arrays))
+
+    def evaluate(self, model) -> dict[str, float]:
+        """Keras's `evaluate` of the data, then `on_top`."""
+        if self.batch_size is None:  # a tf.data set
+            values = model.evaluate(self.keras_data, verbose=0, return_dict=True)
+        else:
+            inputs, targets = self.keras_data
+            values = model.evaluate(inputs, targets, batch_size=self.batch_size, verbose=0, return_dict=True)
+        return self.on_top(model) or {name: float(value) for name, value in values.items()}
+
+    def on_top(self, model) -> dict[str, float] | None:
+        """Right after Keras evaluated `keras_data`: every figure over all rows, or None when Keras's are."""
+        if self.last_batch is None:
+            return None
+        if self.step is None:
+            self.step = self.tf.function(model.test_step)
+        self.step(self.last_batch)
+        return {name: float(value) for name, value in model.get_metrics_result().items()}
 
 
 def model_structure(arrays: dict):
@@ -511,47 +564,34 @@ class _Interrupt:
 
 
 def _validation(keras, tf, validation: Dataset | StreamedData, names: list[str], batch: int, one_device: bool):
-    """What `fit` validates on, and a callback (or None) that makes every `val_` figure a mean over all rows.
-
-    Keras 3.15 weights each output's loss (`val_<output>_loss`) by a batch's static size, unknown in its compiled
-    step, so it averages the batches' means: wrong when the last batch is partial (test_train_options pins this).
-    On one device Keras validates the full batches, given as a tf.data set of static shape where that weight is
-    their size; the callback then runs the last, partial batch (read once, when streaming) through the model's
-    own `test_step`, compiled once for its shape, on top of them, before anything else (history, the epoch line,
-    curves, TensorBoard, the spec's callbacks) reads the logs. Every row runs once, as in Keras's own validation,
-    and `graphspec evaluate` agrees. Under tf.distribute each replica's share of a batch is a batch of its own,
-    so there the whole set is run again for the per-output losses (in memory; a stream keeps Keras's figures)."""
+    """What `fit` validates on, its batch size, and a callback (or None) that puts the figures over all rows
+    (`AllRows`) in the epoch's logs before anything else (history, the epoch line, curves, TensorBoard, the
+    spec's callbacks) reads them. Under tf.distribute each replica's share of a batch is a batch of its own, so
+    there the whole set is run again for the per-output losses (in memory; a stream keeps Keras's figures)."""
     from graphspec.evaluate import output_losses
-
-    full, partial = divmod(validation.rows, batch)
-    if len(names) < 2 or not (full and partial):  # every batch the same size: Keras's figures are exact
-        return _evaluation_data(tf, validation, batch, full=False), None
 
     def validated(logs) -> bool:
         return logs is not None and "val_loss" in logs
 
-    if not one_device:
+    rows = AllRows(tf, validation, len(names) if one_device else 1, batch)
+    full, partial = divmod(validation.rows, batch)
+    if not one_device and len(names) > 1 and full and partial and isinstance(validation, Dataset):
         class WholeSetOutputLosses(keras.callbacks.Callback):
             def on_epoch_end(self, epoch, logs=None):
                 if validated(logs):
                     logs.update({f"val_{name}_loss": loss for name, loss in output_losses(
                         self.model, names, validation.inputs, validation.outputs, batch).items()})
 
-        exact = WholeSetOutputLosses() if isinstance(validation, Dataset) else None
-        return _evaluation_data(tf, validation, batch, full=False), exact
-    last_batch = next(iter(_evaluation_data(tf, _rows(validation, full * batch, validation.rows), partial, full=True)))
+        return rows.keras_data, rows.batch_size, WholeSetOutputLosses()
+    if rows.last_batch is None:
+        return rows.keras_data, rows.batch_size, None
 
     class LastBatchOnTop(keras.callbacks.Callback):
-        def set_model(self, model):
-            super().set_model(model)
-            self.test_step = tf.function(model.test_step)
-
         def on_epoch_end(self, epoch, logs=None):
             if validated(logs):
-                self.test_step(last_batch)
-                logs.update({f"val_{name}": float(value) for name, value in self.model.get_metrics_result().items()})
+                logs.update({f"val_{name}": value for name, value in rows.on_top(self.model).items()})
 
-    return _evaluation_data(tf, validation, batch, full=True), LastBatchOnTop()
+    return rows.keras_data, rows.batch_size, LastBatchOnTop()
 
 
 RECORDS_SECONDS = 1.0  # at most this long between writes of history.csv, metrics.json and TensorBoard scalars
@@ -929,15 +969,15 @@ def train(spec_path: str | os.PathLike, options: TrainOptions | None = None,
         return run
 
     shuffle = settings.shuffle and not fixed_batch
-    validation_data = exact = None
+    validation_data = validation_batch = exact = None
     if isinstance(data, StreamedData):
         stream, set_epoch = _streamed_training(tf, data, batch, shuffle, spec.spec.data.shuffle_buffer, seed,
                                                fixed=bool(fixed_batch))
     else:
         stream, set_epoch = _training_stream(tf, data, batch, shuffle, seed, fixed=bool(fixed_batch))
     if validation is not None:
-        validation_data, exact = _validation(keras, tf, validation, [ref.node for ref in spec.graph.outputs], batch,
-                                             one_device=strategy is None)
+        validation_data, validation_batch, exact = _validation(
+            keras, tf, validation, [ref.node for ref in spec.graph.outputs], batch, one_device=strategy is None)
     interrupt = _Interrupt()
     spec_callbacks = _spec_callbacks(keras, settings)
     checkpoints = Checkpoints(tf, run, settings.checkpoint_every, settings.epochs, max(1, options.keep_checkpoints),
@@ -956,7 +996,7 @@ def train(spec_path: str | os.PathLike, options: TrainOptions | None = None,
             else:
                 model.fit(stream, epochs=settings.epochs, initial_epoch=first_epoch,
                           validation_data=validation_data, callbacks=callbacks,
-                          validation_batch_size=None if isinstance(validation_data, tf.data.Dataset) else batch,
+                          validation_batch_size=validation_batch,
                           shuffle=False, verbose=verbose)  # the stream is already shuffled per epoch
         state.interrupted = interrupt.requested
         if state.diverged is not None:

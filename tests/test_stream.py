@@ -43,12 +43,14 @@ def test_a_stream_in_file_order_trains_the_weights_the_in_memory_path_does(tmp_p
         np.testing.assert_array_equal(a, b)
 
 
-def test_a_streamed_two_output_model_validates_over_all_rows_as_in_memory(tmp_path):
+def test_a_streamed_two_output_model_validates_evaluates_and_predicts_as_in_memory(tmp_path):
     """100 validation rows in batches of 32: Keras validates the three full batches, and the last four rows,
-    read once from the file, run on top of them. The per-output losses are means over all rows on both paths."""
+    read once from the file, run on top of them. The per-output losses are means over all rows on both paths;
+    `evaluate` and `predict` read the file as training did (the run's spec streams it) and agree too."""
     from graphspec.train import read_history
 
     spec = ROOT / "specs" / "examples" / "sin_exp_two_outputs.yaml"
+    validation = ROOT / "specs" / "data" / "sin_exp_val.csv"
     order = ["--set", "train.shuffle=false"]
     train(spec, tmp_path / "streamed", "--set", "data.stream=true", *order)
     train(spec, tmp_path / "memory", "--set", "data.stream=false", *order)
@@ -56,9 +58,55 @@ def test_a_streamed_two_output_model_validates_over_all_rows_as_in_memory(tmp_pa
     assert set(streamed) == set(memory) >= {"val_loss", "val_sin_loss", "val_exp_loss", "val_sin_mse"}
     for key in memory:
         np.testing.assert_allclose(streamed[key], memory[key], rtol=1e-6, err_msg=key)
-    scores = run_cli("evaluate", tmp_path / "streamed", "--data", ROOT / "specs" / "data" / "sin_exp_val.csv",
-                     "-f", "json")
-    assert json.loads(scores.stdout)["outputs"]["exp"]["loss"] == pytest.approx(streamed["val_exp_loss"][-1], rel=1e-5)
+    scores = {run: json.loads(run_cli("evaluate", tmp_path / run, "--data", validation, "-f", "json").stdout)
+              for run in ("streamed", "memory")}
+    assert scores["streamed"]["outputs"]["exp"]["loss"] == pytest.approx(streamed["val_exp_loss"][-1], rel=1e-5)
+    assert scores["streamed"]["rows"] == scores["memory"]["rows"] == 100
+    assert scores["streamed"]["loss"] == pytest.approx(scores["memory"]["loss"], rel=1e-6)
+    for name, figures in scores["memory"]["outputs"].items():
+        assert set(figures) == {"loss", "mse"}
+        assert scores["streamed"]["outputs"][name] == pytest.approx(figures, rel=1e-6)
+    for run in ("streamed", "memory"):
+        assert run_cli("predict", tmp_path / run, "--data", validation, "-o", tmp_path / f"{run}.npz").returncode == 0
+    with np.load(tmp_path / "streamed.npz") as got, np.load(tmp_path / "memory.npz") as expected:
+        assert got.files == expected.files == ["sin", "exp"]
+        for name in got.files:
+            np.testing.assert_allclose(got[name], expected[name], rtol=1e-6)
+
+
+def test_figures_over_all_rows_and_predictions_chunk_by_chunk(tmp_path):
+    """`AllRows` on a stream of small chunks and in memory: every figure is the mean over all 100 rows (numpy's,
+    from the predictions), the per-output losses included (and on the stream, despite Keras's `evaluate` of a
+    stream of unknown length). Predictions written a chunk at a time are the
+    whole-file ones, in NPZ and CSV."""
+    import tensorflow as tf
+
+    from graphspec.evaluate import predict_arrays, write_predictions
+    from graphspec.train import AllRows
+
+    spec = graphspec.load(ROOT / "specs" / "examples" / "sin_exp_two_outputs.yaml")
+    path = ROOT / "specs" / "data" / "sin_exp_val.csv"
+    model = graphspec.build(spec)
+    whole = load_data(spec, path)
+    predictions = predict_arrays(model, ["sin", "exp"], whole.inputs, 32)
+    for data in (whole, open_stream(spec, path, chunk_rows=30)):
+        figures = AllRows(tf, data, outputs=2, batch=32).evaluate(model)
+        for name in ("sin", "exp"):
+            exact = np.mean((predictions[name] - whole.outputs[name]) ** 2)
+            assert figures[f"{name}_loss"] == pytest.approx(exact, rel=1e-5)
+            assert figures[f"{name}_mse"] == pytest.approx(exact, rel=1e-5)
+        assert figures["loss"] == pytest.approx(figures["sin_loss"] + figures["exp_loss"], rel=1e-5)
+
+    chunks = [{name: values[start:start + 30] for name, values in predictions.items()} for start in range(0, 100, 30)]
+    write_predictions(100, iter(chunks), tmp_path / "p.npz")
+    write_predictions(100, iter(chunks), tmp_path / "p.csv")
+    with np.load(tmp_path / "p.npz") as written:
+        for name, values in predictions.items():
+            np.testing.assert_array_equal(written[name], values)
+    table = np.loadtxt(tmp_path / "p.csv", delimiter=",", skiprows=1)
+    assert (tmp_path / "p.csv").read_text().splitlines()[0] == "sin,exp"
+    np.testing.assert_allclose(table, np.concatenate([predictions["sin"], predictions["exp"]], axis=1), rtol=1e-6)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.csv", "p.npz"]  # no scratch files left
 
 
 def test_a_shuffled_stream_is_repeatable_and_resumes_to_the_same_weights(tmp_path):
