@@ -89,8 +89,8 @@ class Trained:
 def predict_arrays(model, output_names: list[str], inputs: dict, batch: int) -> dict[str, np.ndarray]:
     """Predictions keyed by output name, `batch` rows per call of Keras's compiled predict step
     (`predict_on_batch`). The same batches as `model.predict(batch_size=batch)`, without the ~50 ms
-    it spends on each call setting up a dataset and a loop: training calls this every epoch
-    (exact validation losses), where that cost was a third of a small model's epoch. A model trained
+    it spends on each call setting up a dataset and a loop (`predict` calls this once per chunk of a
+    streamed file, and training under tf.distribute once per epoch: `output_losses`). A model trained
     under tf.distribute goes through `model.predict`: Keras 3.15's `predict_on_batch` there gives
     every replica the whole batch and returns their results end to end."""
     if model.distribute_strategy.num_replicas_in_sync > 1:
@@ -110,12 +110,8 @@ def _by_output(predictions, output_names: list[str]) -> dict[str, np.ndarray]:
 
 
 def output_losses(model, output_names: list[str], inputs: dict, targets: dict, batch: int) -> dict[str, float]:
-    """Each output's loss over all rows at once.
-
-    Keras 3 averages per-output losses over batches without weighting them by batch size,
-    which is wrong when the last batch is partial; `evaluate` and the validation columns
-    of a run's history both use this instead, so they agree.
-    """
+    """Each output's loss over all rows at once, from the model's predictions: the validation columns of a run
+    trained under tf.distribute, where `AllRows` does not apply (see `train._validation`)."""
     from graphspec.backend import keras_module
 
     keras = keras_module()
