@@ -481,7 +481,7 @@ class AllRows:
         tf = self.tf
         if isinstance(data, StreamedData):
             # Of known length: Keras 3.15's `evaluate` of a stream of unknown length returns wrong figures (its
-            # batches' logs are right; its result is not): test_figures_over_all_rows_and_predictions_chunk_by_chunk.
+            # batches' logs are right; its result is not): test_stream pins it.
             batches = _steps(data.rows, batch, fixed=full)
             return (_streamed_rows(tf, data).batch(batch, drop_remainder=full).map(_as_pairs(_output_names(data)))
                     .apply(tf.data.experimental.assert_cardinality(batches)).prefetch(STREAM_AHEAD))

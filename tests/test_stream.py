@@ -214,3 +214,20 @@ def test_steps_per_execution_changes_speed_not_results(tmp_path):
         np.testing.assert_array_equal(a, b)
     assert (tmp_path / "auto" / "history.csv").read_text() == (tmp_path / "one" / "history.csv").read_text()
     assert keras.saving.load_model(tmp_path / "auto" / "model.keras").steps_per_execution == 64
+
+
+def test_keras_evaluate_of_a_stream_of_unknown_length_returns_wrong_figures():
+    """Why `AllRows` gives Keras its streams with their length (`assert_cardinality`): Keras 3.15's `evaluate` of
+    the same three batches returns another loss when their number is unknown (its batch logs are right). If this
+    fails, an upgrade fixed it, and the length is no longer needed for correct figures."""
+    import tensorflow as tf
+
+    from graphspec.train import AllRows
+
+    spec = graphspec.load(ROOT / "specs" / "examples" / "sin_exp_two_outputs.yaml")
+    model = graphspec.build(spec)
+    known = AllRows(tf, open_stream(spec, ROOT / "specs" / "data" / "sin_exp_val.csv"), outputs=2, batch=32).keras_data
+    unknown = known.filter(lambda inputs, targets: True)
+    assert int(known.cardinality()) == 3 and int(unknown.cardinality()) == tf.data.UNKNOWN_CARDINALITY
+    right = model.evaluate(known, verbose=0, return_dict=True)["loss"]
+    assert model.evaluate(unknown, verbose=0, return_dict=True)["loss"] != pytest.approx(right, rel=1e-3)
