@@ -51,7 +51,8 @@ TRUST_PROJECT = typer.Option(
 )
 ALLOW_PATH = typer.Option(
     [], "--allow-path", metavar="DIR",
-    help="Let layer arguments (a vocabulary file) read files in this folder outside the spec's project.",
+    help="Let layer arguments (a vocabulary file) and `file:` sub-models read files in this folder outside the "
+         "spec's project.",
 )
 
 

@@ -728,6 +728,13 @@ class _ModelResolver:
 
     def build_file(self, name: str, definition: m.FileModelDef, doc: Document, path: tuple) -> Graph | None:
         target = (doc.folder / definition.file).resolve()
+        if not self.policy.may_read(target):  # as for layer arguments: its findings would echo what it holds
+            roots = ", ".join(str(r) for r in self.policy.readable)
+            self.found.append(doc.diagnostic(
+                f"sub-model file '{definition.file}' resolves to {target}, outside the spec's project ({roots}): "
+                "a spec may include files inside it only", path + ("file",),
+                hint="move the file into the project, or allow its folder with --allow-path DIR"))
+            return None
         if str(target) in self.file_stack:
             chain = " -> ".join(Path(f).name for f in self.file_stack + [str(target)])
             self.found.append(doc.diagnostic(f"sub-model files include each other: {chain}", path + ("file",)))

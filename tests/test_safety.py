@@ -175,6 +175,27 @@ def test_a_symlink_out_of_the_project_is_refused_and_allow_path_grants(project, 
     assert graphspec.check(spec, graphspec.Trust(allow_paths=[str(outside)])).ok
 
 
+def test_a_sub_model_file_outside_the_project_is_refused_unread_and_allow_path_grants(project, tmp_path):
+    """A spec's `file:` sub-model is held to the project as layer arguments are: a finding about a file outside
+    it would echo what that file holds (its keys, its text) into CI logs and annotations."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "vision.yaml").write_text((ROOT / "specs" / "models" / "digit_vision.yaml").read_text())
+    (outside / "secret.yaml").write_text("api_token: hunter2\n")
+    spec = project / "specs" / "shared.yaml"
+    text = (ROOT / "specs" / "examples" / "shared_vision.yaml").read_text().replace(
+        "../models/digit_vision.yaml", str(outside / "vision.yaml")).replace("../data/", "../data_unused/")
+    spec.write_text(text)
+    refused = errors(graphspec.check(spec))
+    assert len(refused) == 1 and "outside the spec's project" in refused[0].message
+    assert "--allow-path" in refused[0].hint
+    assert graphspec.check(spec, graphspec.Trust(allow_paths=[str(outside)])).ok
+    spec.write_text(text.replace("vision.yaml", "secret.yaml"))
+    result = run_cli("validate", spec, "--format", "json")
+    assert result.returncode == 1 and "outside the spec's project" in result.stdout
+    assert "api_token" not in result.stdout + result.stderr
+
+
 def test_file_arguments_resolve_against_the_spec_from_any_working_directory(project, tmp_path):
     (project / "specs" / "vocab.txt").write_text("cat\ndog\n")
     spec = project / "specs" / "lookup.yaml"
