@@ -164,3 +164,27 @@ def test_keras_fit_still_fails_under_multi_worker_mirrored_strategy(tmp_path):
                                 stderr=subprocess.STDOUT, text=True) for env in _cluster_env(2)]
     outputs = [worker.communicate(timeout=300)[0] for worker in workers]
     assert all("FAILED" in output and "PerReplica" in output for output in outputs), outputs
+
+
+UPSTREAM_PREDICT_ON_BATCH = textwrap.dedent("""\
+    import os
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    import numpy as np, tensorflow as tf, keras
+    tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU")[0],
+                                               [tf.config.LogicalDeviceConfiguration()] * 2)
+    strategy = tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")])
+    with strategy.scope():
+        model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    rows = np.arange(6, dtype="float32")[:, None]
+    print("ROWS", len(model.predict_on_batch(rows)), len(model.predict(rows, batch_size=6, verbose=0)))
+    """)
+
+
+def test_keras_predict_on_batch_still_repeats_each_replicas_rows_under_mirrored_strategy(tmp_path):
+    """`evaluate.predict_arrays` goes through `model.predict` under tf.distribute because Keras 3.15's
+    `predict_on_batch` there gives every replica the whole batch and returns their results end to end. When this
+    test fails, it no longer does: drop that branch."""
+    script = tmp_path / "predict.py"
+    script.write_text(UPSTREAM_PREDICT_ON_BATCH)
+    output = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300).stdout
+    assert "ROWS 12 6" in output, output
