@@ -171,14 +171,7 @@ class _Importer:
         live = self.live_layers(model, layers)
         inputs = {}
         for name in self.input_layer_names(config):  # the model's input order, which Keras keeps
-            layer = live[name]
-            shape = list(layer.output.shape)
-            spec: dict[str, Any] = {"shape": shape[1:]}
-            if layer.output.dtype != "float32":
-                spec["dtype"] = str(layer.output.dtype)
-            if shape[0] is not None:
-                spec["batch_size"] = shape[0]
-            inputs[name] = spec
+            inputs[name] = _input_spec(live[name].output)
         naming = _Naming({}, set())
         for entry in layers:
             if entry["class_name"] == "InputLayer":
@@ -303,10 +296,7 @@ class _Importer:
                 raise GraphspecError(f"Sequential model '{model.name}' holds model '{layer.name}'; write it as a "
                                      "functional model")
             steps.append({**step, "name": layer.name})
-        shape = list(model.inputs[0].shape)
-        spec: dict[str, Any] = {"shape": shape[1:]}
-        if model.inputs[0].dtype != "float32":
-            spec["dtype"] = str(model.inputs[0].dtype)
+        spec = _input_spec(model.inputs[0])
         if nested:
             return {"input": spec, "sequential": steps}
         input_name = model.inputs[0].name
@@ -316,6 +306,17 @@ class _Importer:
             nodes[name] = {**step, "from": previous}
             previous = name
         return {"inputs": {input_name: spec}, "nodes": nodes, "outputs": [previous]}
+
+
+def _input_spec(tensor) -> dict[str, Any]:
+    """An input's shape, and its dtype and fixed batch size where they are not Keras's defaults."""
+    shape = list(tensor.shape)
+    spec: dict[str, Any] = {"shape": shape[1:]}
+    if tensor.dtype != "float32":
+        spec["dtype"] = str(tensor.dtype)
+    if shape[0] is not None:
+        spec["batch_size"] = shape[0]
+    return spec
 
 
 def _is_tensor(value) -> bool:

@@ -197,3 +197,17 @@ def test_a_weights_file_imports_with_the_spec_that_saved_it(tmp_path):
     wrong = run_cli("import", tmp_path / "tuned.weights.h5", "--spec", ROOT / "specs" / "examples" / "sine.yaml",
                     "-o", tmp_path / "wrong.yaml")
     assert wrong.returncode == 1 and "cannot load weights" in wrong.stderr, wrong.stderr
+
+
+def test_a_sequential_models_fixed_batch_size_and_dtype_survive_the_round_trip_also_nested():
+    """A stateful RNN needs its fixed batch: a Sequential model, alone or inside a functional one, keeps it."""
+    inner = keras.Sequential([keras.Input((5,), batch_size=8, dtype="int32"), keras.layers.Embedding(10, 3),
+                              keras.layers.LSTM(4, stateful=True)], name="inner")
+    x = keras.Input((5,), batch_size=8, dtype="int32", name="x")
+    outer = keras.Model(x, keras.layers.Dense(1)(inner(x)), name="outer")
+    for original in (inner, outer):  # a Sequential one comes back functional, its input a layer of its own
+        checked, rebuilt, _ = _round_trip(original)
+        assert checked.shapes.total_params == rebuilt.count_params() == original.count_params()
+        assert [(t.shape, t.dtype) for t in rebuilt.inputs] == [((8, 5), "int32")]
+    nested = rebuilt.get_layer("inner")
+    assert nested.inputs[0].shape == (8, 5) and nested.inputs[0].dtype == "int32"
