@@ -352,10 +352,8 @@ class _Builder:
             return value
         resolved = (self.doc.folder / value).resolve()
         if not self.defs.policy.may_read(resolved):
-            roots = ", ".join(str(r) for r in self.defs.policy.readable)
-            self.error(f"'{value}' resolves to {resolved}, outside the spec's project ({roots}): layer arguments "
-                       "may read files inside it only", path,
-                       hint="move the file into the project, or allow its folder with --allow-path DIR")
+            self.error(f"{self.defs.policy.outside(value, resolved)}: layer arguments may read files inside it only",
+                       path, hint=Policy.READ_HINT)
         elif not resolved.is_file():
             self.error(f"'{value}' is not an existing file (resolved to {resolved})", path)
         return str(resolved)
@@ -729,11 +727,9 @@ class _ModelResolver:
     def build_file(self, name: str, definition: m.FileModelDef, doc: Document, path: tuple) -> Graph | None:
         target = (doc.folder / definition.file).resolve()
         if not self.policy.may_read(target):  # as for layer arguments: its findings would echo what it holds
-            roots = ", ".join(str(r) for r in self.policy.readable)
             self.found.append(doc.diagnostic(
-                f"sub-model file '{definition.file}' resolves to {target}, outside the spec's project ({roots}): "
-                "a spec may include files inside it only", path + ("file",),
-                hint="move the file into the project, or allow its folder with --allow-path DIR"))
+                f"sub-model file {self.policy.outside(definition.file, target)}: a spec may include files inside "
+                "it only", path + ("file",), hint=Policy.READ_HINT))
             return None
         if str(target) in self.file_stack:
             chain = " -> ".join(Path(f).name for f in self.file_stack + [str(target)])

@@ -91,6 +91,13 @@ class Policy:
     def may_read(self, resolved: Path) -> bool:
         return any(resolved == root or root in resolved.parents for root in self.readable)
 
+    def outside(self, written: str, resolved: Path) -> str:
+        """The refusal of a file the spec names (`written`) that resolves outside what it may read."""
+        roots = ", ".join(str(r) for r in self.readable)
+        return f"'{written}' resolves to {resolved}, outside the spec's project ({roots})"
+
+    READ_HINT = "move the file into the project, or allow its folder with --allow-path DIR"
+
     def refusal_hint(self, module: str) -> str:
         for allowed, pyproject in self.untrusted.items():
             if _within(module, allowed):

@@ -466,13 +466,20 @@ class AllRows:
     """
 
     def __init__(self, tf, data: Dataset | StreamedData, outputs: int, batch: int):
-        full, partial = divmod(data.rows, batch)
         self.tf, self.step = tf, None
         self.last_batch = None
-        if outputs > 1 and full and partial:
+        if self.keras_averages_wrongly(data.rows, outputs, batch):
+            full, partial = divmod(data.rows, batch)
             self.last_batch = next(iter(self._batches(_rows(data, full * batch, data.rows), partial, full=True)))
         self.keras_data = self._batches(data, batch, full=self.last_batch is not None)
         self.batch_size = None if isinstance(self.keras_data, tf.data.Dataset) else batch
+
+    @staticmethod
+    def keras_averages_wrongly(rows: int, outputs: int, batch: int) -> bool:
+        """Whether Keras's per-output losses over `rows` rows would not be their means over all rows: several
+        outputs, and a partial batch after at least one full one."""
+        full, partial = divmod(rows, batch)
+        return outputs > 1 and bool(full and partial)
 
     def _batches(self, data: Dataset | StreamedData, batch: int, full: bool):
         """(inputs, targets) in batches of `batch`: in-memory arrays, which Keras cuts itself, or a tf.data stream;
@@ -574,8 +581,8 @@ def _validation(keras, tf, validation: Dataset | StreamedData, names: list[str],
         return logs is not None and "val_loss" in logs
 
     rows = AllRows(tf, validation, len(names) if one_device else 1, batch)
-    full, partial = divmod(validation.rows, batch)
-    if not one_device and len(names) > 1 and full and partial and isinstance(validation, Dataset):
+    if (not one_device and isinstance(validation, Dataset)
+            and AllRows.keras_averages_wrongly(validation.rows, len(names), batch)):
         class WholeSetOutputLosses(keras.callbacks.Callback):
             def on_epoch_end(self, epoch, logs=None):
                 if validated(logs):
