@@ -170,7 +170,10 @@ class _GraphBuilder:
 
         def call(node: GNode):
             if node.kind == "op":
-                return getattr(self.keras.ops, node.spec.layer)(*(tensor(ref) for ref in node.inputs))
+                operands = [tensor(ref) for ref in node.inputs]
+                if "constant" in node.spec.args:
+                    operands.insert(0 if node.spec.args["constant_first"] else 1, node.spec.args["constant"])
+                return getattr(self.keras.ops, node.spec.layer)(*operands)
             layer = (self.target(node.target, node.name, node) if node.kind == "apply"
                      else self.make_layer(node.spec, node.name, node))
             given = [tensor(ref) for ref in node.inputs]

@@ -95,7 +95,7 @@ def _view(node: GNode, graph: Graph) -> tuple[str, dict[str, Any]]:
     if node.kind == "merge":
         return f"merge {node.spec.layer.lower()}", dict(node.spec.args)
     if node.kind == "op":
-        return f"op {node.spec.layer}", {}
+        return f"op {node.spec.layer}", dict(node.spec.args)
     args = _layer_args(node.spec)
     if node.options:
         args["call"] = node.options

@@ -399,7 +399,10 @@ class _Builder:
                 self.add(GNode(full, "merge", path, self.doc, spec=spec, note=node.doc), wiring, scope)
                 scope.aliases[name] = TensorRef(full)
             elif isinstance(node, m.OpNode):
-                self.add(GNode(full, "op", path, self.doc, spec=LayerSpec(node.op, {}), note=node.doc), wiring, scope)
+                operand = {} if node.constant is None else {"constant": node.constant,
+                                                             "constant_first": node.constant_first}
+                self.add(GNode(full, "op", path, self.doc, spec=LayerSpec(node.op, operand), note=node.doc), wiring,
+                         scope)
                 scope.aliases[name] = TensorRef(full)
             elif isinstance(node, m.ApplyNode):
                 if node.apply not in self.defs.layer_names:

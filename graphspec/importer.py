@@ -38,6 +38,8 @@ from graphspec.schema.catalog import UNSAFE_LAYERS, catalog
 from graphspec.schema.models import OPS
 
 _DROPPED = ("name", "trainable", "dtype")
+# Config entries Keras derives from other arguments (a lookup's vocabulary size from its vocabulary).
+_DERIVED = ("vocabulary_size", "has_input_vocabulary")
 FULL_ARGS = "__full_args__"
 # What Keras writes in a config for an argument left at None, independent of the other arguments.
 _FILLED_IN = {"data_format": "channels_last", "activation": "linear"}
@@ -107,12 +109,17 @@ class _Importer:
         config = layer.get_config() if config is None else config
         full: dict[str, Any] = {}
         args: dict[str, Any] = {}
+        settable = set(signature.args) | (set(catalog().base_layer_kwargs) if signature.accepts_base_kwargs else set())
         for key, value in config.items():
-            if key in _DROPPED or key not in signature.args or key == "layer":
+            if key in _DROPPED or key in _DERIVED or key == "layer":
                 continue
+            if key not in settable:
+                raise GraphspecError(f"layer '{layer.name}' ({class_name}) has '{key}: {_plain(value)!r}' in its "
+                                     "config, an argument a spec cannot set; importing without it would build a "
+                                     "different model")
             value = _plain(value)
             full[key] = value
-            optional = "default" in signature.args[key]  # Activation's `activation` is required
+            optional = "default" in signature.args.get(key, {"default": None})  # Activation's `activation`: required
             if optional and signature.default(key) is None and _FILLED_IN.get(key) == value:
                 continue
             if optional and self.same_as_default(value, signature.default(key)):
@@ -169,6 +176,8 @@ class _Importer:
         config = model.get_config()
         layers = config["layers"]
         live = self.live_layers(model, layers)
+        plumbing = self.mask_plumbing(config, live)
+        layers = [entry for entry in layers if entry["name"] not in plumbing]
         inputs = {}
         for name in self.input_layer_names(config):  # the model's input order, which Keras keeps
             inputs[name] = _input_spec(live[name].output)
@@ -192,7 +201,8 @@ class _Importer:
                 node = self.op_node(name, function, entry["inbound_nodes"], naming)
                 # Keras names an op after its function (`add_7`); the node takes the name of the layer it
                 # follows, which keeps it in that layer's block (`stage_0_block_0_identity_add`).
-                base = split_ref(node["from"][-1])[0] + "_" + function
+                follows = node["from"][-1] if isinstance(node["from"], list) else node["from"]
+                base = split_ref(follows)[0] + "_" + function
                 unique, count = base, 1
                 while unique in taken:
                     count += 1
@@ -208,7 +218,8 @@ class _Importer:
                 self.shared[name] = definition
                 target = name
             for index, call in enumerate(calls):
-                wiring, options = self.wiring(call, type(layer).__name__, naming, target is not None)
+                wiring, options = self.wiring(self.without_automatic_mask(call, plumbing), type(layer).__name__,
+                                              naming, target is not None)
                 if target is None and definition.get("layer", "").lower() in _MERGES and not options and \
                         isinstance(wiring, list):
                     node = {"merge": definition["layer"].lower(), **({"args": definition["args"]}
@@ -230,13 +241,22 @@ class _Importer:
 
     @staticmethod
     def op_node(name: str, function: str, calls: list[dict], naming: _Naming) -> dict[str, Any]:
-        """`{op: add, from: [a, b]}` for a keras.ops call on two tensors."""
+        """`{op: add, from: [a, b]}` for a keras.ops call on two tensors; `{op: add, from: a, constant: 3.0}`
+        for one on a tensor and a number (`constant_first` when the number comes first, `1.0 - x`)."""
         call = calls[0]
-        tensors = [naming.reference(arg) for arg in call["args"] if _is_tensor(arg)]
-        if len(tensors) != 2 or len(call["args"]) != 2 or call.get("kwargs"):
-            raise GraphspecError(f"'{name}' is keras.ops.{function} called with a constant or options; a spec's "
-                                 "op takes two tensors")
-        return {"op": function, "from": tensors}
+        args = call["args"]
+        tensors = [naming.reference(arg) for arg in args if _is_tensor(arg)]
+        numbers = [arg for arg in args if isinstance(arg, (int, float)) and not isinstance(arg, bool)]
+        if len(args) == 2 and not call.get("kwargs") and len(tensors) == 2:
+            return {"op": function, "from": tensors}
+        if len(args) == 2 and not call.get("kwargs") and len(tensors) == 1 and len(numbers) == 1:
+            node: dict[str, Any] = {"op": function, "from": tensors[0], "constant": numbers[0]}
+            if not _is_tensor(args[0]):
+                node["constant_first"] = True
+            return node
+        after = f" (after '{tensors[0]}')" if tensors else ""
+        raise GraphspecError(f"'{name}'{after} is keras.ops.{function} called with options or operands other than "
+                             "tensors and one number; a spec's op takes two tensors, or a tensor and a number")
 
     def live_layers(self, model, layers: list[dict]) -> dict[str, Any]:
         """Config name → layer object. The config lists the model's operations in order, under the names
@@ -244,11 +264,56 @@ class _Importer:
         operations = list(model.operations)
         if len(operations) != len(layers):
             raise GraphspecError(f"model '{model.name}': its config and its operations disagree")
-        for entry, operation in zip(layers, operations):
-            if not isinstance(operation, self.keras.layers.Layer) and op_function(operation) not in OPS:
-                raise GraphspecError(f"'{entry['name']}' is a keras.ops call ({type(operation).__name__}) that a "
-                                     f"spec cannot hold; it holds layers and the ops {', '.join(OPS)}")
         return {entry["name"]: operation for entry, operation in zip(layers, operations)}
+
+    def mask_plumbing(self, config: dict, live: dict[str, Any]) -> set[str]:
+        """The operations Keras adds to compute masks (Embedding(mask_zero=True)'s `not_equal`, Masking's
+        `not_equal` and `any`), which the rebuilt model adds again by itself. Any other keras.ops call outside
+        the spec's ops is refused, naming the layer it follows."""
+        layers = config["layers"]
+
+        def is_op(name: str) -> bool:
+            return not isinstance(live[name], self.keras.layers.Layer)
+
+        def sources(entry: dict) -> list[str]:
+            return [ref["config"]["keras_history"][0] for call in entry["inbound_nodes"]
+                    for ref in _tensors(call["args"])]
+
+        uses: dict[str, list[tuple[str, bool]]] = {}  # op → (consumer, whether as a `mask=` argument)
+        for entry in layers:
+            for call in entry["inbound_nodes"]:
+                for key, value in [(None, arg) for arg in call["args"]] + list(call.get("kwargs", {}).items()):
+                    for tensor in _tensors(value):
+                        uses.setdefault(tensor["config"]["keras_history"][0], []).append((entry["name"], key == "mask"))
+        outputs = {name for name, _, _ in self.output_layers(config)}
+        plumbing: set[str] = set()
+        for entry in reversed(layers):  # consumers come after what they consume
+            name = entry["name"]
+            if is_op(name) and name not in outputs and uses.get(name) and all(
+                    as_mask or consumer in plumbing for consumer, as_mask in uses[name]):
+                plumbing.add(name)
+        maskers = {source for entry in layers if entry["class_name"] == "Masking" or entry["config"].get("mask_zero")
+                   for source in sources(entry)}
+        for entry in layers:
+            name = entry["name"]
+            after = f" (after '{sources(entry)[0]}')" if sources(entry) else ""
+            if name in plumbing and not set(sources(entry)) <= maskers | plumbing:
+                raise GraphspecError(f"'{name}'{after} computes a mask with keras.ops ({type(live[name]).__name__}); "
+                                     "a spec takes masks from Embedding(mask_zero=True) and Masking layers only")
+            if name not in plumbing and is_op(name) and op_function(live[name]) not in OPS:
+                raise GraphspecError(f"'{name}'{after} is a keras.ops call ({type(live[name]).__name__}) that a "
+                                     f"spec cannot hold; it holds layers and the ops {', '.join(OPS)}")
+        return plumbing
+
+    @staticmethod
+    def without_automatic_mask(call: dict, plumbing: set[str]) -> dict:
+        """A call without the `mask=` Keras passes by itself (and the `training=False` it records with it)."""
+        kwargs = call.get("kwargs", {})
+        mask = kwargs.get("mask")
+        if not (_is_tensor(mask) and mask["config"]["keras_history"][0] in plumbing):
+            return call
+        kept = {k: v for k, v in kwargs.items() if k != "mask" and not (k == "training" and v is False)}
+        return {**call, "kwargs": kept}
 
     @staticmethod
     def input_layer_names(config: dict) -> list[str]:
@@ -323,6 +388,17 @@ def _is_tensor(value) -> bool:
     return isinstance(value, dict) and value.get("class_name") == "__keras_tensor__"
 
 
+def _tensors(value) -> list[dict]:
+    """The serialized tensors in a call argument (one, or nested in lists and mappings)."""
+    if _is_tensor(value):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [tensor for item in value for tensor in _tensors(item)]
+    if isinstance(value, dict):
+        return [tensor for item in value.values() for tensor in _tensors(item)]
+    return []
+
+
 _MERGES = ("concatenate", "add", "subtract", "multiply", "average", "maximum", "minimum", "dot")
 
 
@@ -346,6 +422,46 @@ def from_keras(model, *, fold: bool = True) -> dict[str, Any]:
     spec["nodes"] = nodes
     spec["outputs"] = body["outputs"]
     return _without_full_args(spec)
+
+
+def _layers_by_name(model) -> dict[str, Any]:
+    """Every layer of a model, nested models' layers included, by name."""
+    found: dict[str, Any] = {}
+    for layer in model.layers:
+        found[layer.name] = layer
+        if hasattr(layer, "layers"):  # a nested model: its own config lists its layers, compared one by one
+            found.update(_layers_by_name(layer))
+    return found
+
+
+def check_rebuilt(original, text: str, file: str, trust=None) -> None:
+    """Build the spec `text` and refuse it unless its model is `original`'s: the same layers by name and class,
+    each with the same config, and the same parameter count. An argument the importer failed to carry shows
+    here rather than as a silently different model."""
+    from graphspec.backend import build
+    from graphspec.pipeline import check_text
+
+    checked = check_text(text, file, trust)
+    if not checked.ok:
+        first = next(d for d in checked.diagnostics if d.severity == "error")
+        raise GraphspecError(f"the imported spec does not validate, so nothing was written: {first}")
+    rebuilt = build(checked, compile=False, trust=trust)
+    theirs, mine = _layers_by_name(original), _layers_by_name(rebuilt)
+    missing = [name for name in theirs if name not in mine or type(mine[name]) is not type(theirs[name])]
+    if missing or len(mine) != len(theirs):
+        raise GraphspecError(f"the imported spec rebuilds a different model (layers {missing[:5] or 'added'} differ); "
+                             "nothing was written")
+    for name, layer in theirs.items():
+        if hasattr(layer, "layers"):
+            continue
+        expected, got = layer.get_config(), mine[name].get_config()
+        if expected != got:
+            keys = sorted(k for k in expected.keys() | got.keys() if expected.get(k) != got.get(k))
+            raise GraphspecError(f"layer '{name}' ({type(layer).__name__}) rebuilds with a different config "
+                                 f"({', '.join(keys)}); nothing was written")
+    if rebuilt.count_params() != original.count_params():
+        raise GraphspecError(f"the imported spec rebuilds {rebuilt.count_params():,} parameters, not "
+                             f"{original.count_params():,}; nothing was written")
 
 
 def _without_full_args(value):
@@ -431,6 +547,7 @@ def import_model(source: str | os.PathLike, output: str | os.PathLike, *, force:
     else:
         model = load_model_file(keras_module(), source)
     spec = from_keras(model)
+    check_rebuilt(model, spec_text(spec), output.name, trust)
     if weights:
         spec = {**{k: v for k, v in spec.items() if k not in ("nodes", "outputs")}, "weights": weights_file.name,
                 "nodes": spec["nodes"], "outputs": spec["outputs"]}

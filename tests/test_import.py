@@ -49,7 +49,8 @@ def test_every_example_model_round_trips(name):
 # Lines of the imported spec. A hand-written ResNet50, MobileNetV2 or DenseNet121 spec with blocks is about
 # 85 lines; the goal is within 1.5x of that. The others are bounds that catch a regression in folding.
 SIZES = {"ResNet50": 95, "MobileNetV2": 85, "DenseNet121": 65, "InceptionV3": 330, "EfficientNetB0": 185,
-         "Xception": 95, "VGG16": 40, "NASNetMobile": 1000, "ConvNeXtTiny": 75}
+         "Xception": 95, "VGG16": 40, "NASNetMobile": 1000, "ConvNeXtTiny": 75,
+         "MobileNetV3Small": 190}  # its hard-sigmoid: `op:` nodes with a constant (x + 3.0, x * (1 / 6))
 # Stages of identical consecutive blocks, written as one `repeat:` node each.
 REPEATED = {"ResNet50": 4, "MobileNetV2": 4, "DenseNet121": 4, "ConvNeXtTiny": 4, "VGG16": 1}
 
@@ -62,7 +63,8 @@ def test_keras_applications_round_trip(application):
     assert len(text.splitlines()) <= SIZES[application]
     assert text.count("repeat:") == REPEATED.get(application, 0)
     rebuilt.set_weights(original.get_weights())
-    image = np.random.default_rng(0).uniform(0, 255, (1, *original.inputs[0].shape[1:])).astype("float32")
+    size = [d or 224 for d in original.inputs[0].shape[1:]]  # MobileNetV3 takes any image size
+    image = np.random.default_rng(0).uniform(0, 255, (1, *size)).astype("float32")
     np.testing.assert_allclose(rebuilt(image, training=False), original(image, training=False), rtol=1e-5, atol=1e-6)
 
 
@@ -211,3 +213,111 @@ def test_a_sequential_models_fixed_batch_size_and_dtype_survive_the_round_trip_a
         assert [(t.shape, t.dtype) for t in rebuilt.inputs] == [((8, 5), "int32")]
     nested = rebuilt.get_layer("inner")
     assert nested.inputs[0].shape == (8, 5) and nested.inputs[0].dtype == "int32"
+
+
+def test_arguments_keras_takes_through_kwargs_are_imported_and_a_changed_rebuild_is_refused(tmp_path):
+    """LayerNormalization's rms_scaling, the RNNs' zero_output_for_mask and AdditiveAttention's seed reach
+    Keras through **kwargs; they were dropped, building a different model with exit 0."""
+    from graphspec.errors import GraphspecError
+    from graphspec.importer import _Importer, check_rebuilt
+
+    tokens = keras.Input((6,), dtype="int32", name="tokens")
+    embedded = keras.layers.Embedding(20, 8, mask_zero=True, name="embed")(tokens)
+    normed = keras.layers.LayerNormalization(rms_scaling=True, name="norm")(embedded)
+    outputs = [normed]
+    for rnn in (keras.layers.LSTM, keras.layers.GRU, keras.layers.SimpleRNN):
+        outputs.append(rnn(3, zero_output_for_mask=True, name=rnn.__name__.lower())(normed))
+    outputs.append(keras.layers.AdditiveAttention(seed=7, dropout=0.1, name="attend")([normed, normed]))
+    model = keras.Model(tokens, outputs)
+    model.save(tmp_path / "m.keras")
+    result = run_cli("import", tmp_path / "m.keras", "-o", tmp_path / "m.yaml")
+    assert result.returncode == 0, result.stderr
+    text = (tmp_path / "m.yaml").read_text()
+    assert "rms_scaling: true" in text and text.count("zero_output_for_mask: true") == 3 and "seed: 7" in text
+    rebuilt = graphspec.build(tmp_path / "m.yaml", compile=False)
+    assert rebuilt.count_params() == model.count_params() == 473  # without rms_scaling: 481
+    for name in ("norm", "lstm", "gru", "simplernn", "attend"):
+        assert rebuilt.get_layer(name).get_config() == model.get_layer(name).get_config()
+
+    # A spec that lost an argument is refused, naming the layer and the argument, and nothing is written.
+    with pytest.raises(GraphspecError, match=r"layer 'norm' \(LayerNormalization\).*rms_scaling"):
+        check_rebuilt(model, text.replace(", rms_scaling: true", ""), "m.yaml")
+    # A config entry no spec argument carries is refused by name rather than dropped.
+    importer = _Importer(keras)
+    layer = model.get_layer("norm")
+    with pytest.raises(GraphspecError, match="'unheard_of: 3'.*a spec cannot set"):
+        importer.all_args(layer, {**layer.get_config(), "unheard_of": 3})
+
+
+def test_masks_from_embedding_and_masking_import_and_rebuild_exactly():
+    """Keras records the mask an Embedding(mask_zero=True) or Masking layer computes as keras.ops calls
+    (not_equal, any) passed as `mask=`; they are Keras's plumbing, which the rebuilt model adds itself."""
+    from graphspec.importer import check_rebuilt
+
+    tokens = keras.Input((6,), dtype="int32", name="tokens")
+    features = keras.Input((5, 4), name="features")
+    embedded = keras.layers.Embedding(20, 8, mask_zero=True, name="embed")(tokens)
+    outputs = [keras.layers.LSTM(3, name="lstm")(embedded),
+               keras.layers.GlobalAveragePooling1D(name="pool")(embedded),
+               keras.layers.GRU(3, name="gru")(keras.layers.Masking(name="masking")(features))]
+    model = keras.Model([tokens, features], outputs)
+    text = spec_text(graphspec.from_keras(model))
+    assert "not_equal" not in text and "mask:" not in text and "training" not in text
+    check_rebuilt(model, text, "masked.yaml")
+    rebuilt = graphspec.build(graphspec.check_text(text, "masked.yaml"), compile=False)
+    rebuilt.set_weights(model.get_weights())
+    sample = [np.array([[1, 2, 3, 0, 0, 0], [4, 0, 0, 0, 0, 0]], dtype="int32"),
+              np.random.default_rng(0).normal(size=(2, 5, 4)).astype("float32")]
+    sample[1][:, 3:] = 0.0  # masked steps
+    for a, b in zip(rebuilt(sample), model(sample), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
+    # Without the masks the padded steps would count: the figures differ.
+    unmasked = keras.Model(tokens, keras.layers.GlobalAveragePooling1D()(
+        keras.layers.Embedding(20, 8, name="plain")(tokens)))
+    unmasked.get_layer("plain").set_weights(model.get_layer("embed").get_weights())
+    assert not np.allclose(np.asarray(unmasked(sample[0])), np.asarray(model(sample)[1]))
+
+
+def test_a_refused_keras_op_names_the_layer_it_follows():
+    x = keras.Input((4,), name="x")
+    h = keras.layers.Dense(4, name="hidden")(x)
+    model = keras.Model(x, keras.layers.Dense(1, name="y")(keras.ops.sin(h)))
+    with pytest.raises(graphspec.GraphspecError, match=r"'sin' \(after 'hidden'\) is a keras.ops call \(Sin\)"):
+        graphspec.from_keras(model)
+    # An explicit mask computed by the user is not Keras's plumbing: refused, not dropped.
+    tokens = keras.Input((6,), dtype="int32", name="tokens")
+    embedded = keras.layers.Embedding(20, 8, name="embed")(tokens)
+    explicit = keras.layers.LSTM(3, name="lstm")(embedded, mask=keras.ops.greater(tokens, 2))
+    with pytest.raises(graphspec.GraphspecError, match=r"'greater' \(after 'tokens'\) computes a mask"):
+        graphspec.from_keras(keras.Model(tokens, explicit))
+
+
+def test_an_op_with_a_constant_operand_validates_builds_and_keeps_its_side():
+    """`x + 3.0` and `1.0 - x` as `op:` nodes with `constant:` (and `constant_first:`)."""
+    from helpers import check
+
+    text = """\
+        graphspec: 1
+        inputs:
+          x: {shape: [4]}
+        nodes:
+          plus: {op: add, from: x, constant: 3.0}
+          inverse: {op: subtract, from: plus, constant: 1, constant_first: true}
+          scaled: {op: multiply, from: [inverse, x]}
+        outputs: [scaled]
+        """
+    checked = check(text)
+    assert checked.ok and checked.shapes.outputs["scaled"] == (None, 4)
+    assert "ops.subtract(1, x)" in [row.type for row in checked.shapes.rows]
+    model = graphspec.build(checked, compile=False)
+    sample = np.arange(8, dtype="float32").reshape(2, 4)
+    np.testing.assert_allclose(np.asarray(model(sample)), (1 - (sample + 3.0)) * sample)
+    imported = spec_text(graphspec.from_keras(model))
+    assert "{op: subtract, from: plus, constant: 1, constant_first: true}" in imported.replace("x_add", "plus") or \
+        "constant_first: true" in imported
+    for wrong, message in (("{op: add, from: [x, x], constant: 3.0}", "with a constant takes one tensor"),
+                           ("{op: add, from: x}", "takes exactly 2 tensors"),
+                           ("{op: add, from: [x, x], constant_first: true}", "`constant_first` needs a `constant`"),
+                           ("{op: add, from: x, constant: three}", "constant")):
+        broken = check(text.replace("{op: add, from: x, constant: 3.0}", wrong))
+        assert not broken.ok and message in str(broken.diagnostics[0]), (wrong, str(broken.diagnostics[0]))

@@ -12,7 +12,9 @@ until this script is rerun.
 from __future__ import annotations
 
 import argparse
+import ast
 import inspect
+import textwrap
 import json
 import math
 import os
@@ -57,6 +59,67 @@ def _signature_entry(cls, method: str = "__init__") -> dict:
         else:
             args[name] = {"default": _json_default(param.default)}
     return {"args": args, "kwargs": var_kwargs}
+
+
+# Keyword arguments Keras pops for its own bookkeeping or as deprecated spellings; a spec never sets them.
+_NOT_FORWARDED = frozenset({"name", "trainable", "dtype", "input_shape", "batch_input_shape", "input_dim",
+                            "input_length", "alpha", "vocabulary_size", "has_input_vocabulary"})
+
+
+def _kwargs_read(init) -> dict[str, object]:
+    """`kwargs.pop("x", literal)` and `kwargs.get(...)` in an `__init__`: arguments only its body names."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(init)))
+    except (OSError, TypeError):
+        return {}
+    found: dict[str, object] = {}
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("pop", "get")
+                and isinstance(node.func.value, ast.Name) and node.func.value.id == "kwargs" and node.args
+                and isinstance(node.args[0], ast.Constant)):
+            try:
+                found.setdefault(node.args[0].value, ast.literal_eval(node.args[1]) if len(node.args) > 1 else None)
+            except ValueError:  # a default computed from other arguments: not one a spec can mirror
+                continue
+    return found
+
+
+def _super_keywords(init) -> set[str]:
+    """The keywords an `__init__` passes to its parent itself, which the parent's callers cannot set."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(init)))
+    except (OSError, TypeError):
+        return set()
+    return {keyword.arg for node in ast.walk(tree) if isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute) and node.func.attr == "__init__"
+            for keyword in node.keywords if keyword.arg}
+
+
+def _forwarded_args(cls, base) -> dict[str, dict]:
+    """Arguments a layer takes through `**kwargs` and puts in its config (LayerNormalization's `rms_scaling`,
+    an LSTM's `zero_output_for_mask`, AdditiveAttention's `seed`): optional parameters of the parents its
+    `**kwargs` reach, and what the `__init__`s pop from `kwargs`. Without them an import would drop them."""
+    found: dict[str, dict] = {}
+    fixed = set(inspect.signature(cls.__init__).parameters)
+    for klass in cls.__mro__:
+        if klass is base or not issubclass(klass, base):
+            break
+        if "__init__" not in vars(klass):
+            continue
+        params = inspect.signature(klass.__init__).parameters
+        if klass is not cls:
+            for name, param in params.items():
+                if name not in fixed and param.kind is param.KEYWORD_ONLY or (
+                        name not in fixed and param.kind is param.POSITIONAL_OR_KEYWORD
+                        and param.default is not param.empty):
+                    found.setdefault(name, {"default": _json_default(param.default)})
+        for name, default in _kwargs_read(klass.__init__).items():
+            if name not in fixed:
+                found.setdefault(name, {"default": _json_default(default)})
+        fixed |= set(params) | _super_keywords(klass.__init__)
+        if not any(param.kind is param.VAR_KEYWORD for param in params.values()):
+            break
+    return {name: entry for name, entry in found.items() if name not in _NOT_FORWARDED and name != "self"}
 
 
 def _classes(module, base) -> dict[str, type]:
@@ -108,6 +171,9 @@ def build_catalog() -> dict:
             canonical[cls] = name
     def layer_entry(cls) -> dict:
         entry = _signature_entry(cls)
+        if entry["kwargs"]:
+            entry["args"].update({name: arg for name, arg in _forwarded_args(cls, keras.layers.Layer).items()
+                                  if name not in entry["args"]})
         entry["class"] = f"{cls.__module__}.{cls.__qualname__}"
         # What a node may pass by name in `from:` (tensors) and `call:` (options): `call`'s signature.
         # The file's keys are sorted, so the argument order (which come first, positionally) is kept apart.

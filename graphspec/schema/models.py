@@ -29,6 +29,8 @@ from pydantic import (
     Discriminator,
     Field,
     PositiveInt,
+    StrictFloat,
+    StrictInt,
     StringConstraints,
     Tag,
     field_validator,
@@ -250,15 +252,25 @@ class MergeNode(_Wired):
 
 class OpNode(_Wired):
     """`keras.ops.<op>(a, b)` on two tensors, as Keras code writes `a + b`: no layer and no weights, and
-    NumPy broadcasting (unlike a merge layer, which needs equal ranks)."""
+    NumPy broadcasting (unlike a merge layer, which needs equal ranks). With `constant:`, one tensor and a
+    number, as Keras code writes `x + 3.0` (`constant_first: true` for `1.0 - x`)."""
 
     op: OpKind = Field(description="One of " + ", ".join(OPS) + ".")
+    constant: Union[StrictInt, StrictFloat, None] = Field(
+        None, description="A number as the second operand (`x + 3.0`); `from:` then names one tensor.")
+    constant_first: bool = Field(False, description="The constant is the first operand (`1.0 - x`).")
 
     @model_validator(mode="after")
     def _two_tensors(self):
         self._positional_only("an op")
-        if not isinstance(self.from_, list) or len(self.from_) != 2:
-            raise _error(f"op '{self.op}' takes exactly 2 tensors: `from: [a, b]`", None, ("from",))
+        if self.constant is not None:
+            if not (isinstance(self.from_, str) or len(self.from_) == 1):
+                raise _error(f"op '{self.op}' with a constant takes one tensor: `from: x`", None, ("from",))
+        elif self.constant_first:
+            raise _error("`constant_first` needs a `constant`", None, ("constant_first",))
+        elif not isinstance(self.from_, list) or len(self.from_) != 2:
+            raise _error(f"op '{self.op}' takes exactly 2 tensors: `from: [a, b]`",
+                         "or one tensor and a number: `from: x, constant: 3.0`", ("from",))
         return self
 
 

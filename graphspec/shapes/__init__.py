@@ -178,7 +178,7 @@ class _Inferer:
         if node.kind == "merge":
             return node.spec.layer.lower()
         if node.kind == "op":
-            return f"ops.{node.spec.layer}"
+            return _op_text(node)
         if node.kind == "apply":
             return "apply"
         return node.spec.layer
@@ -187,7 +187,7 @@ class _Inferer:
         if node.kind == "input":
             return "InputLayer"
         if node.kind == "op":
-            return f"ops.{node.spec.layer}"
+            return _op_text(node)
         if node.kind == "apply":
             if node.target in self.graph.models:
                 sub = self.graph.models[node.target]
@@ -351,3 +351,11 @@ def infer(graph: Graph) -> ShapeReport:
 def max_params() -> int:
     """The parameter budget: 2·10⁹ (8 GB of float32 weights) unless GRAPHSPEC_MAX_PARAMS says otherwise."""
     return env_limit("GRAPHSPEC_MAX_PARAMS", DEFAULT_MAX_PARAMS)
+
+
+def _op_text(node: GNode) -> str:
+    """`ops.add`, or `ops.add(x, 3.0)` with a constant operand."""
+    if "constant" not in node.spec.args:
+        return f"ops.{node.spec.layer}"
+    operands = ["x", repr(node.spec.args["constant"])]
+    return f"ops.{node.spec.layer}({', '.join(operands[::-1] if node.spec.args['constant_first'] else operands)})"

@@ -589,6 +589,8 @@ def _broadcast_batches(call: Call) -> Out:
 
 @rule(*OPS)
 def elementwise_op(call: Call) -> Out:
+    if call.args.get("constant") is not None:  # a number broadcasts to any shape
+        return Out([call.shape])
     return _broadcast_batches(call)
 
 
