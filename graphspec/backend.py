@@ -31,6 +31,7 @@ from graphspec.pipeline import SpecFile, load
 from graphspec.policy import Policy, Trust, split_dotted
 from graphspec.schema.catalog import UNSAFE_LAYERS
 from graphspec.schema.models import CompileSpec
+from graphspec.shapes import MULTI_TENSOR_OUTPUT, PICK_ONE_HINT
 
 
 @contextlib.contextmanager
@@ -195,6 +196,11 @@ class _GraphBuilder:
                 tensors[name] = self.located(node, lambda: call(node))
         inputs = [tensors[n] for n in self.graph.input_names]
         outputs = [tensor(ref) for ref in self.graph.outputs]
+        for ref, path, output in zip(self.graph.outputs, self.graph.output_paths, outputs, strict=True):
+            if isinstance(output, (list, tuple)):
+                raise GraphspecError(self.graph.doc.diagnostic(
+                    MULTI_TENSOR_OUTPUT.format(ref=ref.node, count=len(output)), path,
+                    hint=PICK_ONE_HINT.format(ref=ref.node)))
         if self.top and any(self.graph.nodes[ref.node].kind == "apply" for ref in self.graph.outputs):
             # Keras names an output after the layer that made it, here a shared layer or sub-model; keyed
             # outputs take the node's name instead (in losses, metrics and history), without an extra layer.

@@ -301,3 +301,48 @@ def test_node_names_may_start_with_a_digit_as_keras_layer_names_do():
     assert spec.ok, [str(d) for d in spec.diagnostics]
     model = graphspec.build(spec, compile=False)
     assert [layer.name for layer in model.layers] == ["2in", "1_conv", "9out"] and model.output_names == ["9out"]
+
+
+MULTI_TENSOR_SPEC = """\
+graphspec: 1
+inputs: {x: {shape: [5, 3]}}
+nodes:
+  enc: {layer: LSTM, args: {units: 4, return_state: true}, from: x}
+outputs: [enc]
+"""
+
+
+def test_a_multi_tensor_layer_as_an_output_is_refused_at_validate_and_an_identity_pick_builds(write):
+    d = only_error(MULTI_TENSOR_SPEC)
+    assert d.message.startswith("output 'enc' gives 3 tensors") and d.line == 5
+    assert "{layer: Identity, from: 'enc[1]'}" in d.hint
+    picked = MULTI_TENSOR_SPEC.replace("outputs: [enc]", (
+        "  enc_out: {layer: Identity, from: 'enc[0]'}\n"
+        "  enc_state: {layer: Identity, from: 'enc[1]'}\n"
+        "outputs: [enc_out, enc_state]"))
+    assert check(picked).ok
+    model = graphspec.build(write("picked.yaml", picked))
+    assert model.output_names == ["enc_out", "enc_state"]
+
+
+PAIR_MODULE = """\
+import keras
+
+
+class Pair(keras.layers.Layer):
+    def call(self, x):
+        return x, 2 * x
+"""
+
+
+def test_a_layer_without_a_static_rule_giving_several_tensors_as_an_output_is_a_located_build_error(
+        write, monkeypatch, tmp_path):
+    write("gs_pair_layers.py", PAIR_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec = write("pair.yaml", "graphspec: 1\ninputs: {x: {shape: [3]}}\nnodes:\n"
+                              "  p: {layer: gs_pair_layers.Pair, from: x}\noutputs: [p]\n")
+    trust = graphspec.Trust(allow_modules=["gs_pair_layers"])
+    assert graphspec.check(spec, trust).ok
+    with pytest.raises(graphspec.GraphspecError, match="output 'p' gives 2 tensors") as raised:
+        graphspec.build(spec, trust=trust)
+    assert raised.value.diagnostics[0].line == 5

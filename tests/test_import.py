@@ -96,9 +96,6 @@ def test_import_command_writes_a_valid_spec_and_refuses_code(tmp_path):
     sine_model = keras.Model(x, keras.layers.Dense(2, name="d")(keras.ops.sin(x)))
     with pytest.raises(graphspec.GraphspecError, match="is a keras.ops call \\(Sin\\) that a spec cannot hold"):
         graphspec.from_keras(sine_model)
-    constant_model = keras.Model(x, keras.layers.Dense(2, name="d")(x + 3.0))
-    with pytest.raises(graphspec.GraphspecError, match="keras.ops.add called with a constant"):
-        graphspec.from_keras(constant_model)
 
     class Custom(keras.Model):
         def call(self, inputs):
@@ -282,7 +279,7 @@ def test_a_refused_keras_op_names_the_layer_it_follows():
     x = keras.Input((4,), name="x")
     h = keras.layers.Dense(4, name="hidden")(x)
     model = keras.Model(x, keras.layers.Dense(1, name="y")(keras.ops.sin(h)))
-    with pytest.raises(graphspec.GraphspecError, match=r"'sin' \(after 'hidden'\) is a keras.ops call \(Sin\)"):
+    with pytest.raises(graphspec.GraphspecError, match=r"'sin(_\d+)?' \(after 'hidden'\) is a keras.ops call \(Sin\)"):
         graphspec.from_keras(model)
     # An explicit mask computed by the user is not Keras's plumbing: refused, not dropped.
     tokens = keras.Input((6,), dtype="int32", name="tokens")

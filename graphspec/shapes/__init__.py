@@ -49,6 +49,12 @@ class NodeInfo:
 DEFAULT_MAX_PARAMS = 2 * 10**9
 
 
+MULTI_TENSOR_OUTPUT = ("output '{ref}' gives {count} tensors (return_state or return_attention_scores); "
+                       "a model output is one tensor")
+PICK_ONE_HINT = ("pick each one with a layer node named after the output, e.g. "
+                 "`{ref}_state: {{layer: Identity, from: '{ref}[1]'}}`, and list those")
+
+
 @dataclass
 class ShapeReport:
     name: str
@@ -310,12 +316,16 @@ class _Inferer:
         rows = list(info.values())
         complete = all(r.status == "ok" for r in rows)
         outputs = {}
-        for ref in self.graph.outputs:
+        for ref, path in zip(self.graph.outputs, self.graph.output_paths, strict=True):
             row = info.get(ref.node)
             shape = None
             if row is not None and row.shapes is not None:
                 index = ref.index or 0
                 shape = row.shapes[index] if index < len(row.shapes) else None
+                if ref.index is None and len(row.shapes) > 1:
+                    self.found.append(self.graph.doc.diagnostic(
+                        MULTI_TENSOR_OUTPUT.format(ref=ref.node, count=len(row.shapes)), path,
+                        hint=PICK_ONE_HINT.format(ref=ref.node)))
             outputs[str(ref)] = shape
         report = ShapeReport(
             self.graph.name,
