@@ -134,6 +134,7 @@ class GNode:
     # None for a positional call, which hands `inputs` to the first argument (one tensor, or the list).
     arguments: dict[str, int | list[int]] | None = None
     options: dict[str, Any] = field(default_factory=dict)  # `call:`, the non-tensor call arguments
+    within: str = ""  # a node of a block: which instance made it, for errors located in the block's definition
 
     def input_labels(self) -> list[str]:
         """The inputs as summaries show them: `x`, or `query=x` for a call by argument name."""
@@ -146,7 +147,14 @@ class GNode:
                 for arg, where in self.arguments.items()]
 
     def diagnostic(self, message: str, severity="error", hint=None, path: tuple | None = None) -> Diagnostic:
-        return self.doc.diagnostic(message, self.path if path is None else path, severity=severity, hint=hint)
+        path = self.path if path is None else path
+        return self.doc.diagnostic(with_instance(message, path, self.within), path, severity=severity, hint=hint)
+
+
+def with_instance(message: str, path: tuple, within: str) -> str:
+    """A finding located in a block's definition also names the instance it came from, which a reader of a
+    many-instance model needs to find the one at fault."""
+    return f"{message} ({within})" if within and path[:1] == ("blocks",) else message
 
 
 @dataclass
@@ -180,6 +188,7 @@ class _Scope:
         self.broken: set[str] = set()  # names whose definition already failed with its own error
         self.incomplete = False  # a block instance with parameter errors: its nodes get no shapes
         self.params = params or {}
+        self.within = ""  # `in block instance 'b_1' (line 9)`, for findings located in the block's definition
         # A block's output node takes the instance's name, as a chain's last step takes its node's.
         self.renames = renames or {}
 
@@ -238,10 +247,12 @@ class _Builder:
         self.nodes: dict[str, GNode] = {}
         self.pending: list[_Pending] = []
         self.unresolved = False  # a bad reference: reachability findings would only echo it
+        self.within = ""  # the block instance being expanded, named by findings in its definition
 
     # -- naming ---------------------------------------------------------------
     def error(self, message: str, path: tuple, hint: str | None = None, severity="error") -> None:
-        self.found.append(self.doc.diagnostic(message, path, hint=hint, severity=severity))
+        self.found.append(self.doc.diagnostic(with_instance(message, path, self.within), path, hint=hint,
+                                              severity=severity))
 
     def add(self, node: GNode, wiring: _From, scope: _Scope) -> None:
         self.budget.spend(1, node.doc, node.path)
@@ -256,6 +267,7 @@ class _Builder:
                        hint="Keras layer names must be unique in a model")
         node.incomplete = scope.incomplete or (node.spec is not None and node.spec.invalid)
         node.arguments = wiring.arguments
+        node.within = scope.within
         self.nodes[node.name] = node
         self.pending.append(_Pending(node, wiring.raw, scope, [node.path + suffix for suffix in wiring.suffixes]))
 
@@ -503,8 +515,12 @@ class _Builder:
             if actual is not None:
                 scope.aliases[formal] = actual
         block_path = self.defs.block_paths[node.block]
+        scope.within = f"in block instance '{outer.full(name)}', line {self.doc.position(path)[0]}" + (
+            f", inside {outer.within.removeprefix('in block instance ')}" if outer.within else "")
+        outer_within, self.within = self.within, scope.within
         self.expand(block.nodes, scope, block_path + ("nodes",), block_stack + (node.block,))
         output = self.resolve(block.output, scope, block_path + ("output",))
+        self.within = outer_within
         if output is not None:
             outer.aliases[name] = output
             outer.broken.discard(name)
@@ -536,9 +552,11 @@ class _Builder:
 
     def resolve_all(self) -> None:
         for item in self.pending:
+            self.within = item.scope.within
             refs = [self.resolve(r, item.scope, path) for r, path in zip(item.raw, item.paths)]
             item.node.inputs = [r for r in refs if r is not None]
             item.node.incomplete |= len(item.node.inputs) < len(refs)
+        self.within = ""
 
 
 @dataclass

@@ -30,12 +30,13 @@ from typing import Any
 
 import yaml
 
-from graphspec.errors import GraphspecError
+from graphspec.errors import Diagnostic, GraphspecError
 from graphspec.folding import fold_blocks, split_ref
 from graphspec.keras_private import APPLICATION_LAYERS, application_layer, layer_calls, op_function
 from graphspec.loader import CoreDumper
 from graphspec.schema.catalog import UNSAFE_LAYERS, catalog
-from graphspec.schema.models import OPS
+from graphspec.policy import Policy
+from graphspec.schema.models import MODEL_NAME_PATTERN, OPS
 
 _DROPPED = ("name", "trainable", "dtype")
 # Config entries Keras derives from other arguments (a lookup's vocabulary size from its vocabulary).
@@ -77,8 +78,9 @@ class _Naming:
 
 
 class _Importer:
-    def __init__(self, keras):
+    def __init__(self, keras, allowed: Policy):
         self.keras = keras
+        self.allowed = allowed  # the modules whose layers a spec may name (`import --allow-module`)
         self.models: dict[str, dict] = {}
         self.shared: dict[str, dict] = {}
 
@@ -134,6 +136,26 @@ class _Importer:
             args["dtype"] = full["dtype"] = policy.name
         return args, full
 
+    def custom_definition(self, layer, config: dict | None) -> dict[str, Any]:
+        """`{layer: module.Class, args: ...}` for a layer of an allowed module: its whole config, which the
+        rebuild check then holds to the source."""
+        module, class_name = type(layer).__module__, type(layer).__name__
+        if not self.allowed.allows(module):
+            raise GraphspecError(Diagnostic(f"layer '{layer.name}' is a {module}.{class_name}, not a keras.layers "
+                                            "class", hint=f"to import it as a custom layer, pass --allow-module "
+                                                          f"{module}"))
+        config = layer.get_config() if config is None else config
+        args = {key: _plain(value) for key, value in config.items() if key not in _DROPPED}
+        if not config.get("trainable", True):
+            args["trainable"] = False
+        policy = getattr(layer, "dtype_policy", None)
+        if policy is not None and policy.name != "float32":
+            args["dtype"] = policy.name
+        result: dict[str, Any] = {"layer": f"{module}.{class_name}", FULL_ARGS: args}
+        if args:
+            result["args"] = args
+        return result
+
     def definition(self, layer, config: dict | None = None) -> dict[str, Any]:
         """`{layer: Dense, args: {...}}`, with `wrap:` for TimeDistributed and Bidirectional."""
         class_name = type(layer).__name__
@@ -145,9 +167,7 @@ class _Importer:
         known = application_layer(class_name) if class_name in APPLICATION_LAYERS else getattr(
             self.keras.layers, class_name, None)
         if known is not type(layer) or catalog().canonical_layer(class_name) is None:
-            raise GraphspecError(f"layer '{layer.name}' is a {type(layer).__module__}.{class_name}, not a "
-                                 "keras.layers class; write it as a custom layer (`layer: package.module.Class`) "
-                                 "by hand")
+            return self.custom_definition(layer, config)
         result: dict[str, Any] = {"layer": class_name}
         args, full = self.all_args(layer, config)
         if args:
@@ -168,8 +188,16 @@ class _Importer:
         return model.name
 
     def graph(self, model, nested: bool = False) -> dict[str, Any]:
-        if not isinstance(model, (self.keras.Sequential,)) and type(model).__name__ != "Functional":
-            raise GraphspecError(f"model '{model.name}' is a subclassed {type(model).__name__} with its own call(); "
+        kind = type(model).__name__
+        if not isinstance(model, self.keras.Sequential) and kind != "Functional":
+            if any(base.__name__ == "Functional" for base in type(model).__mro__):
+                raise GraphspecError(Diagnostic(
+                    f"model '{model.name}' is a {type(model).__module__}.{kind}, a subclass of Keras's functional "
+                    f"Model: a spec rebuilds a plain keras.Model, which would lose what {kind} adds (its "
+                    "constructor, methods and saved class)",
+                    hint="to import its layers and wiring, save `keras.Model(model.inputs, model.outputs)` and "
+                         "import that file"))
+            raise GraphspecError(f"model '{model.name}' is a subclassed {kind} with its own call(); "
                                  "only functional and Sequential models can be written as specs")
         if isinstance(model, self.keras.Sequential):
             return self.sequential(model, nested)
@@ -402,15 +430,16 @@ def _tensors(value) -> list[dict]:
 _MERGES = ("concatenate", "add", "subtract", "multiply", "average", "maximum", "minimum", "dot")
 
 
-def from_keras(model, *, fold: bool = True) -> dict[str, Any]:
+def from_keras(model, *, fold: bool = True, allow_modules: tuple[str, ...] = ()) -> dict[str, Any]:
     """A spec (as a dict, ready to dump as YAML) that rebuilds `model`: same layers, configs and wiring.
-    Repeated structures become blocks (`graphspec.folding`) unless `fold` is false."""
+    Repeated structures become blocks (`graphspec.folding`) unless `fold` is false; layers of `allow_modules`
+    become custom layers (`layer: module.Class`)."""
     from graphspec.backend import keras_module
 
-    importer = _Importer(keras_module())
+    importer = _Importer(keras_module(), Policy(frozenset(allow_modules)))
     body = importer.graph(model)
-    # Keras allows names TensorFlow scopes refuse (`mobilenetv2_1.00_224`); the spec keeps a valid form.
-    name = re.sub(r"[^A-Za-z0-9_]", "_", model.name).lstrip("_") or "model"
+    name = model.name if re.match(MODEL_NAME_PATTERN, model.name) else (
+        re.sub(r"[^A-Za-z0-9_.-]", "_", model.name).lstrip("_.-") or "model")
     spec: dict[str, Any] = {"graphspec": 1, "name": name, "inputs": body["inputs"]}
     if importer.shared:
         spec["layers"] = importer.shared
@@ -545,8 +574,13 @@ def import_model(source: str | os.PathLike, output: str | os.PathLike, *, force:
             raise GraphspecError(f"cannot load weights {source} into the model of {spec}: "
                                  f"{str(exc).strip().splitlines()[0]}") from None
     else:
+        if trust is not None and trust.allow_modules:
+            from graphspec.backend import import_allowed_modules
+
+            # The spec is read beside `output`, so an allowed module sitting there imports as build finds it.
+            import_allowed_modules(Policy(frozenset(trust.allow_modules), folder=output.resolve().parent))
         model = load_model_file(keras_module(), source)
-    spec = from_keras(model)
+    spec = from_keras(model, allow_modules=trust.allow_modules if trust is not None else ())
     check_rebuilt(model, spec_text(spec), output.name, trust)
     if weights:
         spec = {**{k: v for k, v in spec.items() if k not in ("nodes", "outputs")}, "weights": weights_file.name,

@@ -36,6 +36,18 @@ def _text(results: list[SpecFile], verbose: bool = False) -> str:
     return "\n".join(lines)
 
 
+def _params(result: SpecFile) -> dict:
+    """The static parameter count, or null with the nodes it could not count (a custom layer, a layer
+    without a static rule): a partial sum reported as the total would read as a real figure."""
+    report = result.shapes
+    if report is None:
+        return {"total_params": None}
+    uncounted = [row.name for row in report.rows if row.params is None]
+    if not report.complete or uncounted:
+        return {"total_params": None, "counted_params": report.total_params, "uncounted_nodes": uncounted}
+    return {"total_params": report.total_params}
+
+
 def _json(results: list[SpecFile], verbose: bool = False) -> str:
     payload = {
         "valid": all(r.ok for r in results),
@@ -43,7 +55,7 @@ def _json(results: list[SpecFile], verbose: bool = False) -> str:
             {
                 "file": r.file,
                 "valid": r.ok,
-                "total_params": r.shapes.total_params if r.shapes else None,
+                **_params(r),
                 "diagnostics": [d.to_dict() for d in r.diagnostics],
             }
             for r in results

@@ -98,3 +98,15 @@ def test_readme_sample_validate_output_is_reproducible():
     run = run_cli("validate", ".", cwd=ROOT / "tests" / "data" / "readme")
     assert run.returncode == 1
     assert run.stdout == block
+
+
+def test_validate_json_gives_no_total_when_a_layer_has_no_static_count(tmp_path):
+    spec = tmp_path / "custom.yaml"
+    spec.write_text("graphspec: 1\ninputs: {x: {shape: [3]}}\nnodes:\n  d: {layer: Dense, args: {units: 2}, from: x}\n"
+                    "  s: {layer: my_layers.Scale, from: d}\noutputs: [s]\n")
+    result = run_cli("validate", "--format", "json", "--allow-module", "my_layers", spec)
+    assert result.returncode == 0, result.stderr
+    entry = json.loads(result.stdout)["files"][0]
+    assert (entry["total_params"], entry["counted_params"], entry["uncounted_nodes"]) == (None, 8, ["s"])
+    counted = json.loads(run_cli("validate", "--format", "json", ROOT / "specs/examples/mnist_mlp.yaml").stdout)
+    assert counted["files"][0]["total_params"] > 0 and "uncounted_nodes" not in counted["files"][0]

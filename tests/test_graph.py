@@ -119,7 +119,7 @@ def test_block_parameter_errors():
     assert d.message == "block 'conv_bn' has no parameter 'filter'" and d.hint == "did you mean 'filters'?"
     d = only_error(BLOCK.replace("$kernel", "$kernal") + "  one: {block: conv_bn, with: {filters: 8}, from: img}\n"
                    "outputs: [one]\n")
-    assert d.message == "unknown block parameter '$kernal'" and d.hint == "did you mean 'kernel'?"
+    assert d.message == "unknown block parameter '$kernal' (in block instance 'one', line 14)" and d.hint == "did you mean 'kernel'?"
     assert d.line == 10
     d = only_error(BLOCK + "  one: {block: conv_bm, with: {filters: 8}, from: img}\n" "outputs: [one]\n")
     assert d.message == "unknown block 'conv_bm'" and d.hint == "did you mean 'conv_bn'?"
@@ -129,7 +129,7 @@ def test_block_that_instantiates_itself():
     text = BLOCK.replace("      out: {layer: BatchNormalization, from: conv}",
                          "      out: {block: conv_bn, with: {filters: 1}, from: conv}")
     d = only_error(text + "  one: {block: conv_bn, with: {filters: 8}, from: img}\n" "outputs: [one]\n")
-    assert d.message == "block instantiates itself: conv_bn -> conv_bn"
+    assert d.message == "block instantiates itself: conv_bn -> conv_bn (in block instance 'one', line 14)"
 
 
 def test_shared_layer_is_one_layer_called_twice():
@@ -309,7 +309,8 @@ def test_block_repeat_chains_instances_and_the_last_takes_the_node_name():
 def test_bad_arithmetic_is_a_located_error(expression, message):
     text = BLOCK_REPEAT.read_text().replace('"${filters // bottleneck}", kernel_size: 1', f'"{expression}", kernel_size: 1')
     found = errors(check(text))
-    assert found and found[0].message == f"in '{expression}': {message}" and found[0].line == 11, \
+    where = "(in block instance 'body_r_1', line 20, inside 'body', line 24)"
+    assert found and found[0].message == f"in '{expression}': {message} {where}" and found[0].line == 11, \
         [str(d) for d in found]
 
 
@@ -393,3 +394,40 @@ def test_named_repeat_needs_one_distinct_name_per_instance(names, message, line)
     text = textwrap.dedent(NAMED_REPEAT).replace("[conv_block1, conv_block2, conv_block3]", names)
     (found,) = errors(check(text))
     assert message in found.message and found.line == line, str(found)
+
+
+BLOCK_WITH_A_BAD_REFERENCE_AND_A_MISMATCH = """\
+graphspec: 1
+inputs:
+  x: {shape: [8]}
+blocks:
+  mlp:
+    params: [u]
+    inputs: [i]
+    nodes:
+      d: {layer: Dense, args: {units: $u}, from: i}
+      e: {layer: Dense, args: {units: 4}, from: dd}
+      s: {merge: add, from: [d, e]}
+    output: s
+nodes:
+  a: {block: mlp, with: {u: 4}, from: x}
+  b: {block: mlp, with: {u: 5}, from: a}
+outputs: [b]
+"""
+
+
+def test_an_error_inside_a_block_names_the_instance_and_its_line():
+    found = errors(check(BLOCK_WITH_A_BAD_REFERENCE_AND_A_MISMATCH))
+    assert [(d.line, d.message) for d in found] == [
+        (10, "unknown reference 'dd' (in block instance 'a', line 14)"),
+        (10, "unknown reference 'dd' (in block instance 'b', line 15)")]
+    mismatch = only_error(BLOCK_WITH_A_BAD_REFERENCE_AND_A_MISMATCH.replace("from: dd", "from: d"))
+    assert mismatch.line == 11 and mismatch.message.endswith("(in block instance 'b', line 15)")
+
+
+@pytest.mark.parametrize("name, ok", [("efficientnetv2-b0", True), ("mobilenetv2_1.00_224", True),
+                                      ("..", False), ("-x", False), ("_x", False), ("a/b", False)])
+def test_a_model_name_may_be_any_name_keras_gives_a_model(name, ok):
+    result = check(f"graphspec: 1\nname: '{name}'\ninputs: {{x: {{shape: [2]}}}}\n"
+                   "nodes:\n  y: {layer: Dense, args: {units: 1}, from: x}\noutputs: [y]\n")
+    assert result.ok is ok, result.diagnostics

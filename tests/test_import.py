@@ -217,6 +217,7 @@ def test_arguments_keras_takes_through_kwargs_are_imported_and_a_changed_rebuild
     Keras through **kwargs; they were dropped, building a different model with exit 0."""
     from graphspec.errors import GraphspecError
     from graphspec.importer import _Importer, check_rebuilt
+    from graphspec.policy import Policy
 
     tokens = keras.Input((6,), dtype="int32", name="tokens")
     embedded = keras.layers.Embedding(20, 8, mask_zero=True, name="embed")(tokens)
@@ -240,7 +241,7 @@ def test_arguments_keras_takes_through_kwargs_are_imported_and_a_changed_rebuild
     with pytest.raises(GraphspecError, match=r"layer 'norm' \(LayerNormalization\).*rms_scaling"):
         check_rebuilt(model, text.replace(", rms_scaling: true", ""), "m.yaml")
     # A config entry no spec argument carries is refused by name rather than dropped.
-    importer = _Importer(keras)
+    importer = _Importer(keras, Policy())
     layer = model.get_layer("norm")
     with pytest.raises(GraphspecError, match="'unheard_of: 3'.*a spec cannot set"):
         importer.all_args(layer, {**layer.get_config(), "unheard_of": 3})
@@ -318,3 +319,53 @@ def test_an_op_with_a_constant_operand_validates_builds_and_keeps_its_side():
                            ("{op: add, from: x, constant: three}", "constant")):
         broken = check(text.replace("{op: add, from: x, constant: 3.0}", wrong))
         assert not broken.ok and message in str(broken.diagnostics[0]), (wrong, str(broken.diagnostics[0]))
+
+
+def test_a_functional_subclass_is_refused_for_what_it_is_not_for_a_call_it_lacks():
+    class Backbone(keras.Model):  # as keras_hub's backbones: a functional graph in a class of their own
+        def __init__(self, **kwargs):
+            x = keras.Input((3,), name="x")
+            super().__init__(x, keras.layers.Dense(2, name="d")(x), **kwargs)
+
+    with pytest.raises(graphspec.GraphspecError, match="a subclass of Keras's functional Model") as raised:
+        graphspec.from_keras(Backbone(name="backbone"))
+    assert "subclassed" not in str(raised.value)
+    assert "keras.Model(model.inputs, model.outputs)" in raised.value.diagnostics[0].hint
+
+
+CUSTOM_LAYER_MODULE = '''\
+import keras
+
+
+@keras.saving.register_keras_serializable(package="gs_import_custom")
+class Scale(keras.layers.Layer):
+    def __init__(self, factor=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.factor = factor
+
+    def call(self, x):
+        return x * self.factor
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor}
+'''
+
+
+def test_import_allow_module_carries_custom_layers_of_that_module(tmp_path):
+    (tmp_path / "gs_import_custom.py").write_text(CUSTOM_LAYER_MODULE)
+    maker = ("import sys, keras; sys.path.insert(0, '.'); import gs_import_custom\n"
+             "x = keras.Input((3,), name='x')\n"
+             "y = gs_import_custom.Scale(2.5, name='s')(keras.layers.Dense(3, name='d')(x))\n"
+             "keras.Model(x, y, name='efficientnetv2-b0').save('m.keras')\n")
+    import subprocess
+    import sys
+    subprocess.run([sys.executable, "-c", maker], cwd=tmp_path, check=True, capture_output=True)
+    refused = run_cli("import", "m.keras", "-o", "m.yaml", cwd=tmp_path)
+    assert refused.returncode == 1 and not (tmp_path / "m.yaml").exists()
+    done = run_cli("import", "m.keras", "-o", "m.yaml", "--allow-module", "gs_import_custom", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "m.yaml").read_text()
+    assert "name: efficientnetv2-b0" in text  # Keras's model name kept
+    assert "s: {layer: gs_import_custom.Scale, args: {factor: 2.5}, from: d}" in text
+    built = run_cli("validate", "m.yaml", "--allow-module", "gs_import_custom", cwd=tmp_path)
+    assert built.returncode == 0, built.stderr

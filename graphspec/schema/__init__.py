@@ -32,7 +32,7 @@ _NODE_CONTAINERS = {"nodes", "models"}
 
 
 _NAME_WORDS = "letters, digits and _, with at least one letter or _"
-_PATTERN_WORDS = {MODEL_NAME_PATTERN: "letters, digits and _, starting with a letter or digit, as "
+_PATTERN_WORDS = {MODEL_NAME_PATTERN: "letters, digits, _, - and ., starting with a letter or digit, as "
                                                   "TensorFlow's scope names need"}
 
 

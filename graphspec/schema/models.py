@@ -49,8 +49,9 @@ MAX_EPOCHS = 10**9
 # Any name Keras takes for a layer, leading digits included (`1_conv`), so imported names survive.
 NAME_PATTERN = r"^[A-Za-z0-9_]*[A-Za-z_][A-Za-z0-9_]*$"
 CUSTOM_LAYER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$"
-# A top-level model name is TensorFlow's root name scope, which cannot start with `_`.
-MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_]*$"
+# A top-level model name is TensorFlow's root name scope (no leading `_`, `-` or `.`); it also names the run
+# folder, so it is never `..`. Keras's own names (`efficientnetv2-b0`, `mobilenetv2_1.00_224`) fit.
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 REF_PATTERN = r"^[A-Za-z0-9_]*[A-Za-z_][A-Za-z0-9_]*(\[[0-9]+\])?$"
 
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=200)]
@@ -613,7 +614,8 @@ class Spec(Strict):
 
     graphspec: Literal[1] = Field(description="Format version; this is version 1.")
     name: Annotated[str, StringConstraints(pattern=MODEL_NAME_PATTERN, max_length=200)] | None = Field(
-        None, description="Model name (a letter or digit first, as TensorFlow's scope names need); defaults to "
+        None, description="Model name: letters, digits, `_`, `-` and `.`, a letter or digit first (TensorFlow's scope names); "
+        "defaults to "
         "the file name.")
     doc: str | None = Field(None, description="Free text.")
     inputs: Annotated[dict[Name, InputSpec], Field(min_length=1)] = Field(description="Model inputs by name.")
