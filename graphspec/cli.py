@@ -333,7 +333,7 @@ class Distribute(str, enum.Enum):
 def train(
     spec: Path = typer.Argument(
         ..., metavar="SPEC", help="Spec file."),
-    data: Optional[Path] = typer.Option(None, "--data", help="Training file (CSV or NPZ) instead of data.train."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Training file (CSV, Parquet or NPZ) instead of data.train."),
     validation_data: Optional[Path] = typer.Option(None, "--validation-data", help="Validation file."),
     epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Instead of train.epochs."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Instead of train.batch_size."),
@@ -370,8 +370,10 @@ def train(
         keep_checkpoints=keep_checkpoints, distribute=distribute.value if distribute else None,
     )
     try:
-        run_training(spec, options, echo=typer.echo)
+        run = run_training(spec, options, echo=typer.echo)
     except KeyboardInterrupt:
+        raise typer.Exit(130)
+    if run.interrupted:  # stopped cleanly at the end of the epoch Ctrl-C came in: still an interrupted command
         raise typer.Exit(130)
     _exit_now()
 
@@ -391,7 +393,7 @@ def _exit_now() -> None:
 def evaluate(
     target: Path = typer.Argument(
         ..., metavar="TARGET", help="A run directory or a .keras model."),
-    data: Path = typer.Option(..., "--data", help="CSV or NPZ file with inputs and targets."),
+    data: Path = typer.Option(..., "--data", help="CSV, Parquet or NPZ file with inputs and targets."),
     spec: Optional[Path] = typer.Option(None, "--spec", help="The spec of a bare .keras model."),
     best: bool = typer.Option(False, "--best", help="Use the run's best model instead of its final one."),
     format: TableFormat = typer.Option(TableFormat.text, "--format", "-f", help="Text or JSON."),
@@ -422,7 +424,7 @@ def evaluate(
 def predict(
     target: Path = typer.Argument(
         ..., metavar="TARGET", help="A run directory or a .keras model."),
-    data: Path = typer.Option(..., "--data", help="CSV or NPZ file with the inputs."),
+    data: Path = typer.Option(..., "--data", help="CSV, Parquet or NPZ file with the inputs."),
     output: Path = typer.Option(..., "--output", "-o", help="preds.csv or preds.npz"),
     spec: Optional[Path] = typer.Option(None, "--spec", help="The spec of a bare .keras model."),
     best: bool = typer.Option(False, "--best", help="Use the run's best model instead of its final one."),

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from graphspec.errors import Diagnostic, GraphspecError, did_you_mean
+from graphspec.errors import Diagnostic, GraphspecError, did_you_mean, listing
 from graphspec.loader import regular_file
 from graphspec.pipeline import SpecFile
 from graphspec.schema.models import Binding, ColumnGlob, ColumnRange
@@ -289,7 +289,7 @@ class _Table:
         if name not in self.names:
             what = "array" if self.kind == "npz" else "column"
             raise _fail(self.path, f"{owner}: missing {what} '{name}'",
-                        did_you_mean(name, self.names) or f"the file has: {', '.join(self.names[:12])}")
+                        did_you_mean(name, self.names) or f"the file has: {listing(self.names)}")
 
     def fill_column(self, name: str, owner: str, target: np.ndarray) -> None:
         """Write one CSV column into `target` (a column view), chunk by chunk, with no joined copy."""

@@ -27,7 +27,8 @@ from typing import Any, Callable, Literal
 
 from graphspec.graph import GNode, Graph, LayerSpec
 from graphspec.pipeline import SpecFile
-from graphspec.report import github_line
+from graphspec.errors import printable
+from graphspec.report import escape_data, github_line
 from graphspec.shapes import ShapeReport, shapes_text
 
 Change = Literal["added", "removed", "changed"]
@@ -207,21 +208,26 @@ def _json(result: SpecDiff) -> str:
 def _github(result: SpecDiff) -> str:
     lines = [github_line(n.where.diagnostic(f"{n.change}: {'; '.join(n.details)}", severity="info"))
              for n in result.nodes]
-    return "\n".join(lines + [f"::notice title=graphspec diff::{_summary(result)}"])
+    return "\n".join(lines + [f"::notice title=graphspec diff::{escape_data(_summary(result))}"])
+
+
+# Spec content reaches a pull-request comment: HTML, mentions, links and code spans are shown, never acted on.
+_MARKDOWN_ENTITIES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "@": "&#64;", "`": "&#96;",
+                                    "[": "&#91;", "]": "&#93;", "|": "\\|", "\n": " ", "\r": " "})
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return printable(text.translate(_MARKDOWN_ENTITIES))
 
 
 def _markdown(result: SpecDiff) -> str:
-    header = f"### graphspec diff: `{result.before.file}` → `{result.after.file}`\n\n"
+    header = f"### graphspec diff: {_cell(result.before.file)} → {_cell(result.after.file)}\n\n"
     if result.equal:
         return header + "No structural differences."
     rows = ["| | node | change | params Δ |", "|---|---|---|---:|"]
     for n in result.nodes:
         delta = "" if n.params_delta in (None, 0) else f"{n.params_delta:+,}"
-        rows.append(f"| {_MARK[n.change]} | `{_cell(n.name)}` | {_cell('; '.join(n.details))} | {delta} |")
+        rows.append(f"| {_MARK[n.change]} | `{n.name}` | {_cell('; '.join(n.details))} | {delta} |")
     return header + "\n".join(rows) + f"\n\n**{_cell(_summary(result))}**"
 
 

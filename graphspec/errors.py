@@ -105,6 +105,13 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
     return f"did you mean '{by_lower[close[0]]}'?" if close else None
 
 
+def listing(names: Sequence[str], limit: int = 12, width: int = 60) -> str:
+    """Names for a message, at most `limit` of them, each cut to `width` characters: `a, b, … (30 in all)`.
+    The names may come from a user's file, so what is echoed stays short and printable."""
+    shown = [printable(name if len(name) <= width else name[:width] + "…") for name in names[:limit]]
+    return ", ".join(shown) + (f", … ({len(names):,} in all)" if len(names) > limit else "")
+
+
 _PACKAGE = Path(__file__).resolve().parent
 
 

@@ -61,7 +61,7 @@ _CORE = re.compile("|".join(f"(?P<t{i}>{pattern})" for i, (_, pattern) in enumer
 def core_tag(text: str) -> str:
     """The tag a plain scalar resolves to under the YAML 1.2 core schema."""
     match = _CORE.fullmatch(text)
-    return _CORE_GROUPS[match.lastgroup] if match else _STR_TAG
+    return _CORE_GROUPS[match.lastgroup] if match else STR_TAG
 
 
 def _core_value(tag: str, text: str) -> Any:
@@ -87,7 +87,7 @@ for _tag, _pattern in _CORE_PATTERNS:
     CoreDumper.add_implicit_resolver(_tag, re.compile(f"^(?:{_pattern})$"), list("~nNtTfF0123456789+-.") + [""])
 
 _MERGE_KEY = "<<"
-_STR_TAG = "tag:yaml.org,2002:str"
+STR_TAG = "tag:yaml.org,2002:str"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
@@ -98,6 +98,8 @@ class Document:
     data: Any
     file: str
     positions: dict[tuple, tuple[int, int]] = field(default_factory=dict)
+    # Where a mapping's scalar value starts (`positions` has its key): a wrong value is shown there.
+    value_positions: dict[tuple, tuple[int, int]] = field(default_factory=dict)
     # The folder relative paths resolve against: the file's own, except for a run directory's
     # recorded spec, which resolves against the folder of the spec it was made from.
     base: str | None = None
@@ -115,8 +117,9 @@ class Document:
             path = path[:-1]
         return self.positions.get((), (1, 1))
 
-    def diagnostic(self, message: str, path: tuple = (), **kwargs) -> Diagnostic:
-        line, column = self.position(path)
+    def diagnostic(self, message: str, path: tuple = (), at_value: bool = False, **kwargs) -> Diagnostic:
+        """A finding at `path`: its key, or with `at_value` its scalar value where it has one."""
+        line, column = (self.value_positions.get(tuple(path)) if at_value else None) or self.position(path)
         return Diagnostic(message, file=self.file, line=line, column=column, path=tuple(path), **kwargs)
 
 
@@ -145,6 +148,7 @@ class _Builder:
     def __init__(self, file: str):
         self.file = file
         self.positions: dict[tuple, tuple[int, int]] = {}
+        self.value_positions: dict[tuple, tuple[int, int]] = {}
         self.anchors: dict[str, tuple[Any, int]] = {}
         self.stack: list[_Frame] = []
         self.nodes = 0
@@ -215,6 +219,8 @@ class _Builder:
             frame.merges.extend(sources)
         else:
             self.positions[frame.path + (frame.key,)] = frame.seen[frame.key]
+            if not isinstance(value, (dict, list)):
+                self.value_positions[frame.path + (frame.key,)] = _mark(start_mark)
             frame.container[frame.key] = value
         frame.key = _NO_KEY
 
@@ -225,14 +231,14 @@ class _Builder:
             if event.value == _MERGE_KEY:
                 return _MERGE_KEY
             tag = core_tag(event.value)
-            if tag == _STR_TAG:
+            if tag == STR_TAG:
                 return event.value
             try:
                 return _core_value(tag, event.value)
             except ValueError as exc:  # e.g. an integer of more digits than Python converts
                 raise self.fail(f"bad scalar {event.value[:40]!r}: {exc}", event.start_mark) from None
         tag = event.tag
-        if tag == _STR_TAG:
+        if tag == STR_TAG:
             return event.value
         if tag == _MERGE_TAG:
             return _MERGE_KEY
@@ -307,7 +313,7 @@ def load_text(text: str, file: str = "<string>") -> Document:
         raise builder.fail(f"invalid YAML: {exc}", None) from None
     except RecursionError:
         raise builder.fail(f"nesting deeper than {MAX_DEPTH} levels", None) from None
-    return Document(builder.root, file, builder.positions)
+    return Document(builder.root, file, builder.positions, builder.value_positions)
 
 
 def _decode_limited(raw: bytes, name: str) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Callable, Literal
 
-from graphspec.errors import Diagnostic
+from graphspec.errors import Diagnostic, printable
 from graphspec.pipeline import SpecFile
 
 Format = Literal["text", "json", "github"]
@@ -64,12 +64,15 @@ def _json(results: list[SpecFile], verbose: bool = False) -> str:
     return json.dumps(payload, indent=2)
 
 
-def _escape_data(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+def escape_data(text: str) -> str:
+    """A workflow command's message: GitHub ends a command only at CR or LF (percent-encoded here); other
+    control characters and Unicode line separators are shown as escapes, so spec content never reaches a
+    CI log as a terminal escape or an apparent line break."""
+    return printable(text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A"))
 
 
 def _escape_property(text: str) -> str:
-    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
 def github_line(d: Diagnostic) -> str:
@@ -84,7 +87,7 @@ def github_line(d: Diagnostic) -> str:
     props.append("title=graphspec")
     where = f"{d.dotted_path}: " if d.path else ""
     hint = f"; {d.hint}" if d.hint else ""
-    return f"::{command} {','.join(props)}::{_escape_data(where + d.message + hint)}"
+    return f"::{command} {','.join(props)}::{escape_data(where + d.message + hint)}"
 
 
 def _github(results: list[SpecFile], verbose: bool = False) -> str:

@@ -106,6 +106,7 @@ class RunDir:
         self.marker = self.root / MARKER
         self.lock_file = self.root / LOCK
         self._lock_handle = None
+        self.interrupted = False  # set by training that stopped at Ctrl-C, so the CLI exits 130
 
     def is_empty(self) -> bool:
         return not self.root.exists() or not any(self.root.iterdir())

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 from graphspec.errors import GraphspecError
+from graphspec.loader import STR_TAG, core_tag
 from graphspec.schema.models import MODEL_NAME_PATTERN
 
 ROWS = 256
@@ -34,7 +35,7 @@ _HEADER = """\
 # Check it:  graphspec validate {name}.yaml      Draw it:  graphspec plot {name}.yaml -o {name}.svg
 # Train it:  graphspec train {name}.yaml --output runs/{name}
 graphspec: 1
-name: {name}
+name: {scalar}
 """
 
 _TEMPLATES: dict[str, tuple[str, str]] = {
@@ -202,6 +203,11 @@ def _csv(rows) -> str:
     return buffer.getvalue()
 
 
+def _string_scalar(name: str) -> str:
+    """`name` as a YAML scalar that reads back as that string: `123`, `true`, `1e3`, `0x1F` are quoted."""
+    return name if core_tag(name) == STR_TAG else f"'{name}'"
+
+
 def scaffold(folder: str | Path, template: str = "mlp") -> list[Path]:
     """Write `<folder>/<name>.yaml`, `<name>.csv` and `graphspec.schema.json`; returns the files written."""
     from graphspec.rundir import write_text
@@ -212,13 +218,14 @@ def scaffold(folder: str | Path, template: str = "mlp") -> list[Path]:
     if template not in _TEMPLATES:
         raise GraphspecError(f"unknown template '{template}' (one of {', '.join(TEMPLATES)})")
     if not re.fullmatch(MODEL_NAME_PATTERN, name):
-        raise GraphspecError(f"'{name}' cannot name a model: use letters, digits and _, starting with a letter "
-                             "or digit")
+        raise GraphspecError(f"'{name}' cannot name a model: use letters, digits, _, - and ., starting with a "
+                             "letter or digit")
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise GraphspecError(f"{folder} already exists and is not an empty folder; init never overwrites")
     title, body = _TEMPLATES[template]
     files = {
-        folder / f"{name}.yaml": _HEADER.format(title=title, name=name) + body.format(name=name),
+        folder / f"{name}.yaml": _HEADER.format(title=title, name=name, scalar=_string_scalar(name))
+        + body.format(name=name),
         folder / f"{name}.csv": _csv(_DATA[template](random.Random(7))),
         folder / "graphspec.schema.json": json_schema_text(),
     }

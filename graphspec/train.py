@@ -121,7 +121,8 @@ def apply_overrides(document: Document, overrides: list[str]) -> Document:
             target[int(last)] = value
         else:
             target[last] = value
-    return Document(data, document.file, document.positions, document.base)
+    # A value set here is not where the file's value was: its errors point at the key.
+    return Document(data, document.file, document.positions, base=document.base)
 
 
 def _absolute_paths(data: dict, folder: Path) -> dict:
@@ -1023,6 +1024,7 @@ def train(spec_path: str | os.PathLike, options: TrainOptions | None = None,
         echo(f"worker done after {state.epochs_done} epochs; the chief writes the run directory")
         return RunDir(options.output) if options.output else run
     _closing_summary(run, state, settings, spec_path, echo)
+    run.interrupted = state.interrupted
     return run
 
 

@@ -110,3 +110,14 @@ def test_validate_json_gives_no_total_when_a_layer_has_no_static_count(tmp_path)
     assert (entry["total_params"], entry["counted_params"], entry["uncounted_nodes"]) == (None, 8, ["s"])
     counted = json.loads(run_cli("validate", "--format", "json", ROOT / "specs/examples/mnist_mlp.yaml").stdout)
     assert counted["files"][0]["total_params"] > 0 and "uncounted_nodes" not in counted["files"][0]
+
+
+def test_github_annotations_escape_control_characters_and_line_separators():
+    from graphspec.errors import Diagnostic
+    from graphspec.report import github_line
+
+    line = github_line(Diagnostic("a\x1b[31m b\u2028c\u0085d\re\n::error::forged 100%", file="x,y:z.yaml", line=3))
+    assert line == ("::error file=x%2Cy%3Az.yaml,line=3,title=graphspec::"
+                    "a\\x1b[31m b\\u2028c\\x85d%0De%0A::error::forged 100%25")
+    # GitHub ends a workflow command only at CR or LF: the annotation stays one command.
+    assert len(line.splitlines()) == 1 and line.isprintable()

@@ -62,3 +62,13 @@ def test_init_then_train_works_as_written(tmp_path, template):
     assert float(rows[-1].split(",")[column]) < 0.7 * float(rows[0].split(",")[column])  # it learns
     again = run_cli("init", "demo", cwd=tmp_path)
     assert again.returncode == 1 and "already exists and is not an empty folder" in again.stderr
+
+
+@pytest.mark.parametrize("name", ["123", "true", "1e3", "0x1F", "null", "efficientnet-b0"])
+def test_init_with_a_name_yaml_reads_as_a_number_or_keyword_writes_a_valid_spec(tmp_path, name):
+    import graphspec
+    from graphspec.scaffold import scaffold
+
+    spec = scaffold(tmp_path / "projects" / name)[0]
+    result = graphspec.check(spec)
+    assert result.ok and result.graph.name == name, result.diagnostics

@@ -219,3 +219,12 @@ def test_sequence_outputs_take_one_class_label_per_position(write, tmp_path):
         load_data(spec, npz(tmp_path, x=tokens, y=labels))
     assert info.value.diagnostics[0].message == \
         "output 'next': array 'y' holds class 8, but the output has 8 classes (0..7) (row 3)"
+
+
+def test_a_missing_column_lists_a_wide_files_columns_with_how_many_are_left_out(spec, write):
+    extra = [f"c{i}" for i in range(24)] + ["x" * 500]
+    header = "a,b,t0,t1,t2," + ",".join(extra)
+    row = "1,2,1,2,3," + ",".join("0" for _ in extra)
+    d = fails(spec, write, f"{header}\n{row}\n")
+    assert d.message == "output 'y': missing column 'label'"
+    assert d.hint == "the file has: a, b, t0, t1, t2, c0, c1, c2, c3, c4, c5, c6, … (30 in all)"

@@ -66,3 +66,14 @@ def test_diff_of_equal_architectures_exits_0_and_of_an_invalid_spec_2(write):
     broken = write("broken.yaml", BEFORE.replace("units: 16", "unit: 16"))
     result = run_cli("diff", example, broken)
     assert result.returncode == 2 and "unknown argument 'unit' for Dense" in result.stderr
+
+
+def test_markdown_shows_html_mentions_and_links_from_spec_content_as_text(write):
+    spec = ("graphspec: 1\ninputs: {x: {shape: [2], dtype: string}}\nnodes:\n"
+            "  y: {layer: StringLookup, args: {vocabulary: [a, b], oov_token: %s}, from: x}\noutputs: [y]\n")
+    before = write("before.yaml", spec % '"[UNK]"')
+    after = write("after.yaml", spec % '"<img src=x onerror=alert(1)> @octocat [a](http://x) `x`"')
+    markdown = run_cli("diff", before, after, "-f", "markdown").stdout
+    assert "&lt;img src=x onerror=alert(1)&gt; &#64;octocat &#91;a&#93;(http://x) &#96;x&#96;" in markdown
+    for raw in ("<img", "@octocat", "[a]", "`x`"):
+        assert raw not in markdown

@@ -218,9 +218,9 @@ SINE = ROOT / "specs" / "examples" / "sine.yaml"
 
 
 @pytest.mark.parametrize("args, code, message", [
-    (["--seed", "4294967296"], 1, "--seed 4294967296: error: train.seed: Input should be less than or equal to"),
-    (["--seed", "-1"], 1, "train.seed: Input should be greater than or equal to 0"),
-    (["--epochs", "100000000000000000000000"], 1, "train.epochs: Input should be less than or equal to"),
+    (["--seed", "4294967296"], 1, "--seed 4294967296: error: train.seed: expected a value less than or equal to"),
+    (["--seed", "-1"], 1, "train.seed: expected a value greater than or equal to 0"),
+    (["--epochs", "100000000000000000000000"], 1, "train.epochs: expected a value less than or equal to"),
     (["--epochs", "10^23"], 2, "Invalid value for '--epochs'"),
     (["--set", "train.callbacks.early_stopping={patience: '5'}"], 1, "EarlyStopping patience: expected an integer"),
     (["--set", "train.callbacks.reduce_lr_on_plateau={factor: 2}"], 1, "factor: expected a number below 1"),

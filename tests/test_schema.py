@@ -36,7 +36,7 @@ def spec(nodes: str, tail: str = "outputs: [y]\n") -> str:
         (spec("  y: {layer: Dense, apply: foo, from: x}\n"), "a node needs exactly one of the keys", None, 5, 3),
         (spec("  y: {layer: Dense, args: {units: 1}}\n"), "missing required key 'from'", None, 5, 3),
         (spec("  y: {layer: Dense, args: {units: 1}, from: x, repeat: 0}\n"),
-         "greater than 0", None, 5, 48),
+         "greater than 0", None, 5, 56),
         (spec("  y: {layer: Dense, args: {units: 1}, from: 'x[a]'}\n"), "is not a valid name", None, 5, 39),
         (spec("  y: {layer: TimeDistributed, from: x}\n"), "TimeDistributed needs the layer it wraps", None, 5, 3),
         (spec("  y: {layer: Dense, args: {units: 1}, wrap: x, from: x}\n"),
@@ -142,3 +142,9 @@ def test_a_key_of_another_node_kind_says_which_kinds_take_it():
     (d,) = [d for d in result.diagnostics if d.severity == "error"]
     assert d.message == "unknown key 'repeat'"
     assert d.hint == "'repeat' is a key of layer and block nodes, not of merge nodes"
+
+
+def test_a_value_of_the_wrong_type_is_reported_in_graphspec_words_at_the_value():
+    d = only_error("graphspec: 1\ninputs: {x: {shape: [2]}}\nnodes:\n  y: {layer: Dense, args: {units: 1}, from: x}\n"
+                   "outputs: [y]\ntrain: {epochs: sixty}\n")
+    assert (d.message, d.line, d.column) == ("expected an integer, got 'sixty'", 6, 17)

@@ -192,7 +192,7 @@ def test_ctrl_c_checkpoints_and_says_how_to_resume(tmp_path):
     _wait_for_checkpoint(run, 2, process)
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=60)
-    assert process.returncode == 0, stderr
+    assert process.returncode == 130, stderr
     assert "stopping after this epoch" in stderr
     assert f"resume with: graphspec train {EXAMPLES / 'sine.yaml'} --output {run} --resume" in stdout
     metrics = json.loads((run / "metrics.json").read_text())
@@ -217,7 +217,7 @@ def test_set_overrides_are_validated(tmp_path):
     run = tmp_path / "run"
     bad = cli("train", EXAMPLES / "sine.yaml", "--output", run, "--set", "train.batch_size=-4")
     assert bad.returncode == 1
-    assert "--set train.batch_size=-4: error: train.batch_size: Input should be greater than or equal to 1" \
+    assert "--set train.batch_size=-4: error: train.batch_size: expected a value greater than or equal to 1" \
         in bad.stderr
     typo = cli("train", EXAMPLES / "sine.yaml", "--output", run, "--set", "train.epoks=3")
     assert typo.returncode == 1 and "unknown key 'epoks'; did you mean 'epochs'?" in typo.stderr

@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from graphspec.errors import Diagnostic, did_you_mean
+from graphspec.errors import Diagnostic, did_you_mean, printable
 from graphspec.loader import Document
 from graphspec.schema import models
 from graphspec.schema.models import MODEL_NAME_PATTERN, NODE_FIELDS, Spec
@@ -112,7 +112,25 @@ def _diagnostic(doc: Document, error: dict) -> Diagnostic:
             hint = did_you_mean(error["input"], expected)
     elif kind == "string_pattern_mismatch":
         message = f"{error['input']!r} is not a valid name ({_PATTERN_WORDS.get(ctx.get('pattern'), _NAME_WORDS)})"
-    return doc.diagnostic(message, path, hint=hint)
+    elif kind in _TYPES:
+        message = f"expected {_TYPES[kind]}, got {_shown(error['input'])}"
+    elif kind in _BOUNDS:
+        key, words = _BOUNDS[kind]
+        message = f"expected a value {words} {ctx[key]}, got {_shown(error['input'])}"
+    return doc.diagnostic(message, path, hint=hint, at_value=kind in _TYPES or kind in _BOUNDS)
+
+
+# pydantic's error types for a value of the wrong type or out of range, in the words of the rest of graphspec.
+_TYPES = {"int_parsing": "an integer", "int_type": "an integer", "int_from_float": "an integer",
+          "float_parsing": "a number", "float_type": "a number", "bool_parsing": "true or false",
+          "bool_type": "true or false", "string_type": "a string", "dict_type": "a mapping", "list_type": "a list"}
+_BOUNDS = {"greater_than_equal": ("ge", "greater than or equal to"), "less_than_equal": ("le", "less than or equal to"),
+           "greater_than": ("gt", "greater than"), "less_than": ("lt", "less than")}
+
+
+def _shown(value) -> str:
+    text = repr(value)
+    return printable(text if len(text) <= 80 else text[:80] + "…")
 
 
 def _collapse(found: list[Diagnostic]) -> list[Diagnostic]:
