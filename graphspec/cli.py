@@ -16,6 +16,7 @@ import gc
 import os
 import re
 import signal
+import stat
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -97,8 +98,11 @@ _SPEC_KEY = re.compile(rb"^graphspec\s*:", re.M)
 
 
 def _looks_like_spec(path: Path) -> bool:
-    """A spec has a top-level `graphspec:` key; reading a bounded prefix never blocks on a huge file."""
+    """A spec has a top-level `graphspec:` key; reading a bounded prefix never blocks on a huge file, and
+    only a regular file is opened (a FIFO would block forever: validate reports it instead)."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return True
         with open(path, "rb") as handle:
             return bool(_SPEC_KEY.search(handle.read(1 << 20)))
     except OSError:

@@ -32,6 +32,7 @@ import os
 import re
 import zipfile
 import zlib
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,9 @@ from graphspec.errors import Diagnostic, GraphspecError, did_you_mean, listing
 from graphspec.loader import regular_file
 from graphspec.pipeline import SpecFile
 from graphspec.schema.models import Binding, ColumnGlob, ColumnRange
+
+# The longest CSV line read: the header, and a row (pyarrow parses a row within one block of this size).
+MAX_CSV_LINE = 16 << 20
 
 _CATEGORICAL_LOSSES = {
     "categorical_crossentropy", "CategoricalCrossentropy", "categorical_focal_crossentropy",
@@ -216,14 +220,29 @@ class _Table:
             raise _fail(self.path, f"not a Parquet file ({str(exc).splitlines()[0]})") from None
 
     def _read_header(self) -> None:
+        """The first line only, as bytes: the body is pyarrow's to read, and a file that is not CSV text (a
+        binary file, /proc/self/environ) is refused without echoing what it holds."""
         try:
-            with open(self.path, newline="", encoding="utf-8-sig") as handle:
-                self.names = next(csv.reader(handle), [])
-        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            with open(self.path, "rb") as handle:
+                line = handle.readline(MAX_CSV_LINE + 1)
+        except OSError as exc:
+            raise _fail(self.path, f"cannot read CSV header: {exc.strerror or exc}") from None
+        if len(line) > MAX_CSV_LINE:
+            raise _fail(self.path, f"the first line is longer than {MAX_CSV_LINE >> 20} MiB: not a CSV header")
+        try:
+            text = line.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise _fail(self.path, f"the header line is not UTF-8 text (byte 0x{line[exc.start]:02x} at "
+                                   f"position {exc.start})", "save the file as UTF-8") from None
+        if any(not (c.isprintable() or c in "\t\r\n") for c in text):
+            raise _fail(self.path, "the first line holds control characters: not a CSV header")
+        try:
+            self.names = next(csv.reader([text]), [])
+        except csv.Error as exc:
             raise _fail(self.path, f"cannot read CSV header: {exc}") from None
         if not self.names:
             raise _fail(self.path, "the CSV file is empty: it needs a header row naming the columns")
-        twice = sorted({n for n in self.names if self.names.count(n) > 1})
+        twice = sorted(name for name, count in Counter(self.names).items() if count > 1)
         if twice:
             raise _fail(self.path, f"the CSV header names column(s) {', '.join(map(repr, twice))} more than once")
 
@@ -244,13 +263,14 @@ class _Table:
             except (pa.ArrowException, OSError) as exc:
                 raise _fail(self.path, f"cannot read Parquet file: {str(exc).splitlines()[0]}") from None
         else:
+            read = pacsv.ReadOptions(block_size=MAX_CSV_LINE)
             try:
                 try:
-                    table = pacsv.read_csv(self.path, convert_options=_csv_options(types, typed=True))
+                    table = pacsv.read_csv(self.path, read, convert_options=_csv_options(types, typed=True))
                 except pa.ArrowInvalid:
-                    table = pacsv.read_csv(self.path, convert_options=_csv_options(types, typed=False))
+                    table = pacsv.read_csv(self.path, read, convert_options=_csv_options(types, typed=False))
             except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
-                raise _fail(self.path, f"cannot parse CSV: {str(exc).splitlines()[0]}") from None
+                raise _fail(self.path, csv_problem(exc)) from None
         self.columns = {name: table.column(name) for name in table.column_names}
         self.rows = table.num_rows
         if not self.rows:
@@ -317,6 +337,12 @@ class _Table:
             return column.to_numpy(zero_copy_only=False)
         numbers = []
         for row, value in enumerate(column.to_pylist()):  # text: find the first cell that is not a number
+            if isinstance(value, bytes):  # pyarrow reads a column holding invalid UTF-8 as bytes
+                try:
+                    value = value.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise self.row_error(row, f"{owner}: column '{name}' has a cell that is not UTF-8 text "
+                                              f"(byte 0x{value[exc.start]:02x}); save the file as UTF-8") from None
             # Python's float() also takes "1_000" and non-ASCII digits; a CSV number is plain ASCII.
             if not isinstance(value, str) or not _CSV_NUMBER.fullmatch(value.strip()):
                 raise self.row_error(row, f"{owner}: column '{name}' has a non-numeric value {value!r}")
@@ -325,6 +351,17 @@ class _Table:
 
 
 # --------------------------------------------------------------------------- binding
+
+
+def csv_problem(exc: Exception) -> str:
+    """pyarrow's reason a CSV file does not parse, in words that say what to change."""
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if "straddl" in reason:  # a row longer than the block pyarrow parses at once
+        return f"a row is longer than {MAX_CSV_LINE >> 20} MiB, the most a CSV row may hold here; store such " \
+               "wide data as Parquet or NPZ"
+    if "UTF8" in reason or "UTF-8" in reason:
+        return f"the file is not UTF-8 text ({reason}); save it as UTF-8"
+    return f"cannot parse CSV: {reason}"
 
 
 def _csv_options(types: dict[str, str], typed: bool, as_text: bool = False):
@@ -495,7 +532,9 @@ class _Binder:
             outside = ((labels < 0) | (labels >= classes)).any(axis=1)
             if outside.any():
                 row = int(np.argmax(outside))
-                shown = labels[row][(labels[row] < 0) | (labels[row] >= classes)][0]
+                # The cell as written: a value past int64's range converts to INT64_MIN, which it is not.
+                shown = values.reshape(len(values), -1)[row][(labels[row] < 0) | (labels[row] >= classes)][0]
+                shown = f"{shown:g}" if isinstance(shown, (float, np.floating)) else shown
                 raise self.table.row_error(row,
                                  f"{owner}: {what} holds class {shown}, but the output has {classes} "
                                  f"classes (0..{classes - 1})")

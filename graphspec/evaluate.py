@@ -16,7 +16,6 @@ size threshold) is evaluated and predicted a chunk of rows at a time.
 from __future__ import annotations
 
 import csv
-import json
 import os
 import tempfile
 import zipfile
@@ -27,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from graphspec.data import Dataset, StreamedData, load_data, open_stream, should_stream
-from graphspec.errors import Diagnostic, GraphspecError, raised_outside_graphspec
+from graphspec.errors import GraphspecError
+from graphspec.model_file import load_model_file
 from graphspec.pipeline import SpecFile, check, check_document_stages
 from graphspec.policy import Trust
 from graphspec.rundir import RunDir, atomic, refuse_protected_output
@@ -148,40 +148,6 @@ def open_trained(target: str | os.PathLike, spec_file: str | os.PathLike | None 
     import_allowed_modules(spec.policy)
     model = load_model_file(keras, model_file)
     return Trained(model, spec, model_file)
-
-
-def load_model_file(keras, path: Path, hint: str | None = None):
-    """A `.keras` file, refused if its config holds code-running layers; one that cannot be read is an
-    error naming it."""
-    refuse_code_running_archive(path)
-    try:
-        return keras.saving.load_model(path)
-    except Exception as exc:
-        if not raised_outside_graphspec(exc):
-            raise
-        raise GraphspecError(Diagnostic(f"cannot load model {path}: {str(exc).strip().splitlines()[0]}",
-                                        hint=hint)) from None
-
-
-def refuse_code_running_archive(model_file: Path) -> None:
-    """Refuse a `.keras` file whose config names a layer that runs code, before Keras loads any of it."""
-    from graphspec.schema.models import code_running_objects
-
-    try:
-        if Path(model_file).suffix == ".h5":  # Keras 2's format: the config is an attribute of the HDF5 file
-            import h5py
-
-            with h5py.File(model_file, "r") as handle:
-                config = json.loads(handle.attrs["model_config"])
-        else:
-            with zipfile.ZipFile(model_file) as archive:
-                config = json.loads(archive.read("config.json"))
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
-        raise GraphspecError(f"cannot load model {model_file}: not a .keras or .h5 model ({exc})") from None
-    refused = next(code_running_objects(config), None)
-    if refused is not None:
-        raise GraphspecError(f"model {model_file} holds a {refused[1]} layer, which can run arbitrary code, "
-                             "and is refused")
 
 
 def check_prediction_target(output: Path, inputs: list[Path], force: bool) -> None:

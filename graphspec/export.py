@@ -59,7 +59,8 @@ def export_model(target: str | os.PathLike, fmt: str, output: str | os.PathLike,
                  trust: Trust | None = None) -> Path:
     """Export a run directory's model (or a `.keras` file) to `fmt`: savedmodel, onnx or litert."""
     from graphspec.backend import keras_module
-    from graphspec.evaluate import load_model_file, open_trained
+    from graphspec.evaluate import open_trained
+    from graphspec.model_file import load_model_file
 
     target, output = Path(target), Path(output)
     if fmt not in FORMATS:

@@ -551,7 +551,7 @@ def import_model(source: str | os.PathLike, output: str | os.PathLike, *, force:
     `weights`, also `<spec>.weights.h5` beside it, which the spec names, so build and train start from them.
     A bare `.weights.h5` file needs `spec`, the spec of the model that saved it."""
     from graphspec.backend import keras_module
-    from graphspec.evaluate import load_model_file
+    from graphspec.model_file import load_model_file
     from graphspec.rundir import write_text
 
     source, output = Path(source), Path(output)

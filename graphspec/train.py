@@ -40,15 +40,15 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import yaml
 from concurrent.futures import ThreadPoolExecutor
 
 from graphspec.checkpoints import Checkpoints
 from graphspec.data import Dataset, StreamedData, load_data, open_stream, resolve, should_stream
-from graphspec.errors import Diagnostic, GraphspecError
-from graphspec.loader import CoreDumper, Document, load_bytes, load_file, load_text
+from graphspec.errors import Diagnostic, GraphspecError, printable, raised_outside_graphspec
+from graphspec.loader import MAX_BYTES, CoreDumper, Document, load_bytes, load_file, load_text
 from graphspec.pipeline import SpecFile, check_document_stages
 from graphspec.policy import Trust
 from graphspec.rundir import RunDir, is_run_dir
@@ -207,10 +207,44 @@ def _tf_config() -> tuple[dict, dict]:
         task, cluster = config["task"], config["cluster"]
         if not (isinstance(task, dict) and isinstance(cluster, dict) and isinstance(task.get("index"), int)):
             raise TypeError
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         raise GraphspecError(Diagnostic("TF_CONFIG is not a JSON object with a `cluster` and a `task` "
                                         "({type, index})", hint=hint)) from None
+    problem = _cluster_problem(task, cluster)
+    if problem is not None:
+        raise GraphspecError(Diagnostic(f"TF_CONFIG: {problem}", hint=hint))
     return task, cluster
+
+
+def _cluster_problem(task: dict, cluster: dict) -> str | None:
+    """What TensorFlow would reject in a multi-worker TF_CONFIG, found before it fails deep inside."""
+    for role, addresses in cluster.items():
+        if role not in ("chief", "worker"):
+            return f"the cluster names '{printable(str(role))[:40]}'; multi_worker training takes chief and worker"
+        if not isinstance(addresses, list) or not addresses or not all(isinstance(a, str) for a in addresses):
+            return f"cluster.{role} is not a list of \"host:port\" addresses"
+        for address in addresses:
+            host, _, port = address.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                return f"cluster.{role} address {printable(address)[:80]!r} is not host:port with a port 1..65535"
+    role, index = task.get("type"), task["index"]
+    if role not in cluster:
+        return f"task.type {printable(str(role))[:40]!r} is not in the cluster ({', '.join(cluster)})"
+    if not 0 <= index < len(cluster[role]):
+        return f"task.index {index} is out of range: cluster.{role} has {len(cluster[role])} address(es)"
+    return None
+
+
+def _worker_timeout() -> float:
+    text = os.environ.get(WORKER_TIMEOUT_VARIABLE) or str(DEFAULT_WORKER_TIMEOUT)
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise GraphspecError(f"{WORKER_TIMEOUT_VARIABLE}={printable(text)[:40]!r}: expected a number of seconds "
+                             "above 0")
+    return seconds
 
 
 # Splits this machine's CPU into N logical devices, so that `mirrored` has replicas to mirror on a machine
@@ -234,13 +268,19 @@ def _strategy(tf, distribute: str | None):
     # never comes (a wrong address in TF_CONFIG, a machine that is down) would hang the others forever.
     # TensorFlow's own timeout covers the steps; creating the strategy blocks in native code holding the
     # interpreter, so a watchdog process ends this one if it has not returned in time.
-    limit = float(os.environ.get(WORKER_TIMEOUT_VARIABLE) or DEFAULT_WORKER_TIMEOUT)
+    limit = _worker_timeout()
     message = (f"graphspec: error: train.distribute: multi_worker: the workers TF_CONFIG names did not all start "
                f"within {limit:g} s\n  hint: check the addresses in TF_CONFIG and that every worker runs "
                f"graphspec train; {WORKER_TIMEOUT_VARIABLE} sets the wait in seconds")
     with _deadline(limit, message):
-        return tf.distribute.MultiWorkerMirroredStrategy(
-            communication_options=tf.distribute.experimental.CommunicationOptions(timeout_seconds=limit))
+        try:
+            return tf.distribute.MultiWorkerMirroredStrategy(
+                communication_options=tf.distribute.experimental.CommunicationOptions(timeout_seconds=limit))
+        except (ValueError, RuntimeError, tf.errors.OpError) as exc:  # e.g. this task's port is in use
+            if not raised_outside_graphspec(exc):
+                raise
+            raise GraphspecError(f"train.distribute: multi_worker: TensorFlow refused TF_CONFIG: "
+                                 f"{printable(str(exc).strip().splitlines()[0])[:300]}") from None
 
 
 _WATCHDOG = ("import os, signal, sys, time\n"
@@ -642,7 +682,7 @@ def _make_recorder(keras, tf, run: RunDir, state: "_RunState", callbacks: list, 
                    interrupt: _Interrupt):
     """The callback that writes the run directory after each epoch (the checkpoint when `checkpoints`
     says it is due), and restores `callbacks` on resume."""
-    from graphspec.evaluate import load_model_file
+    from graphspec.model_file import load_model_file
     from graphspec.keras_private import callback_state, restore_callback_state
 
     records = _EpochRecords(tf, run, state)
@@ -861,8 +901,29 @@ def _data_files(spec: SpecFile) -> list[str]:
     return [resolve(p, spec.document.folder) for p in (section.train, section.validation) if p]
 
 
+def _written_size(value: Any) -> int:
+    """About how many bytes `value` takes as YAML, each alias counted in full as YAML writes it; the walk stops
+    once past MAX_BYTES, so it costs no more than the loader's node limit."""
+    total, stack = 0, [value]
+    while stack and total <= MAX_BYTES:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        total += len(item) if isinstance(item, str) else 8
+    return total
+
+
 def _run_spec_text(resolved: dict) -> str:
     """The resolved spec as YAML that graphspec's own loader reads back to the same data."""
+    if _written_size(resolved) > MAX_BYTES:  # aliases written out in full: refused before YAML writes them
+        raise GraphspecError(Diagnostic(
+            f"the resolved spec cannot be recorded in a run directory: written out it exceeds the "
+            f"{MAX_BYTES >> 20} MiB limit for a spec",
+            hint="the spec expands (aliases, merge keys, --set values) past the loader's limits; write it out "
+                 "plainly"))
     text = yaml.dump(resolved, Dumper=CoreDumper, sort_keys=False, allow_unicode=True)
     try:
         reread = load_bytes(text.encode(), "spec.yaml").data
@@ -942,7 +1003,7 @@ def train(spec_path: str | os.PathLike, options: TrainOptions | None = None,
     with strategy.scope() if strategy is not None else contextlib.nullcontext():  # variables on every replica
         if last:
             import_allowed_modules(spec.policy)
-            from graphspec.evaluate import load_model_file
+            from graphspec.model_file import load_model_file
 
             model = load_model_file(keras, run.checkpoint(last),
                                     hint="delete it to resume from the checkpoint before it")

@@ -68,6 +68,8 @@ def test_fifos_and_symlink_loops_are_refused_at_once(tmp_path):
     os.mkfifo(fifo)
     code, output, _, _ = measured("validate", fifo, timeout=30)
     assert code == 1 and "is not a regular file" in output
+    code, output, _, _ = measured("validate", "--skip-non-specs", fifo, timeout=30)  # the pre-commit path
+    assert code == 1 and "is not a regular file" in output
     parent = tmp_path / "parent.yaml"
     parent.write_text("graphspec: 1\ninputs: {x: {shape: [4]}}\nmodels:\n  m: {file: spec.yaml}\nnodes:\n"
                       "  y: {apply: m, from: x}\n  out: {layer: Dense, args: {units: 1}, from: y}\noutputs: [out]\n")
@@ -200,13 +202,47 @@ data: {train: d.csv, inputs: {x: {columns: [a, b]}, ids: {columns: i}}, outputs:
     ("a,b,i,t\n1,2,3,4\n1,2,4294967299,4\n", "outside int32's range"),
     ("a,b,i,t\n1,2,3,4\n1,2,10,4\n", "holds an index outside 0..9, the rows of Embedding 'e' (input_dim 10) (row 2"),
     ("a,b,i,t\n1,2,-1,4\n", "holds an index outside 0..9"),
+    (b"a,b,i,t\n1,2,3,4\n1\xe9,2,3,4\n", "column 'a' has a cell that is not UTF-8 text (byte 0xe9)"),
+    (b"a,b,\xe9,i,t\n1,2,3,4,5\n", "the header line is not UTF-8 text (byte 0xe9 at position 4)"),
+    (b"SECRET=1\x00TOKEN=2\x00", "the first line holds control characters: not a CSV header"),
+    ("a,b,i,t\n1,2,3," + "4" * 3_000_000 + "\n", "has NaN or infinity (row 1"),  # a 3 MB row parses
+    ("a,b,i,t," + ",".join(f"c{n}" for n in range(100_000)) + ",a\n", "names column(s) 'a' more than once"),
 ], ids=["header-only", "duplicate-columns", "underscore-digits", "arabic-digits", "int32-wrap", "embedding-range",
-        "negative-index"])
-def test_csv_values_that_would_be_silently_wrong_are_located_errors(write, table, message):
+        "negative-index", "latin-1-body", "latin-1-header", "environ", "3-mb-row", "wide-duplicate"])
+def test_csv_values_that_would_be_silently_wrong_are_located_errors(tmp_path, write, table, message):
     spec = graphspec.load(write("s.yaml", CSV_SPEC))
+    data = tmp_path / "d.csv"
+    data.write_bytes(table if isinstance(table, bytes) else table.encode())
+    start = time.monotonic()
     with pytest.raises(GraphspecError) as info:
-        load_data(spec, write("d.csv", table))
+        load_data(spec, data)
     assert message in info.value.diagnostics[0].message
+    assert "SECRET" not in str(info.value)
+    assert time.monotonic() - start < SECONDS  # 100,000 columns: the duplicate check was quadratic (116 s)
+
+
+def test_a_huge_row_is_named_as_too_long_not_as_pyarrows_straddling_object():
+    from graphspec.data import csv_problem
+
+    import pyarrow as pa
+
+    message = csv_problem(pa.ArrowInvalid("straddling object straddles two block boundaries (try to increase "
+                                          "block size?)"))
+    assert message.startswith("a row is longer than 16 MiB") and "Parquet" in message
+
+
+def test_an_aliased_doc_is_refused_before_train_writes_it_out_in_full(tmp_path):
+    doc = "x" * 1_000_000
+    nodes = "".join(f"  n{i}: {{layer: Dense, args: {{units: 1}}, from: {'x' if i == 0 else f'n{i - 1}'}, doc: *d}}\n"
+                    for i in range(20))
+    spec = tmp_path / "alias.yaml"
+    spec.write_text(f'graphspec: 1\ndoc: &d "{doc}"\ninputs: {{x: {{shape: [1]}}}}\nnodes:\n{nodes}outputs: [n19]\n'
+                    "compile: {loss: mse}\ndata: {train: d.csv, inputs: {x: {columns: [x]}}, "
+                    "outputs: {n19: {columns: [y]}}}\n")
+    (tmp_path / "d.csv").write_text("x,y\n1,2\n3,4\n")
+    code, output, seconds, _ = measured("train", spec, "--output", tmp_path / "r", "--epochs", "1", timeout=120)
+    assert code == 1 and "written out it exceeds the 8 MiB limit for a spec" in output, output
+    assert not (tmp_path / "r").exists()
 
 
 def test_control_characters_never_reach_the_terminal():
@@ -254,3 +290,30 @@ def test_a_corrupt_model_file_is_named_as_such(tmp_path):
     corrupt.write_bytes(b"PK\x03\x04 not really")
     code, output, _, _ = measured("evaluate", corrupt, "--spec", SINE, "--data", ROOT / "specs/data/sine_val.csv")
     assert code == 1 and "not a .keras or .h5 model" in output
+
+
+GOOD_CLUSTER = {"cluster": {"worker": ["localhost:23456"]}, "task": {"type": "worker", "index": 0}}
+
+
+@pytest.mark.parametrize("tf_config, timeout, message", [
+    ({**GOOD_CLUSTER, "task": {"type": "worker", "index": 3}}, None, "task.index 3 is out of range"),
+    ({"cluster": {"ps": ["localhost:1"]}, "task": {"type": "ps", "index": 0}}, None, "the cluster names 'ps'"),
+    ({**GOOD_CLUSTER, "task": {"type": "evaluator", "index": 0}}, None, "task.type 'evaluator' is not in"),
+    ({"cluster": {"worker": "localhost:1"}, "task": {"type": "worker", "index": 0}}, None, "not a list of"),
+    ({"cluster": {"worker": ["localhost:x"]}, "task": {"type": "worker", "index": 0}}, None, "port 1..65535"),
+    ("[" * 100_000, None, "TF_CONFIG is not a JSON object"),
+    (GOOD_CLUSTER, "inf", "GRAPHSPEC_WORKER_TIMEOUT='inf': expected a number of seconds above 0"),
+    (GOOD_CLUSTER, "-5", "GRAPHSPEC_WORKER_TIMEOUT='-5'"),
+    (GOOD_CLUSTER, "abc", "GRAPHSPEC_WORKER_TIMEOUT='abc'"),
+], ids=["index", "ps", "evaluator", "worker-list", "port", "nested", "timeout-inf", "timeout-negative", "timeout-text"])
+def test_tf_config_and_worker_timeout_values_tensorflow_rejects_are_located_errors(tmp_path, tf_config, timeout,
+                                                                                    message):
+    import json
+
+    env = {**os.environ, "TF_CONFIG": tf_config if isinstance(tf_config, str) else json.dumps(tf_config)}
+    if timeout is not None:
+        env["GRAPHSPEC_WORKER_TIMEOUT"] = timeout
+    run = subprocess.run([sys.executable, "-m", "graphspec", "train", str(SINE), "--set",
+                          "train.distribute=multi_worker", "--epochs", "1", "--output", str(tmp_path / "r")],
+                         cwd=ROOT, capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode == 1 and message in run.stderr, run.stderr
