@@ -102,3 +102,31 @@ def test_what_validate_accepts_builds(data):
             keras.utils.set_random_seed(train.seed)
         _spec_callbacks(keras, train)
     assert model.count_params() == result.shapes.total_params, text
+
+
+OBJECT_FORMS = [  # `{class_name, module}` as Keras serializes an object, right and wrong
+    ("kernel_initializer", {"class_name": "GlorotUniform", "module": "keras.initializers", "config": {"seed": 1}}),
+    ("kernel_initializer", {"class_name": "L2", "module": "keras.regularizers"}),
+    ("kernel_initializer", {"class_name": "GlorotUniform", "module": "os"}),
+    ("kernel_initializer", {"class_name": "GlorotUniform", "module": "keras.initializers", "config": {"sed": 1}}),
+    ("kernel_initializer", {"class_name": "Nope", "module": "keras.initializers"}),
+    ("kernel_initializer", {"class_name": "GlorotUniform", "module": 3}),
+    ("kernel_regularizer", {"class_name": "L2", "module": "keras.regularizers", "config": {"l2": 0.1}}),
+    ("kernel_regularizer", {"class_name": "GlorotUniform", "module": "keras.initializers"}),
+    ("kernel_constraint", {"class_name": "MaxNorm", "module": "keras.constraints", "config": {"max_value": 2}}),
+    ("kernel_constraint", {"class_name": "MaxNorm", "module": "keras.constraints", "config": {"max_valu": 2}}),
+    ("bias_regularizer", {"class_name": "L1", "module": "mypackage.regs"}),
+]
+
+
+def test_keras_serialized_objects_that_validate_build(tmp_path):
+    outcomes = []
+    for arg, value in OBJECT_FORMS:
+        spec = tmp_path / "s.yaml"
+        spec.write_text(yaml.safe_dump({"graphspec": 1, "inputs": {"x": {"shape": [2]}}, "nodes": {
+            "y": {"layer": "Dense", "args": {"units": 1, arg: value}, "from": "x"}}, "outputs": ["y"]}))
+        checked = graphspec.check(spec)
+        if checked.ok:
+            graphspec.build(spec)  # raises if validate let through what Keras refuses
+        outcomes.append(checked.ok)
+    assert outcomes == [True, False, False, False, False, False, True, False, True, False, False]

@@ -23,6 +23,7 @@ import re
 from typing import Any, Callable
 
 from graphspec.errors import did_you_mean
+from graphspec.policy import FRAMEWORK_PACKAGES
 from graphspec.schema.catalog import Signature, catalog
 
 Check = Callable[[Any], "str | None"]
@@ -136,8 +137,11 @@ def keras_object(kind: str) -> Check:
         if isinstance(value, dict) and set(value) <= {"class_name", "config", "module", "registered_name"} \
                 and isinstance(value.get("class_name"), str):
             name = value["class_name"]
-            if ">" in name or "module" in value:
+            if ">" in name or value.get("registered_name"):
                 return None  # a registered custom object, resolved by Keras from an allowed module
+            problem = _module_problem(kind, name, value.get("module"))
+            if problem is not None:
+                return problem
             entry = known.get(name)
             if entry is None:
                 return f"unknown {kind} class {_show(name)}" + (f" ({did_you_mean(name, known)})"
@@ -149,6 +153,21 @@ def keras_object(kind: str) -> Check:
             return f"{name} {problem[0]}: {problem[1]}" if problem else None
         return f"expected a {kind} name or {{class_name, config}}, got {_show(value)}"
     return check
+
+
+def _module_problem(kind: str, name: str, module: Any) -> str | None:
+    """`module:` of a `{class_name, module}` object (as Keras serializes one): Keras resolves a class by name
+    from its own module for `kind` and ignores any other, so only that module says what the object is."""
+    own = f"keras.{kind}s"
+    if module is None or module == own or (isinstance(module, str) and module.startswith(f"keras.src.{kind}s")):
+        return None
+    if not isinstance(module, str):
+        return f"the module of {kind} {_show(name)} must be a module name, got {_show(module)}"
+    if module.split(".")[0] in FRAMEWORK_PACKAGES:
+        return f"{_show(name)} from {_show(module)} is not one of Keras's {kind}s, which come from {own}"
+    return (f"{kind} {_show(name)} from module {_show(module)}: Keras finds a custom {kind} by its registered "
+            f"name; write {{class_name: 'package>{name}'}} (keras.saving.register_keras_serializable) and allow "
+            "its module")
 
 
 def activation(value):
