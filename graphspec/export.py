@@ -40,8 +40,20 @@ def check_export_target(output: Path, fmt: str, sources: list[Path], force: bool
         return
     if not force:
         raise GraphspecError(f"--output {output} already exists; pass --force to replace it")
-    if output.is_dir() != (fmt == "savedmodel") or (fmt == "savedmodel" and not (output / "saved_model.pb").is_file()):
+    if output.is_symlink():
+        raise GraphspecError(f"--output {output} is a symbolic link; graphspec never replaces through one")
+    if output.is_dir() != (fmt == "savedmodel") or (fmt == "savedmodel" and not _is_saved_model(output)):
         raise GraphspecError(f"--output {output} exists and is not a {fmt} export; graphspec replaces only those")
+
+
+# What TensorFlow writes into a SavedModel folder; a folder holding anything else is not only an export.
+_SAVED_MODEL_ENTRIES = {"saved_model.pb", "fingerprint.pb", "keras_metadata.pb", "variables", "assets"}
+
+
+def _is_saved_model(folder: Path) -> bool:
+    entries = list(folder.iterdir())
+    return (folder / "saved_model.pb").is_file() and all(
+        entry.name in _SAVED_MODEL_ENTRIES and not entry.is_symlink() for entry in entries)
 
 
 def _named_outputs(keras, model, names: list[str]):

@@ -25,6 +25,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -172,8 +173,22 @@ class RunDir:
 
     # -- locking ---------------------------------------------------------------------
     def lock(self) -> None:
-        """Hold the run's lock for this process's lifetime; fail at once if another process holds it."""
-        handle = open(self.lock_file, "a+")
+        """Hold the run's lock for this process's lifetime; fail at once if another process holds it.
+
+        A run directory may come from anyone (a download, a shared disk): its lock and folders are refused
+        when they are symbolic links, since writing or pruning through one reaches files elsewhere."""
+        self.refuse_links()
+        try:
+            descriptor = os.open(self.lock_file, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+            raise self._link_error(self.lock_file) from None
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode) or status.st_nlink > 1:
+            os.close(descriptor)
+            raise self._link_error(self.lock_file)
+        handle = os.fdopen(descriptor, "r+")
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -189,6 +204,18 @@ class RunDir:
         handle.write(f"process {os.getpid()}\n")
         handle.flush()
         self._lock_handle = handle
+
+    def refuse_links(self) -> None:
+        for own in (self.spec, self.model, self.best, self.history, self.metrics, self.checkpoints, self.curves,
+                    self.tensorboard, self.marker, self.lock_file):
+            if own.is_symlink():
+                raise self._link_error(own)
+
+    def _link_error(self, path: Path) -> GraphspecError:
+        return GraphspecError(Diagnostic(
+            f"{path} is a symbolic link (or a hard-linked or special file); graphspec writes and deletes only "
+            "real files inside a run directory", hint="replace it with a real file or folder, or train into "
+                                                     "another --output"))
 
     # -- creation --------------------------------------------------------------------
     def create(self, marker: dict, files: dict[str, str], replace: bool) -> None:

@@ -317,3 +317,38 @@ def test_tf_config_and_worker_timeout_values_tensorflow_rejects_are_located_erro
                           "train.distribute=multi_worker", "--epochs", "1", "--output", str(tmp_path / "r")],
                          cwd=ROOT, capture_output=True, text=True, env=env, timeout=120)
     assert run.returncode == 1 and message in run.stderr, run.stderr
+
+
+def test_a_hostile_run_directory_never_gets_graphspec_to_write_or_delete_through_a_link(tmp_path):
+    run, victims = tmp_path / "run", tmp_path / "victims"
+    victims.mkdir()
+    train = [sys.executable, "-m", "graphspec", "train", str(SINE), "--output", str(run), "--epochs", "1"]
+    assert subprocess.run(train, cwd=ROOT, capture_output=True).returncode == 0
+    secret = victims / "secret.txt"
+    secret.write_text("keep me")
+    (run / ".lock").unlink()
+    (run / ".lock").symlink_to(secret)
+    for flag in ("--resume", "--overwrite"):
+        refused = subprocess.run([*train, flag], cwd=ROOT, capture_output=True, text=True)
+        assert refused.returncode == 1 and "is a symbolic link" in refused.stderr, refused.stderr
+        assert secret.read_text() == "keep me"
+    (run / ".lock").unlink()
+    (victims / "epoch_0001.keras").write_text("not ours")
+    os.rename(run / "checkpoints", tmp_path / "moved")
+    (run / "checkpoints").symlink_to(victims)
+    refused = subprocess.run([*train, "--resume"], cwd=ROOT, capture_output=True, text=True)
+    assert refused.returncode == 1 and "checkpoints is a symbolic link" in refused.stderr, refused.stderr
+    assert (victims / "epoch_0001.keras").read_text() == "not ours"
+
+    model = run / "model.keras"
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "saved_model.pb").write_text("x")
+    (folder / "notes.txt").write_text("mine")
+    code, output, _, _ = measured("export", model, "--format", "savedmodel", "-o", folder, "--force", timeout=120)
+    assert code == 1 and "is not a savedmodel export" in output, output
+    assert (folder / "notes.txt").read_text() == "mine"
+    link = tmp_path / "link"
+    link.symlink_to(folder)
+    code, output, _, _ = measured("export", model, "--format", "savedmodel", "-o", link, "--force", timeout=120)
+    assert code == 1 and "is a symbolic link" in output, output
