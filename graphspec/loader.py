@@ -103,6 +103,9 @@ class Document:
     # The folder relative paths resolve against: the file's own, except for a run directory's
     # recorded spec, which resolves against the folder of the spec it was made from.
     base: str | None = None
+    # The folder whose project the spec may read from; its own folder's when None. A run directory's recorded
+    # spec gets the run directory, where the user pointed, never a folder its marker names.
+    project: str | None = None
 
     @property
     def folder(self) -> Path:

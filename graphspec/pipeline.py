@@ -74,7 +74,7 @@ def _sorted(found: list[Diagnostic]) -> list[Diagnostic]:
 
 
 def check_document_stages(document: Document, trust: Trust | None = None) -> SpecFile:
-    policy = policy_for(document.folder, trust)
+    policy = policy_for(document.folder, trust, document.project)
     result = _run_stages(document, policy)
     result.policy = policy
     result.diagnostics = _sorted(result.diagnostics)
@@ -105,6 +105,24 @@ def _run_stages(document: Document, policy: Policy) -> SpecFile:
     if not broken and not any(d.severity == "error" for d in found):
         result.shapes = shapes
     return result
+
+
+def data_path_findings(spec, document: Document, policy: Policy) -> list[Diagnostic]:
+    """`data.train` and `data.validation`, which training reads, are held as layer-argument files are: inside
+    the spec's project (a spec from a pull request must not train on, or echo, /proc/self/environ), or where
+    the user allowed. (evaluate and predict read only the --data the user names.)"""
+    found = []
+    for key in ("train", "validation"):
+        written = getattr(spec.data, key, None) if spec.data is not None else None
+        if not isinstance(written, str):
+            continue
+        resolved = (document.folder / written).resolve()
+        if not policy.may_read(resolved):
+            found.append(document.diagnostic(f"data file {policy.outside(written, resolved)}: a spec reads data "
+                                             "inside it only", ("data", key),
+                                             hint="pass the file with --data / --validation-data, move it into "
+                                                  "the project, or allow its folder with --allow-path DIR"))
+    return found
 
 
 def _has_cycle(graph) -> bool:

@@ -89,11 +89,16 @@ class Policy:
         return any(_within(module, allowed) for allowed in self.modules)
 
     def may_read(self, resolved: Path) -> bool:
-        return any(resolved == root or root in resolved.parents for root in self.readable)
+        """Inside a readable folder, and not inside a hidden folder below it (`~/.ssh` when the project is
+        `~`): --allow-path names a hidden folder itself to grant it."""
+        return any(resolved == root or (root in resolved.parents and not any(
+            part.startswith(".") for part in resolved.relative_to(root).parts[:-1])) for root in self.readable)
 
     def outside(self, written: str, resolved: Path) -> str:
         """The refusal of a file the spec names (`written`) that resolves outside what it may read."""
         roots = ", ".join(str(r) for r in self.readable)
+        if any(root in resolved.parents for root in self.readable):
+            return f"'{written}' resolves to {resolved}, inside a hidden folder of the spec's project ({roots})"
         return f"'{written}' resolves to {resolved}, outside the spec's project ({roots})"
 
     READ_HINT = "move the file into the project, or allow its folder with --allow-path DIR"
@@ -142,8 +147,9 @@ def _allowed_in(pyproject: Path, stamp: int) -> tuple[str, ...]:
     return tuple(m for m in modules if isinstance(m, str) and module_problem(m) is None)
 
 
-def policy_for(base: Path | None, trust: Trust | None = None) -> Policy:
-    """The grants for a spec whose relative paths resolve against folder `base` (cwd if None)."""
+def policy_for(base: Path | None, trust: Trust | None = None, project: str | None = None) -> Policy:
+    """The grants for a spec whose relative paths resolve against folder `base` (cwd if None), inside the
+    project holding `project` (default `base`)."""
     trust = trust or Trust()
     start = (base or Path.cwd()).resolve()
     pyproject, listed = _nearest_pyproject(start)
@@ -153,7 +159,7 @@ def policy_for(base: Path | None, trust: Trust | None = None) -> Policy:
         modules += listed
     else:
         untrusted = {m: str(pyproject) for m in listed}
-    readable = (project_root(start), *(Path(p).resolve() for p in trust.allow_paths))
+    readable = (project_root(Path(project) if project else start), *(Path(p).resolve() for p in trust.allow_paths))
     return Policy(frozenset(modules), readable, untrusted, start)
 
 

@@ -169,6 +169,7 @@ class RunDir:
         source = self.marker_data().get("source")
         if isinstance(source, str):
             document.base = str(Path(source).parent)
+        document.project = str(self.root)
         return document
 
     # -- locking ---------------------------------------------------------------------

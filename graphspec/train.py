@@ -49,7 +49,7 @@ from graphspec.checkpoints import Checkpoints
 from graphspec.data import Dataset, StreamedData, load_data, open_stream, resolve, should_stream
 from graphspec.errors import Diagnostic, GraphspecError, printable, raised_outside_graphspec
 from graphspec.loader import MAX_BYTES, CoreDumper, Document, load_bytes, load_file, load_text
-from graphspec.pipeline import SpecFile, check_document_stages
+from graphspec.pipeline import SpecFile, check_document_stages, data_path_findings
 from graphspec.policy import Trust
 from graphspec.rundir import RunDir, is_run_dir
 from graphspec.schema.models import TrainSpec
@@ -122,7 +122,7 @@ def apply_overrides(document: Document, overrides: list[str]) -> Document:
         else:
             target[last] = value
     # A value set here is not where the file's value was: its errors point at the key.
-    return Document(data, document.file, document.positions, base=document.base)
+    return Document(data, document.file, document.positions, base=document.base, project=document.project)
 
 
 def _absolute_paths(data: dict, folder: Path) -> dict:
@@ -172,7 +172,12 @@ def resolve_spec(document: Document, options: TrainOptions) -> tuple[SpecFile, d
     """The spec with every override applied, checked, and its resolved data for the run directory."""
     overrides = _option_overrides(options)
     document = apply_overrides(document, list(overrides))
-    result = check_document_stages(document, options.trust)
+    # Files the user names with --data / --validation-data are theirs to read, wherever they are.
+    named = [os.path.abspath(p) for p in (options.data, options.validation_data) if p]
+    trust = options.trust or Trust()
+    result = check_document_stages(document, dataclasses.replace(trust, allow_paths=(*trust.allow_paths, *named)))
+    if result.ok:
+        result.diagnostics += data_path_findings(result.spec, document, result.policy)
     if not result.ok:
         raise GraphspecError(_blame_overrides(result.diagnostics, overrides))
     for section in ("compile", "data"):
@@ -875,6 +880,8 @@ def _resumed_document(run: RunDir, spec_path: str, options: TrainOptions) -> tup
         epochs_set = any(item.partition("=")[0].strip() == "train.epochs" for item in options.overrides)
         if epochs is not None and options.epochs is None and not epochs_set:  # what the user typed wins
             options = dataclasses.replace(options, epochs=epochs)
+    # The project the data may come from is the one of the spec the user named, not one the marker names.
+    recorded.project = str(Path(spec_path).resolve().parent)
     return recorded, options
 
 

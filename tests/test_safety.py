@@ -382,3 +382,41 @@ def test_an_allowed_module_beside_the_spec_imports_without_pythonpath(project):
     assert built.returncode == 0, built.stderr
     refused = run_cli("build", spec, "-o", project / "n.keras", cwd=project.parent)  # not allowed: not imported
     assert refused.returncode == 1 and "is not allowed" in refused.stderr
+
+
+def test_training_data_is_held_to_the_project_unless_the_user_names_it(tmp_path):
+    project = tmp_path / "project"
+    (project / ".hidden").mkdir(parents=True)
+    sine = ROOT / "specs" / "examples" / "sine.yaml"
+    text = sine.read_text().replace("  validation: ../data/sine_val.csv\n", "")
+    (project / "s.yaml").write_text(text.replace("../data/sine.csv", "/proc/self/environ"))
+    refused = run_cli("train", project / "s.yaml", "--output", tmp_path / "r", "--epochs", "1",
+                      env={"GRAPHSPEC_CANARY": "s3cret"})
+    assert refused.returncode == 1 and "outside the spec's project" in refused.stderr
+    assert "s3cret" not in refused.stderr + refused.stdout
+    (project / "s.yaml").write_text(text.replace("../data/sine.csv", "data.csv"))
+    forced = run_cli("train", project / "s.yaml", "--output", tmp_path / "r", "--epochs", "1", "--set",
+                     'data.train="/etc/passwd"')
+    assert forced.returncode == 1 and "outside the spec's project" in forced.stderr
+    (project / ".hidden" / "data.csv").write_text((ROOT / "specs" / "data" / "sine.csv").read_text())
+    (project / "s.yaml").write_text(text.replace("../data/sine.csv", ".hidden/data.csv"))
+    hidden = run_cli("train", project / "s.yaml", "--output", tmp_path / "r", "--epochs", "1")
+    assert hidden.returncode == 1 and "inside a hidden folder" in hidden.stderr
+    named = run_cli("train", project / "s.yaml", "--output", tmp_path / "r", "--epochs", "1",
+                    "--data", ROOT / "specs" / "data" / "sine.csv")
+    assert named.returncode == 0, named.stderr
+
+
+def test_a_forged_marker_does_not_choose_the_project_a_run_may_read(tmp_path):
+    """evaluate RUN trusts where the user pointed (the run directory's project), not the marker's `source`."""
+    from graphspec.rundir import RunDir
+    from graphspec.pipeline import check_document_stages
+
+    run = RunDir(tmp_path / "run")
+    run.root.mkdir()
+    run.spec.write_text("graphspec: 1\ninputs: {x: {shape: [2], dtype: string}}\nnodes:\n"
+                        "  y: {layer: StringLookup, args: {vocabulary: /etc/hostname}, from: x}\noutputs: [y]\n")
+    run.marker.write_text('{"graphspec": 1, "source": "/etc/spec.yaml"}')
+    checked = check_document_stages(run.load_spec())
+    (refusal,) = errors(checked)
+    assert f"outside the spec's project ({run.root})" in refusal.message

@@ -49,17 +49,18 @@ def test_monitor_keep_checkpoints_best_and_spec(tmp_path):
 
 def test_validation_data_option_and_validation_split(tmp_path, write):
     spec = tmp_path / "sine.yaml"
+    # Its data sits outside the spec's folder, so the data folder is allowed by name.
     spec.write_text(SINE.read_text().replace("  validation: ../data/sine_val.csv\n", "")
                     .replace("../data/", str(DATA) + "/"))
-    alone = run_cli("train", spec, "--output", tmp_path / "alone", "--epochs", "2")
+    alone = run_cli("train", spec, "--allow-path", DATA, "--output", tmp_path / "alone", "--epochs", "2")
     assert alone.returncode == 0 and "instead of 'val_loss'" in alone.stdout
     assert "val_loss" not in history(tmp_path / "alone")
-    given = run_cli("train", spec, "--output", tmp_path / "given", "--epochs", "2",
+    given = run_cli("train", spec, "--allow-path", DATA, "--output", tmp_path / "given", "--epochs", "2",
                     "--validation-data", DATA / "sine_val.csv")
     assert given.returncode == 0, given.stderr
     recorded = graphspec.load(tmp_path / "given" / "spec.yaml").spec.data.validation
     assert recorded == str(DATA / "sine_val.csv") and "val_loss" in history(tmp_path / "given")
-    split = run_cli("train", spec, "--output", tmp_path / "split", "--epochs", "2",
+    split = run_cli("train", spec, "--allow-path", DATA, "--output", tmp_path / "split", "--epochs", "2",
                     "--set", "train.validation_split=0.25")
     assert split.returncode == 0, split.stderr
     # Keras's rule: the last quarter of the rows validates, so the final val_loss is the loss on them
@@ -67,7 +68,7 @@ def test_validation_data_option_and_validation_split(tmp_path, write):
     held_out = write("held_out.csv", "\n".join([header, *rows[750:]]) + "\n")
     scores = run_cli("evaluate", tmp_path / "split", "--data", held_out, "--format", "json")
     assert json.loads(scores.stdout)["loss"] == pytest.approx(history(tmp_path / "split")["val_loss"][-1], rel=1e-5)
-    nothing_left = run_cli("train", spec, "--output", tmp_path / "none", "--set", "train.validation_split=0.9999")
+    nothing_left = run_cli("train", spec, "--allow-path", DATA, "--output", tmp_path / "none", "--set", "train.validation_split=0.9999")
     assert nothing_left.returncode == 1 and "leaves no rows" in nothing_left.stderr
 
 
