@@ -42,6 +42,7 @@ import numpy as np
 from graphspec.errors import Diagnostic, GraphspecError, did_you_mean, listing
 from graphspec.loader import regular_file
 from graphspec.pipeline import SpecFile
+from graphspec.policy import real_path
 from graphspec.schema.models import Binding, ColumnGlob, ColumnRange
 
 # The longest CSV line read: the header, and a row (pyarrow parses a row within one block of this size).
@@ -795,4 +796,4 @@ def should_stream(spec: SpecFile, path: str) -> bool:
 
 def resolve(path: str, folder: str | os.PathLike) -> str:
     """A data path as written in a spec: relative to the spec file's folder."""
-    return str((Path(folder) / path).resolve()) if not os.path.isabs(path) else path
+    return str(real_path(Path(folder) / path)) if not os.path.isabs(path) else path

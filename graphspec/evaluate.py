@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from graphspec.data import Dataset, StreamedData, load_data, open_stream, should_stream
-from graphspec.errors import GraphspecError
+from graphspec.errors import Diagnostic, GraphspecError
 from graphspec.model_file import load_model_file
 from graphspec.pipeline import SpecFile, check, check_document_stages
 from graphspec.policy import Trust
@@ -147,7 +147,20 @@ def open_trained(target: str | os.PathLike, spec_file: str | os.PathLike | None 
     keras = keras_module()
     import_allowed_modules(spec.policy)
     model = load_model_file(keras, model_file)
+    _check_model_fits_spec(model, spec, model_file)
     return Trained(model, spec, model_file)
+
+
+def _check_model_fits_spec(model, spec: SpecFile, model_file: Path) -> None:
+    """A model read with another model's spec would bind the wrong columns, or none: refuse it by name."""
+    inputs = sorted(tensor.name for tensor in model.inputs)
+    wanted = sorted(spec.graph.input_names)
+    outputs, named = len(model.outputs), len(spec.graph.outputs)
+    if inputs != wanted or outputs != named:
+        raise GraphspecError(Diagnostic(
+            f"{model_file} does not fit spec {spec.file}: the model takes {', '.join(inputs)} and gives {outputs} "
+            f"output(s); the spec's model takes {', '.join(wanted)} and gives {named}",
+            hint="pass the spec the model was trained from"))
 
 
 def check_prediction_target(output: Path, inputs: list[Path], force: bool) -> None:

@@ -20,6 +20,7 @@ Anything else raises `ExpressionError` with a message saying what was expected w
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Callable
 
@@ -64,6 +65,23 @@ def evaluate(text: str, names: dict[str, object]) -> int | float:
     return value
 
 
+_ARITHMETIC: dict[str, Callable] = {"*": lambda a, b: a * b, "/": lambda a, b: a / b,
+                                    "//": lambda a, b: a // b, "%": lambda a, b: a % b}
+MAX_MAGNITUDE = 2**64  # past any size, count or seed Keras takes; also keeps every value printable
+
+
+def _bounded(compute: Callable[[], int | float]) -> int | float:
+    """One arithmetic step, refused when it leaves the finite numbers Keras could take (`1e308 * 10`, a
+    `10**400 / 3` Python cannot turn into a float)."""
+    try:
+        value = compute()
+    except (OverflowError, ValueError):
+        value = float("inf")
+    if isinstance(value, float) and not math.isfinite(value) or abs(value) > MAX_MAGNITUDE:
+        raise ExpressionError(f"the result is out of range (beyond ±{MAX_MAGNITUDE:.3g})")
+    return value
+
+
 class _Parser:
     def __init__(self, tokens: list, names: dict[str, object]):
         self.tokens = tokens
@@ -88,7 +106,7 @@ class _Parser:
         value = self.term()
         while self.peek() in ("+", "-"):
             operator, right = self.take(), self.term()
-            value = value + right if operator == "+" else value - right
+            value = _bounded(lambda: value + right if operator == "+" else value - right)
         return value
 
     def term(self):
@@ -97,14 +115,7 @@ class _Parser:
             operator, right = self.take(), self.factor()
             if operator != "*" and right == 0:
                 raise ExpressionError("division by zero")
-            if operator == "*":
-                value = value * right
-            elif operator == "/":
-                value = value / right
-            elif operator == "//":
-                value = value // right
-            else:
-                value = value % right
+            value = _bounded(lambda: _ARITHMETIC[operator](value, right))
         return value
 
     def factor(self):
@@ -120,7 +131,7 @@ class _Parser:
                 self.expect(")")
                 return value
             if isinstance(token, (int, float)):
-                return token
+                return _bounded(lambda: token)
             if isinstance(token, str) and token in _FUNCTIONS and self.peek() == "(":
                 self.take()
                 arguments = [self.expression()]
@@ -135,7 +146,7 @@ class _Parser:
                 value = self.names[token]
                 if not isinstance(value, (int, float)) or isinstance(value, bool):
                     raise ExpressionError(f"parameter {token!r} is {value!r}, not a number")
-                return value
+                return _bounded(lambda: value)
             raise ExpressionError(f"expected a number, a parameter or '(', found "
                                   f"{'the end' if token is None else repr(token)}")
         finally:

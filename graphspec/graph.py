@@ -36,7 +36,7 @@ import networkx as nx
 from graphspec.errors import Diagnostic, GraphspecError, did_you_mean
 from graphspec.expressions import ExpressionError, evaluate
 from graphspec.loader import Document, load_file
-from graphspec.policy import Policy, policy_for, split_dotted
+from graphspec.policy import Policy, policy_for, real_path, split_dotted
 from graphspec.schema import check_document
 from graphspec.schema.calls import call_problems, model_call_problems
 from graphspec.schema.catalog import FILE_ARGS, catalog
@@ -362,7 +362,7 @@ class _Builder:
         if "://" in value:
             self.error(f"'{value}' is a URL; layer arguments read local files only", path)
             return value
-        resolved = (self.doc.folder / value).resolve()
+        resolved = real_path(self.doc.folder / value)
         if not self.defs.policy.may_read(resolved):
             self.error(f"{self.defs.policy.outside(value, resolved)}: layer arguments may read files inside it only",
                        path, hint=Policy.READ_HINT)
@@ -746,7 +746,7 @@ class _ModelResolver:
         return _graph_from(builder, name, list(definition.outputs), path + ("outputs",), scope, path=path)
 
     def build_file(self, name: str, definition: m.FileModelDef, doc: Document, path: tuple) -> Graph | None:
-        target = (doc.folder / definition.file).resolve()
+        target = real_path(doc.folder / definition.file)
         if not self.policy.may_read(target):  # as for layer arguments: its findings would echo what it holds
             self.found.append(doc.diagnostic(
                 f"sub-model file {self.policy.outside(definition.file, target)}: a spec may include files inside "
@@ -792,7 +792,7 @@ def build_graph(spec: m.Spec, doc: Document, policy: Policy | None = None,
     """
     found: list[Diagnostic] = []
     resolver = _ModelResolver(found, policy or policy_for(doc.folder))
-    resolver.file_stack.append(str(Path(doc.file).resolve()))
+    resolver.file_stack.append(str(real_path(doc.file)))
     try:
         graph = resolver.build_spec(spec, doc, broken)
     except _OverBudget as over:

@@ -35,7 +35,7 @@ from graphspec.folding import fold_blocks, split_ref
 from graphspec.keras_private import APPLICATION_LAYERS, application_layer, layer_calls, op_function
 from graphspec.loader import CoreDumper
 from graphspec.schema.catalog import UNSAFE_LAYERS, catalog
-from graphspec.policy import Policy
+from graphspec.policy import Policy, real_path
 from graphspec.schema.models import MODEL_NAME_PATTERN, OPS
 
 _DROPPED = ("name", "trainable", "dtype")
@@ -557,7 +557,7 @@ def import_model(source: str | os.PathLike, output: str | os.PathLike, *, force:
     source, output = Path(source), Path(output)
     weights_file = output.with_name(output.name.rsplit(".", 1)[0] + ".weights.h5")
     for target in (output, *([weights_file] if weights else [])):
-        if target.resolve() in (source.resolve(), *([Path(spec).resolve()] if spec else [])):
+        if real_path(target) in (real_path(source), *([real_path(spec)] if spec else [])):
             raise GraphspecError(f"{target} is an input of this command; it is never overwritten")
         if target.exists() and not force:
             raise GraphspecError(f"{target} already exists; pass --force to replace it")
@@ -578,7 +578,7 @@ def import_model(source: str | os.PathLike, output: str | os.PathLike, *, force:
             from graphspec.backend import import_allowed_modules
 
             # The spec is read beside `output`, so an allowed module sitting there imports as build finds it.
-            import_allowed_modules(Policy(frozenset(trust.allow_modules), folder=output.resolve().parent))
+            import_allowed_modules(Policy(frozenset(trust.allow_modules), folder=real_path(output).parent))
         model = load_model_file(keras_module(), source)
     spec = from_keras(model, allow_modules=trust.allow_modules if trust is not None else ())
     check_rebuilt(model, spec_text(spec), output.name, trust)

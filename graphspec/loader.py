@@ -29,6 +29,7 @@ from graphspec.errors import Diagnostic, GraphspecError
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 MAX_BYTES = 8 * 1024 * 1024
+MAX_INTEGER = 2**64  # past any size, count or seed Keras takes
 MAX_DEPTH = 64
 # Scalars and containers after alias expansion; a 20,000-node spec uses ~200k.
 MAX_NODES = 2_000_000
@@ -237,9 +238,13 @@ class _Builder:
             if tag == STR_TAG:
                 return event.value
             try:
-                return _core_value(tag, event.value)
+                value = _core_value(tag, event.value)
             except ValueError as exc:  # e.g. an integer of more digits than Python converts
                 raise self.fail(f"bad scalar {event.value[:40]!r}: {exc}", event.start_mark) from None
+            if isinstance(value, int) and not -MAX_INTEGER <= value <= MAX_INTEGER:
+                # Hex and octal have no digit limit in Python, but printing one in a message does.
+                raise self.fail(f"integer {event.value[:40]!r}… is out of range (beyond ±2**64)", event.start_mark)
+            return value
         tag = event.tag
         if tag == STR_TAG:
             return event.value

@@ -21,7 +21,7 @@ from pathlib import Path
 from graphspec.errors import Diagnostic, GraphspecError
 from graphspec.graph import Graph, build_graph
 from graphspec.loader import Document, load_file, load_text
-from graphspec.policy import Policy, Trust, policy_for
+from graphspec.policy import Policy, Trust, policy_for, real_path
 from pydantic import ValidationError
 
 from graphspec.schema import check_document, cross_check
@@ -116,7 +116,7 @@ def data_path_findings(spec, document: Document, policy: Policy) -> list[Diagnos
         written = getattr(spec.data, key, None) if spec.data is not None else None
         if not isinstance(written, str):
             continue
-        resolved = (document.folder / written).resolve()
+        resolved = real_path(document.folder / written)
         if not policy.may_read(resolved):
             found.append(document.diagnostic(f"data file {policy.outside(written, resolved)}: a spec reads data "
                                              "inside it only", ("data", key),

@@ -27,6 +27,7 @@ symlinks, inside the spec's project: its repository root (the nearest folder wit
 from __future__ import annotations
 
 import functools
+import os
 import re
 import sys
 from dataclasses import dataclass, field
@@ -110,6 +111,12 @@ class Policy:
         return ALLOW_HINT.format(module=module)
 
 
+def real_path(path: str | os.PathLike) -> Path:
+    """`path` absolute with its symbolic links followed. Unlike `Path.resolve`, which raises RuntimeError on a
+    symlink loop (Python < 3.13), this leaves the loop in place for the open that follows to refuse (ELOOP)."""
+    return Path(os.path.realpath(path))
+
+
 def _within(module: str, package: str) -> bool:
     """`module` is `package` or one of its submodules."""
     return module == package or module.startswith(package + ".")
@@ -117,7 +124,7 @@ def _within(module: str, package: str) -> bool:
 
 def project_root(folder: Path) -> Path:
     """The repository root holding `folder` (nearest ancestor with `.git`), else `folder` itself."""
-    folder = folder.resolve()
+    folder = real_path(folder)
     for candidate in [folder, *folder.parents]:
         if (candidate / ".git").exists():
             return candidate
@@ -151,7 +158,7 @@ def policy_for(base: Path | None, trust: Trust | None = None, project: str | Non
     """The grants for a spec whose relative paths resolve against folder `base` (cwd if None), inside the
     project holding `project` (default `base`)."""
     trust = trust or Trust()
-    start = (base or Path.cwd()).resolve()
+    start = real_path(base or Path.cwd())
     pyproject, listed = _nearest_pyproject(start)
     modules = [m for m in trust.allow_modules if module_problem(m) is None]
     untrusted = {}
@@ -159,7 +166,7 @@ def policy_for(base: Path | None, trust: Trust | None = None, project: str | Non
         modules += listed
     else:
         untrusted = {m: str(pyproject) for m in listed}
-    readable = (project_root(Path(project) if project else start), *(Path(p).resolve() for p in trust.allow_paths))
+    readable = (project_root(Path(project) if project else start), *(real_path(p) for p in trust.allow_paths))
     return Policy(frozenset(modules), readable, untrusted, start)
 
 

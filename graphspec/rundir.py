@@ -31,6 +31,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from graphspec.errors import Diagnostic, GraphspecError
+from graphspec.policy import real_path
 
 _CHECKPOINT = re.compile(r"^epoch_(\d{4,})\.keras$")
 MARKER = ".graphspec-run"
@@ -73,7 +74,7 @@ def is_run_dir(path: Path) -> bool:
 
 def inside_run_dir(path: Path) -> Path | None:
     """The graphspec run directory that holds `path`, if any."""
-    for folder in Path(path).resolve().parents:
+    for folder in real_path(path).parents:
         if is_run_dir(folder):
             return folder
     return None
@@ -84,8 +85,8 @@ def refuse_protected_output(output: Path, inputs: list[Path], *, enclosing: bool
     and never one of a run directory's own files."""
     from graphspec.errors import GraphspecError
 
-    resolved = output.resolve()
-    if any(resolved == path.resolve() or (enclosing and path.resolve().is_relative_to(resolved)) for path in inputs):
+    resolved = real_path(output)
+    if any(resolved == real_path(path) or (enclosing and real_path(path).is_relative_to(resolved)) for path in inputs):
         what = "is (or holds)" if enclosing else "is"
         raise GraphspecError(f"--output {output} {what} an input of this command; it is never overwritten")
     run = inside_run_dir(output)
@@ -122,8 +123,8 @@ class RunDir:
         """Whether `path` is (or is under) one of the files and folders graphspec keeps in a run."""
         own = (self.spec, self.model, self.best, self.history, self.metrics, self.checkpoints, self.curves,
                self.tensorboard, self.marker, self.lock_file)
-        resolved = Path(path).resolve()
-        return any(resolved == p.resolve() or p.resolve() in resolved.parents for p in own)
+        resolved = real_path(path)
+        return any(resolved == real_path(p) or real_path(p) in resolved.parents for p in own)
 
     def checkpoint(self, epoch: int) -> Path:
         return self.checkpoints / f"epoch_{epoch:04d}.keras"
@@ -182,9 +183,10 @@ class RunDir:
         try:
             descriptor = os.open(self.lock_file, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
         except OSError as exc:
-            if exc.errno != errno.ELOOP:
-                raise
-            raise self._link_error(self.lock_file) from None
+            if exc.errno == errno.ELOOP:
+                raise self._link_error(self.lock_file) from None
+            raise GraphspecError(Diagnostic(f"cannot lock run directory {self.root}: {exc.strerror or exc}",
+                                            hint="train into a directory you can write")) from None
         status = os.fstat(descriptor)
         if not stat.S_ISREG(status.st_mode) or status.st_nlink > 1:
             os.close(descriptor)

@@ -50,7 +50,7 @@ from graphspec.data import Dataset, StreamedData, load_data, open_stream, resolv
 from graphspec.errors import Diagnostic, GraphspecError, printable, raised_outside_graphspec
 from graphspec.loader import MAX_BYTES, CoreDumper, Document, load_bytes, load_file, load_text
 from graphspec.pipeline import SpecFile, check_document_stages, data_path_findings
-from graphspec.policy import Trust
+from graphspec.policy import Trust, real_path
 from graphspec.rundir import RunDir, is_run_dir
 from graphspec.schema.models import TrainSpec
 
@@ -586,10 +586,27 @@ def _history_rows(history: dict[str, list[float]]) -> str:
 def read_history(path: Path) -> dict[str, list[float]]:
     if not path.exists():
         return {}
-    with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    try:
+        with open(path, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise _damaged(path, str(exc)) from None
     keys = [k for k in (rows[0].keys() if rows else []) if k != "epoch"]
-    return {k: [float(r[k]) for r in rows] for k in keys}
+    history: dict[str, list[float]] = {k: [] for k in keys}
+    for line, row in enumerate(rows, start=2):
+        for key in keys:
+            try:
+                history[key].append(float(row[key]))
+            except (TypeError, ValueError):
+                raise _damaged(path, f"line {line}: {printable(str(key))[:40]} is {printable(repr(row[key]))[:40]}, "
+                                     "not a number") from None
+    return history
+
+
+def _damaged(path: Path, problem: str) -> GraphspecError:
+    """A run file graphspec wrote, since changed: resuming from it would continue a different run."""
+    return GraphspecError(Diagnostic(f"damaged ({problem}); the run cannot be resumed from it",
+                                     file=str(path), hint="restore the file, or start a new run"))
 
 
 class _Interrupt:
@@ -775,9 +792,16 @@ class _RunState:
     improves: Callable[[float, float | None], bool] | None = None
     resumed_callbacks: list[dict] = field(default_factory=list)
 
-    def resume_from(self, saved: dict) -> None:
-        self.best_epoch, self.best_value = saved.get("best_epoch"), saved.get("best_value")
-        self.resumed_callbacks = saved.get("callbacks", [])
+    def resume_from(self, saved: dict, path: Path) -> None:
+        best_epoch, best_value, callbacks = saved.get("best_epoch"), saved.get("best_value"), saved.get("callbacks", [])
+        if best_epoch is not None and (not isinstance(best_epoch, int) or isinstance(best_epoch, bool)
+                                       or best_epoch < 1):
+            raise _damaged(path, f"best_epoch is {printable(repr(best_epoch))[:40]}")
+        if best_value is not None and (not isinstance(best_value, (int, float)) or isinstance(best_value, bool)):
+            raise _damaged(path, f"best_value is {printable(repr(best_value))[:40]}")
+        if not isinstance(callbacks, list) or not all(isinstance(c, dict) for c in callbacks):
+            raise _damaged(path, "callbacks is not a list of mappings")
+        self.best_epoch, self.best_value, self.resumed_callbacks = best_epoch, best_value, callbacks
 
     def metrics(self) -> dict:
         """metrics.json: strict JSON, so a non-finite figure is written as null."""
@@ -813,8 +837,8 @@ def _refuse_output(run: RunDir, message: str, hint: str | None = None) -> Graphs
 def _check_new_output(run: RunDir, options: TrainOptions, protected: dict[str, Path]) -> None:
     """Refuse an --output that is not a fresh place for a run, or that --overwrite must not delete."""
     root = run.root
-    resolved = root.resolve()
-    working = Path.cwd().resolve()
+    resolved = real_path(root)
+    working = real_path(Path.cwd())
     if resolved == working or resolved in working.parents:
         raise _refuse_output(run, "is the working directory or holds it; a run needs a directory of its own",
                              "name a new directory, e.g. --output runs/my_run")
@@ -868,7 +892,7 @@ def _resumed_document(run: RunDir, spec_path: str, options: TrainOptions) -> tup
             f"--resume continues with the run's recorded settings, and these options would change "
             f"{', '.join(changed)}", hint="only --epochs (or --set train.epochs=N) may change on resume; "
             "start a new run for anything else"))
-    if Path(spec_path).resolve() != run.spec.resolve():
+    if real_path(spec_path) != real_path(run.spec):
         given = load_file(spec_path)
         differ = _differing_sections(run.marker_data().get("digests", {}), _section_digests(given.data))
         if differ:
@@ -881,7 +905,7 @@ def _resumed_document(run: RunDir, spec_path: str, options: TrainOptions) -> tup
         if epochs is not None and options.epochs is None and not epochs_set:  # what the user typed wins
             options = dataclasses.replace(options, epochs=epochs)
     # The project the data may come from is the one of the spec the user named, not one the marker names.
-    recorded.project = str(Path(spec_path).resolve().parent)
+    recorded.project = str(real_path(spec_path).parent)
     return recorded, options
 
 
@@ -971,8 +995,8 @@ def train(spec_path: str | os.PathLike, options: TrainOptions | None = None,
         run.lock()
         run.remove_debris()
     if not options.resume and chief:
-        protected = {"the spec": Path(spec_path).resolve(),
-                     **{f"data file {f}": Path(f).resolve() for f in _data_files(spec)}}
+        protected = {"the spec": real_path(spec_path),
+                     **{f"data file {f}": real_path(f) for f in _data_files(spec)}}
         _check_new_output(run, options, protected)
     data, validation = _read_data_while_importing_keras(spec)
     if isinstance(data, StreamedData):
@@ -1020,7 +1044,7 @@ def train(spec_path: str | os.PathLike, options: TrainOptions | None = None,
     if last:
         state.history = {k: v[:last] for k, v in state.history.items()}
         state.epochs_done = last
-        state.resume_from(run.checkpoint_saved_state(last))
+        state.resume_from(run.checkpoint_saved_state(last), run.checkpoint_state(last))
         if chief and state.best_epoch is not None and run.checkpoint(state.best_epoch).exists():
             run.copy_file(run.checkpoint(state.best_epoch), run.best)  # a kill may have cut its copy short
         echo(f"resuming {run.root} after epoch {last}")
@@ -1031,7 +1055,7 @@ def train(spec_path: str | os.PathLike, options: TrainOptions | None = None,
         atexit.register(shutil.rmtree, scratch, ignore_errors=True)  # after an error
         run = RunDir(Path(scratch) / "run")
     if not options.resume or not chief:
-        marker = {"source": str(Path(spec_path).resolve()), "digests": _section_digests(document.data)}
+        marker = {"source": str(real_path(spec_path)), "digests": _section_digests(document.data)}
         try:
             run.create(marker, {"spec.yaml": _run_spec_text(resolved)}, replace=options.overwrite)
         except (FileExistsError, NotADirectoryError):

@@ -352,3 +352,70 @@ def test_a_hostile_run_directory_never_gets_graphspec_to_write_or_delete_through
     link.symlink_to(folder)
     code, output, _, _ = measured("export", model, "--format", "savedmodel", "-o", link, "--force", timeout=120)
     assert code == 1 and "is a symbolic link" in output, output
+
+
+@pytest.mark.parametrize("expression, message", [
+    ("${u * u}", "the result is out of range"),
+    ("${" + "9" * 400 + " / 3}", "the result is out of range"),
+    ("${0x" + "f" * 5000 + "}", "expression longer than 500 characters"),
+])
+def test_arithmetic_that_overflows_is_a_located_error(expression, message):
+    from helpers import check
+
+    text = ("graphspec: 1\ninputs: {x: {shape: [2]}}\nblocks:\n  b:\n    params: [u]\n    inputs: [i]\n    nodes:\n"
+            f"      d: {{layer: Dense, args: {{units: \"{expression}\"}}, from: i}}\n    output: d\n"
+            "nodes:\n  y: {block: b, with: {u: 1e200}, from: x}\noutputs: [y]\n")
+    found = [d for d in check(text).diagnostics if d.severity == "error"]
+    assert found and message in found[0].message and found[0].line == 8
+
+
+def test_an_integer_literal_beyond_64_bits_is_a_located_error(tmp_path):
+    spec = tmp_path / "s.yaml"
+    spec.write_text("graphspec: 1\ninputs: {x: {shape: [0x" + "f" * 5000 + "]}}\nnodes:\n"
+                    "  y: {layer: Dense, args: {units: 1}, from: x}\noutputs: [y]\n")
+    code, output, _, _ = measured("validate", spec)
+    assert code == 1 and "is out of range (beyond ±2**64)" in output and "internal error" not in output
+
+
+def test_symlink_loops_as_data_sub_model_and_export_output_are_located_errors(tmp_path):
+    for name in ("loop.csv", "loop.yaml", "loop.onnx"):
+        (tmp_path / name).symlink_to(tmp_path / name)
+    spec = tmp_path / "s.yaml"
+    spec.write_text(SINE.read_text().replace("../data/sine.csv", "loop.csv").replace(
+        "  validation: ../data/sine_val.csv\n", ""))
+    code, output, _, _ = measured("train", spec, "--output", tmp_path / "r", "--epochs", "1", timeout=120)
+    assert code == 1 and "Too many levels of symbolic links" in output, output
+    parent = tmp_path / "parent.yaml"
+    parent.write_text("graphspec: 1\ninputs: {x: {shape: [4]}}\nmodels:\n  m: {file: loop.yaml}\nnodes:\n"
+                      "  y: {apply: m, from: x}\noutputs: [y]\n")
+    code, output, _, _ = measured("validate", parent)
+    assert code == 1 and "'loop.yaml' cannot be loaded" in output, output
+    model = tmp_path / "m.keras"
+    subprocess.run([sys.executable, "-c", "import keras; x = keras.Input((1,), name='x'); "
+                    f"keras.Model(x, keras.layers.Dense(1, name='y')(x)).save({str(model)!r})"], check=True)
+    code, output, _, _ = measured("export", model, "--format", "onnx", "-o", tmp_path / "loop.onnx", "--force",
+                                  timeout=120)
+    assert code == 1 and "internal error" not in output, output
+
+
+def test_resume_of_a_run_with_damaged_files_and_evaluate_with_an_unrelated_spec_are_located_errors(tmp_path):
+    import json
+
+    run = tmp_path / "run"
+    train = [sys.executable, "-m", "graphspec", "train", str(SINE), "--output", str(run)]
+    assert subprocess.run([*train, "--epochs", "2"], cwd=ROOT, capture_output=True).returncode == 0
+    history = run / "history.csv"
+    original = history.read_text()
+    header, first, *rest = original.splitlines()
+    history.write_text("\n".join([header, ",".join(["1", "", *first.split(",")[2:]]), *rest]) + "\n")
+    resumed = subprocess.run([*train, "--epochs", "3", "--resume"], cwd=ROOT, capture_output=True, text=True)
+    assert resumed.returncode == 1 and "damaged (line 2: " in resumed.stderr, resumed.stderr
+    history.write_text(original)
+    state = run / "checkpoints" / "epoch_0002.json"
+    state.write_text(json.dumps({**json.loads(state.read_text()), "best_epoch": "x"}))
+    resumed = subprocess.run([*train, "--epochs", "3", "--resume"], cwd=ROOT, capture_output=True, text=True)
+    assert resumed.returncode == 1 and "damaged (best_epoch is 'x')" in resumed.stderr, resumed.stderr
+    unrelated = ROOT / "specs" / "examples" / "mnist_mlp.yaml"
+    code, output, _, _ = measured("evaluate", run / "model.keras", "--spec", unrelated, "--data",
+                                  ROOT / "specs" / "data" / "sine_val.csv", timeout=120)
+    assert code == 1 and "does not fit spec" in output, output
