@@ -663,12 +663,37 @@ class StreamedData:
         self.start = 0  # the rows this object stands for: a validation split is a window of the file
         self.shapes: dict[str, tuple] = {}  # per input and output: dtype and row shape, from the first chunk
         self.dtypes: dict[str, np.dtype] = {}
+        self.identity: tuple | None = None  # the file as checked: device, inode, size, modification time
+        self.failure: Exception | None = None  # what stopped a read during training, for train to report
+
+    def check_unchanged(self) -> None:
+        """Refuse to read a file that is not the one checked before training: its rows were never checked,
+        and an NPZ cut shorter would fault on read."""
+        try:
+            now = _identity(self.source)
+        except OSError:
+            now = None  # removed or unreadable: changed too
+        if self.identity is not None and now != self.identity:
+            raise _fail(self.source, "the file changed while training (its size, modification time or identity "
+                                     "are not what they were when it was checked)")
 
     def window(self, start: int, stop: int) -> "StreamedData":
         """Rows `start`..`stop` of the file (as `validation_split` holds out the last rows)."""
         part = copy.copy(self)
         part.start, part.rows = start, stop - start
         return part
+
+    def _rows(self, handle, array: np.memmap, first: int, rows: int) -> np.ndarray:
+        """Rows of a mapped array, read with pread rather than touched through the mapping: a file cut shorter
+        meanwhile gives a short read, reported, where a mapped page past its end kills the process (SIGBUS)."""
+        if array.ndim > 1 and not array.flags.c_contiguous:  # Fortran order: rows are not contiguous bytes
+            return np.array(array[first:first + rows])
+        row_bytes = math.prod(array.shape[1:]) * array.dtype.itemsize
+        data = os.pread(handle.fileno(), rows * row_bytes, array.offset + first * row_bytes)
+        if len(data) != rows * row_bytes:
+            self.check_unchanged()
+            raise _fail(self.source, f"rows {first}..{first + rows - 1} cannot be read any more")
+        return np.frombuffer(data, array.dtype).reshape(rows, *array.shape[1:])
 
     def _scan(self) -> None:
         for chunk in self.chunks():
@@ -681,6 +706,7 @@ class StreamedData:
 
     def chunks(self):
         """Checked `Dataset`s of up to `chunk_rows` rows, covering this object's rows of the file."""
+        self.check_unchanged()
         start, stop = self.start, (self.start + self.rows if self.rows else None)
         offset = 0
         for columns, rows in self._raw_chunks():
@@ -697,9 +723,10 @@ class StreamedData:
         if self.table.kind == "npz":
             arrays = {name: self.table.columns.mapped(name) for name in self._bound_arrays()}
             total = min((len(a) for a in arrays.values()), default=0)
-            for first in range(0, total, self.chunk_rows):
-                rows = min(self.chunk_rows, total - first)
-                yield {name: array[first:first + rows] for name, array in arrays.items()}, rows
+            with open(self.source, "rb") as handle:
+                for first in range(0, total, self.chunk_rows):
+                    rows = min(self.chunk_rows, total - first)
+                    yield {name: self._rows(handle, array, first, rows) for name, array in arrays.items()}, rows
             return
         import pyarrow as pa
 
@@ -779,8 +806,17 @@ def open_stream(spec: SpecFile, path: str | os.PathLike, *, outputs: bool = True
     """A data file to stream, checked through once (stopping at its first bad row) and its rows counted."""
     _binding(spec)
     data = StreamedData(spec, str(path), outputs, chunk_rows)
+    try:
+        data.identity = _identity(data.source)
+    except OSError:
+        pass  # reading it will say what is wrong
     data._scan()
     return data
+
+
+def _identity(path: str) -> tuple:
+    status = os.stat(path)
+    return status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns
 
 
 def should_stream(spec: SpecFile, path: str) -> bool:

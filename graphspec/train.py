@@ -453,8 +453,12 @@ def _streamed_rows(tf, data: StreamedData):
     signature = {name: tf.TensorSpec((None, *data.shapes[name]), data.dtypes[name]) for name in names}
 
     def chunks():
-        for chunk in data.chunks():
-            yield {**chunk.inputs, **chunk.outputs}
+        try:
+            for chunk in data.chunks():
+                yield {**chunk.inputs, **chunk.outputs}
+        except Exception as exc:  # tf.data re-raises it as its own error: `train` reports this one instead
+            data.failure = exc
+            raise
 
     return tf.data.Dataset.from_generator(chunks, output_signature=signature).unbatch()
 
@@ -1111,6 +1115,11 @@ def train(spec_path: str | os.PathLike, options: TrainOptions | None = None,
         if exc.errno not in _DISK_FULL:
             raise
         raise _disk_full(run, checkpoints.written, exc, spec_path) from None
+    except Exception:
+        stopped = next((s for s in (data, validation) if isinstance(s, StreamedData) and s.failure is not None), None)
+        if stopped is None:
+            raise
+        raise _stream_failed(stopped, run, checkpoints.written, spec_path) from None
     if not chief:
         shutil.rmtree(run.root.parent, ignore_errors=True)
         echo(f"worker done after {state.epochs_done} epochs; the chief writes the run directory")
@@ -1179,6 +1188,18 @@ def _write_summaries(run: RunDir, state: _RunState) -> None:
 
     run.write_text(run.metrics, _metrics_json(state))
     write_curves(state.history, run.curves)
+
+
+def _stream_failed(stream: StreamedData, run: RunDir, written: int, spec_path: str) -> GraphspecError:
+    """A streamed file that stopped reading mid-run (changed, cut short, removed): what happened, and the
+    checkpoint to resume from once the file is back."""
+    failure = stream.failure
+    reason = failure.diagnostics[0].message if isinstance(failure, GraphspecError) else \
+        f"it cannot be read any more ({printable(str(failure).strip().splitlines()[0] if str(failure) else '')})"
+    return GraphspecError(Diagnostic(
+        f"{reason}; training stopped, and the last checkpoint, of epoch {written}, is in {run.checkpoints}",
+        file=stream.source,
+        hint=f"restore the file, then resume with: graphspec train {spec_path} --output {run.root} --resume"))
 
 
 def _closing_summary(run: RunDir, state: _RunState, settings: TrainSpec, spec_path: str, echo) -> None:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -115,3 +116,40 @@ def test_debris_of_a_killed_write_is_removed_on_resume(tmp_path):
     assert run_cli("train", SINE, "--output", run, "--epochs", "3", "--resume").returncode == 0
     assert not any(path.exists() for path in debris)
     assert (run / "checkpoints" / "epoch_0003.keras").exists()
+
+
+def _stream_spec(tmp_path, data_name: str, binding: str) -> Path:
+    spec = tmp_path / "stream.yaml"
+    spec.write_text(
+        "graphspec: 1\ninputs: {x: {shape: [1]}}\nnodes:\n  y: {layer: Dense, args: {units: 1}, from: x}\n"
+        "outputs: [y]\ncompile: {loss: mse}\ntrain: {epochs: 100000, batch_size: 256}\n"
+        f"data: {{train: {data_name}, stream: true, {binding}}}\n")
+    return spec
+
+
+@pytest.mark.parametrize("kind", ["csv", "npz"])
+def test_a_streamed_file_changed_mid_run_stops_with_a_checkpoint_and_how_to_resume(tmp_path, kind):
+    rows = 200_000
+    x = np.linspace(0, 1, rows, dtype="float32")[:, None]
+    if kind == "csv":
+        data = tmp_path / "d.csv"
+        data.write_text("x,y\n" + "".join(f"{v},{2 * v}\n" for v in x[:, 0]))
+        binding = "inputs: {x: {columns: [x]}}, outputs: {y: {columns: [y]}}"
+    else:
+        data = tmp_path / "d.npz"
+        np.savez(data, x=x, y=2 * x)  # stored uncompressed: streamed through the file, as a mapping would be
+        binding = "inputs: {x: {array: x}}, outputs: {y: {array: y}}"
+    spec, run = _stream_spec(tmp_path, data.name, binding), tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "-m", "graphspec", "train", str(spec), "--output", str(run)],
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 180
+    while not list((run / "checkpoints").glob("epoch_*.keras")):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.05)
+    with open(data, "r+b") as handle:  # cut to a tenth, as a rewrite in place or a failing copy would
+        handle.truncate(data.stat().st_size // 10)
+    _, stderr = process.communicate(timeout=180)
+    assert process.returncode == 1, stderr  # not 3 (an internal error) and not -7 (SIGBUS)
+    assert "the file changed while training" in stderr or "cannot be read any more" in stderr, stderr
+    assert f"resume with: graphspec train {spec} --output {run} --resume" in stderr
+    assert list((run / "checkpoints").glob("epoch_*.keras"))
