@@ -262,8 +262,12 @@ class _Importer:
         outputs = []
         for name, node_index, tensor_index in self.output_layers(config):
             if node_index or (tensor_index and naming.outputs_count.get(name, 1) > 1):
-                raise GraphspecError(f"output {name}[{tensor_index}] (call {node_index + 1}) is one tensor of a "
-                                     "multi-output layer; a spec output must be a whole node")
+                raise GraphspecError(Diagnostic(
+                    f"output {name}[{tensor_index}] (call {node_index + 1}) is one tensor of a multi-output layer; "
+                    "a spec output must be a whole node, so this model cannot be rebuilt exactly",
+                    hint=f"name the tensor with a layer in the model (`keras.layers.Identity(name=...)` on "
+                         f"{name}'s output {tensor_index}), save it and import that; a spec writes it as "
+                         f"`{name}_{tensor_index}: {{layer: Identity, from: '{name}[{tensor_index}]'}}`"))
             outputs.append(naming.node(name, node_index))
         return {"inputs": inputs, "nodes": nodes, "outputs": outputs}
 

@@ -369,3 +369,14 @@ def test_import_allow_module_carries_custom_layers_of_that_module(tmp_path):
     assert "s: {layer: gs_import_custom.Scale, args: {factor: 2.5}, from: d}" in text
     built = run_cli("validate", "m.yaml", "--allow-module", "gs_import_custom", cwd=tmp_path)
     assert built.returncode == 0, built.stderr
+
+
+def test_one_tensor_of_a_multi_output_layer_as_an_output_is_refused_with_the_identity_fix():
+    x = keras.Input((5, 3), name="x")
+    out, state, _ = keras.layers.LSTM(4, return_state=True, name="enc")(x)
+    with pytest.raises(graphspec.GraphspecError, match=r"output enc\[1\] \(call 1\) is one tensor") as raised:
+        graphspec.from_keras(keras.Model(x, [out, state]))
+    assert "`enc_1: {layer: Identity, from: 'enc[1]'}`" in raised.value.diagnostics[0].hint
+    named = keras.layers.Identity(name="enc_1")(state)  # the fix the hint gives imports and rebuilds
+    spec = graphspec.from_keras(keras.Model(x, [keras.layers.Identity(name="enc_0")(out), named]))
+    assert spec["outputs"] == ["enc_0", "enc_1"]
