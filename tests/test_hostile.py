@@ -256,15 +256,16 @@ SINE = ROOT / "specs" / "examples" / "sine.yaml"
 @pytest.mark.parametrize("args, code, message", [
     (["--seed", "4294967296"], 1, "--seed 4294967296: error: train.seed: expected a value less than or equal to"),
     (["--seed", "-1"], 1, "train.seed: expected a value greater than or equal to 0"),
-    (["--epochs", "100000000000000000000000"], 1, "train.epochs: expected a value less than or equal to"),
+    (["--epochs", "100000000000000000000000"], 1, "--set train.epochs=100000000000000000000000: integer"),
+    (["--epochs", "10000000000000"], 1, "train.epochs: expected a value less than or equal to"),
     (["--epochs", "10^23"], 2, "Invalid value for '--epochs'"),
     (["--set", "train.callbacks.early_stopping={patience: '5'}"], 1, "EarlyStopping patience: expected an integer"),
     (["--set", "train.callbacks.reduce_lr_on_plateau={factor: 2}"], 1, "factor: expected a number below 1"),
     (["--set", "outputs.0.x=1"], 1, "'outputs.0' is a value ('y'), not a mapping or list"),
     (["--allow-module", ".relative"], 2, "is not an absolute module name"),
     (["--allow-module", ""], 2, "is not an absolute module name"),
-], ids=["seed-high", "seed-negative", "epochs-huge", "epochs-expression", "patience-string", "factor-2",
-        "set-into-value", "relative-module", "empty-module"])
+], ids=["seed-high", "seed-negative", "epochs-huge", "epochs-over-limit", "epochs-expression", "patience-string",
+        "factor-2", "set-into-value", "relative-module", "empty-module"])
 def test_bad_command_line_values_are_usage_or_located_errors(tmp_path, args, code, message):
     run = subprocess.run([sys.executable, "-m", "graphspec", "train", str(SINE), "--output", str(tmp_path / "r"),
                           *args], capture_output=True, text=True, cwd=ROOT)
