@@ -47,6 +47,7 @@ from graphspec.schema.models import Binding, ColumnGlob, ColumnRange
 
 # The longest CSV line read: the header, and a row (pyarrow parses a row within one block of this size).
 MAX_CSV_LINE = 16 << 20
+STREAM_BLOCK = 1 << 20  # a streamed CSV's blocks: see _record_batches
 
 _CATEGORICAL_LOSSES = {
     "categorical_crossentropy", "CategoricalCrossentropy", "categorical_focal_crossentropy",
@@ -354,12 +355,13 @@ class _Table:
 # --------------------------------------------------------------------------- binding
 
 
-def csv_problem(exc: Exception) -> str:
-    """pyarrow's reason a CSV file does not parse, in words that say what to change."""
+def csv_problem(exc: Exception, block: int = MAX_CSV_LINE) -> str:
+    """pyarrow's reason a CSV file does not parse, in words that say what to change; `block` is the size
+    pyarrow parsed the file in."""
     reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     if "straddl" in reason:  # a row longer than the block pyarrow parses at once
-        return f"a row is longer than {MAX_CSV_LINE >> 20} MiB, the most a CSV row may hold here; store such " \
-               "wide data as Parquet or NPZ"
+        return f"a row is longer than {block >> 20} MiB, the most a CSV row may hold here; store such " \
+               "wide data as Parquet or NPZ" + (", or set data.stream: false" if block < MAX_CSV_LINE else "")
     if "UTF8" in reason or "UTF-8" in reason:
         return f"the file is not UTF-8 text ({reason}); save it as UTF-8"
     return f"cannot parse CSV: {reason}"
@@ -748,6 +750,8 @@ class StreamedData:
                     if skip < batch.num_rows:
                         yield _slice(_columns([batch]), skip, batch.num_rows), batch.num_rows - skip
         except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
+            if self.table.kind == "csv":
+                raise _fail(self.source, csv_problem(exc, STREAM_BLOCK)) from None
             raise _fail(self.source, f"cannot read {_KIND_NAMES[self.table.kind]} data: "
                                      f"{str(exc).splitlines()[0]}") from None
 
@@ -758,7 +762,7 @@ class StreamedData:
 
         # Blocks of 1 MiB (Arrow's default): with larger ones its streaming reader's memory grew with the file
         # (13 MiB blocks: 370 MB for a 276 MB CSV; 1 MiB: 100 MB); `_grouped` joins them into chunks.
-        return pacsv.open_csv(self.source, read_options=pacsv.ReadOptions(block_size=1 << 20),
+        return pacsv.open_csv(self.source, read_options=pacsv.ReadOptions(block_size=STREAM_BLOCK),
                               convert_options=_csv_options(self.types, typed, as_text=not typed))
 
     def _row_groups(self):

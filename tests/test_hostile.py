@@ -221,14 +221,15 @@ def test_csv_values_that_would_be_silently_wrong_are_located_errors(tmp_path, wr
     assert time.monotonic() - start < SECONDS  # 100,000 columns: the duplicate check was quadratic (116 s)
 
 
-def test_a_huge_row_is_named_as_too_long_not_as_pyarrows_straddling_object():
-    from graphspec.data import csv_problem
+def test_a_row_longer_than_a_streamed_block_is_named_as_too_long_not_as_pyarrows_straddling_object(write):
+    from graphspec.data import open_stream
 
-    import pyarrow as pa
-
-    message = csv_problem(pa.ArrowInvalid("straddling object straddles two block boundaries (try to increase "
-                                          "block size?)"))
-    assert message.startswith("a row is longer than 16 MiB") and "Parquet" in message
+    spec = graphspec.load(write("s.yaml", CSV_SPEC))
+    data = write("d.csv", "a,b,i,t\n1,2,3,4\n1,2,3," + "4" * 3_000_000 + "\n")
+    with pytest.raises(GraphspecError) as info:
+        open_stream(spec, data)
+    message = info.value.diagnostics[0].message
+    assert message.startswith("a row is longer than 1 MiB") and "data.stream: false" in message, message
 
 
 def test_an_aliased_doc_is_refused_before_train_writes_it_out_in_full(tmp_path):
