@@ -421,3 +421,14 @@ def test_resume_of_a_run_with_damaged_files_and_evaluate_with_an_unrelated_spec_
     code, output, _, _ = measured("evaluate", run / "model.keras", "--spec", unrelated, "--data",
                                   ROOT / "specs" / "data" / "sine_val.csv", timeout=120)
     assert code == 1 and "does not fit spec" in output, output
+
+
+def test_a_run_lock_that_cannot_be_opened_is_a_located_error(tmp_path):
+    """As for a user who cannot write the run: the lock is the first thing resume opens for writing."""
+    from graphspec.rundir import RunDir
+
+    run = RunDir(tmp_path / "run")
+    run.root.mkdir()
+    run.lock_file.mkdir()  # opening it to write fails (EISDIR), as a read-only run fails with EACCES
+    with pytest.raises(GraphspecError, match="cannot lock run directory .*: Is a directory"):
+        run.lock()
