@@ -123,11 +123,13 @@ def _within(module: str, package: str) -> bool:
 
 
 def project_root(folder: Path) -> Path:
-    """The repository root holding `folder` (nearest ancestor with `.git`), else `folder` itself."""
+    """The repository root holding `folder` (nearest ancestor with `.git`), else the project holding it (nearest
+    ancestor with `pyproject.toml`: a release unpacked without git), else `folder` itself."""
     folder = real_path(folder)
-    for candidate in [folder, *folder.parents]:
-        if (candidate / ".git").exists():
-            return candidate
+    for marker in (".git", "pyproject.toml"):
+        for candidate in [folder, *folder.parents]:
+            if (candidate / marker).exists():
+                return candidate
     return folder
 
 

@@ -279,7 +279,8 @@ def test_file_names_tensorflow_refuses_as_scope_names_still_train(tmp_path):
     spec.write_text(SINE.read_text().replace("name: sine\n", "").replace("../data/", str(ROOT / "specs/data") + "/"))
     assert graphspec.load(spec).graph.name == "my_sp_c"
     run = subprocess.run([sys.executable, "-m", "graphspec", "train", str(spec), "--output", str(tmp_path / "r"),
-                          "--epochs", "1"], capture_output=True, text=True, cwd=ROOT)
+                          "--epochs", "1", "--allow-path", str(ROOT / "specs/data")], capture_output=True, text=True,
+                         cwd=ROOT)
     assert run.returncode == 0, run.stderr
 
 

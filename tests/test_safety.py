@@ -420,3 +420,18 @@ def test_a_forged_marker_does_not_choose_the_project_a_run_may_read(tmp_path):
     checked = check_document_stages(run.load_spec())
     (refusal,) = errors(checked)
     assert f"outside the spec's project ({run.root})" in refusal.message
+
+
+def test_a_project_unpacked_without_git_is_the_folder_of_its_pyproject(tmp_path):
+    """A release unpacked from an archive has no .git: its shipped examples still train on its shipped data."""
+    from graphspec.pipeline import data_path_findings
+
+    (tmp_path / "release" / "specs" / "examples").mkdir(parents=True)
+    (tmp_path / "release" / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    spec = tmp_path / "release" / "specs" / "examples" / "sine.yaml"
+    spec.write_text(SINE)
+    checked = graphspec.check(spec)
+    assert checked.ok and data_path_findings(checked.spec, checked.document, checked.policy) == []
+    (tmp_path / "release" / "pyproject.toml").unlink()
+    refused = data_path_findings(checked.spec, checked.document, graphspec.check(spec).policy)
+    assert [d.path for d in refused] == [("data", "train"), ("data", "validation")]
