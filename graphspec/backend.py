@@ -24,7 +24,7 @@ import sys
 import tempfile
 from typing import Any
 
-from graphspec.errors import Diagnostic, GraphspecError, raised_outside_graphspec
+from graphspec.errors import Diagnostic, GraphspecError, first_line, raised_outside_graphspec
 from graphspec.graph import GNode, Graph, LayerSpec, TensorRef
 from graphspec.keras_private import APPLICATION_LAYERS, application_layer
 from graphspec.pipeline import SpecFile, load
@@ -77,11 +77,6 @@ def keras_module():
             f"this command builds a Keras model and needs {exc.name}, which is not installed",
             hint="pip install 'graphspec[keras]' (validate, summary, diff and plot work without it)")) from None
     return keras
-
-
-def _reason(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 class _GraphBuilder:
@@ -154,7 +149,7 @@ class _GraphBuilder:
             if not raised_outside_graphspec(exc):
                 raise
             what = node.spec.layer if node.spec is not None else node.target
-            raise GraphspecError(node.diagnostic(f"Keras rejected {what} '{node.name}': {_reason(exc)}")) from None
+            raise GraphspecError(node.diagnostic(f"Keras rejected {what} '{node.name}': {first_line(exc)}")) from None
 
     def input_tensor(self, node: GNode, name: str | None):
         spec = node.input_spec
@@ -317,7 +312,7 @@ def build(spec: SpecFile | str | os.PathLike, *, compile: bool = True, trust: Tr
             if not raised_outside_graphspec(exc):
                 raise
             raise GraphspecError(spec.document.diagnostic(
-                f"cannot load weights {spec.graph.weights}: {_reason(exc)}", ("weights",),
+                f"cannot load weights {spec.graph.weights}: {first_line(exc)}", ("weights",),
                 hint="the file must come from a model with these layers (graphspec import --weights)")) from None
     if compile and spec.spec.compile is not None:
         try:
@@ -325,6 +320,6 @@ def build(spec: SpecFile | str | os.PathLike, *, compile: bool = True, trust: Tr
         except Exception as exc:
             if not raised_outside_graphspec(exc):
                 raise
-            raise GraphspecError(spec.document.diagnostic(f"Keras rejected compile settings: {_reason(exc)}",
+            raise GraphspecError(spec.document.diagnostic(f"Keras rejected compile settings: {first_line(exc)}",
                                                           ("compile",))) from None
     return model

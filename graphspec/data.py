@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from graphspec.errors import Diagnostic, GraphspecError, did_you_mean, listing
+from graphspec.errors import Diagnostic, GraphspecError, did_you_mean, first_line, listing
 from graphspec.loader import regular_file
 from graphspec.pipeline import SpecFile
 from graphspec.policy import real_path
@@ -219,7 +219,7 @@ class _Table:
         try:
             self.names = list(pq.read_schema(self.path).names)
         except (pa.ArrowException, OSError) as exc:
-            raise _fail(self.path, f"not a Parquet file ({str(exc).splitlines()[0]})") from None
+            raise _fail(self.path, f"not a Parquet file ({first_line(exc)})") from None
 
     def _read_header(self) -> None:
         """The first line only, as bytes: the body is pyarrow's to read, and a file that is not CSV text (a
@@ -263,7 +263,7 @@ class _Table:
             try:
                 table = pq.read_table(self.path, columns=list(types))
             except (pa.ArrowException, OSError) as exc:
-                raise _fail(self.path, f"cannot read Parquet file: {str(exc).splitlines()[0]}") from None
+                raise _fail(self.path, f"cannot read Parquet file: {first_line(exc)}") from None
         else:
             read = pacsv.ReadOptions(block_size=MAX_CSV_LINE)
             try:
@@ -358,7 +358,7 @@ class _Table:
 def csv_problem(exc: Exception, block: int = MAX_CSV_LINE) -> str:
     """pyarrow's reason a CSV file does not parse, in words that say what to change; `block` is the size
     pyarrow parsed the file in."""
-    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    reason = first_line(exc)
     if "straddl" in reason:  # a row longer than the block pyarrow parses at once
         return f"a row is longer than {block >> 20} MiB, the most a CSV row may hold here; store such " \
                "wide data as Parquet or NPZ" + (", or set data.stream: false" if block < MAX_CSV_LINE else "")
@@ -753,7 +753,7 @@ class StreamedData:
             if self.table.kind == "csv":
                 raise _fail(self.source, csv_problem(exc, STREAM_BLOCK)) from None
             raise _fail(self.source, f"cannot read {_KIND_NAMES[self.table.kind]} data: "
-                                     f"{str(exc).splitlines()[0]}") from None
+                                     f"{first_line(exc)}") from None
 
     def _record_batches(self, typed: bool):
         if self.table.kind == "parquet":

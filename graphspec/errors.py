@@ -105,6 +105,13 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
     return f"did you mean '{by_lower[close[0]]}'?" if close else None
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of what a foreign exception says (Keras, pyarrow and TensorFlow append traces and
+    advice), or its type when it says nothing."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
 def listing(names: Sequence[str], limit: int = 12, width: int = 60) -> str:
     """Names for a message, at most `limit` of them, each cut to `width` characters: `a, b, … (30 in all)`.
     The names may come from a user's file, so what is echoed stays short and printable."""

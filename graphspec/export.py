@@ -20,7 +20,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from graphspec.errors import Diagnostic, GraphspecError, raised_outside_graphspec
+from graphspec.errors import Diagnostic, GraphspecError, first_line, raised_outside_graphspec
 from graphspec.policy import Trust
 from graphspec.rundir import refuse_protected_output
 
@@ -104,7 +104,7 @@ def export_model(target: str | os.PathLike, fmt: str, output: str | os.PathLike,
         shutil.rmtree(staging)
         if not raised_outside_graphspec(exc):
             raise
-        raise GraphspecError(f"Keras could not export {target} to {fmt}: {str(exc).strip().splitlines()[0]}") \
+        raise GraphspecError(f"Keras could not export {target} to {fmt}: {first_line(exc)}") \
             from None
     if output.is_dir():
         shutil.rmtree(output)  # an earlier SavedModel, checked above

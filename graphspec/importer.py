@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from graphspec.errors import Diagnostic, GraphspecError
+from graphspec.errors import Diagnostic, GraphspecError, first_line
 from graphspec.folding import fold_blocks, split_ref
 from graphspec.keras_private import APPLICATION_LAYERS, application_layer, layer_calls, op_function
 from graphspec.loader import CoreDumper
@@ -576,7 +576,7 @@ def import_model(source: str | os.PathLike, output: str | os.PathLike, *, force:
             model.load_weights(source)
         except ValueError as exc:  # Keras's word for weights that do not fit these layers
             raise GraphspecError(f"cannot load weights {source} into the model of {spec}: "
-                                 f"{str(exc).strip().splitlines()[0]}") from None
+                                 f"{first_line(exc)}") from None
     else:
         if trust is not None and trust.allow_modules:
             from graphspec.backend import import_allowed_modules

@@ -22,7 +22,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from graphspec.errors import Diagnostic, GraphspecError, raised_outside_graphspec
+from graphspec.errors import Diagnostic, GraphspecError, first_line, raised_outside_graphspec
 
 MAX_CONFIG_BYTES = 64 << 20  # the largest keras.applications config is under 2 MB
 MAX_CONFIG_DEPTH = 200  # a nested model adds about four levels
@@ -39,7 +39,7 @@ def load_model_file(keras, path: Path, hint: str | None = None):
     except Exception as exc:
         if not raised_outside_graphspec(exc):
             raise
-        reason = f"its config lacks the key {exc}" if isinstance(exc, KeyError) else str(exc).strip().splitlines()[0]
+        reason = f"its config lacks the key {exc}" if isinstance(exc, KeyError) else first_line(exc)
         raise GraphspecError(Diagnostic(f"cannot load model {path}: {reason}", hint=hint)) from None
 
 

@@ -47,7 +47,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from graphspec.checkpoints import Checkpoints
 from graphspec.data import Dataset, StreamedData, load_data, open_stream, resolve, should_stream
-from graphspec.errors import Diagnostic, GraphspecError, printable, raised_outside_graphspec
+from graphspec.errors import Diagnostic, GraphspecError, first_line, printable, raised_outside_graphspec
 from graphspec.loader import MAX_BYTES, CoreDumper, Document, load_bytes, load_file, load_text
 from graphspec.pipeline import SpecFile, check_document_stages, data_path_findings
 from graphspec.policy import Trust, real_path
@@ -285,7 +285,7 @@ def _strategy(tf, distribute: str | None):
             if not raised_outside_graphspec(exc):
                 raise
             raise GraphspecError(f"train.distribute: multi_worker: TensorFlow refused TF_CONFIG: "
-                                 f"{printable(str(exc).strip().splitlines()[0])[:300]}") from None
+                                 f"{printable(first_line(exc))[:300]}") from None
 
 
 _WATCHDOG = ("import os, signal, sys, time\n"
@@ -1195,7 +1195,7 @@ def _stream_failed(stream: StreamedData, run: RunDir, written: int, spec_path: s
     checkpoint to resume from once the file is back."""
     failure = stream.failure
     reason = failure.diagnostics[0].message if isinstance(failure, GraphspecError) else \
-        f"it cannot be read any more ({printable(str(failure).strip().splitlines()[0] if str(failure) else '')})"
+        f"it cannot be read any more ({printable(first_line(failure))})"
     return GraphspecError(Diagnostic(
         f"{reason}; training stopped, and the last checkpoint, of epoch {written}, is in {run.checkpoints}",
         file=stream.source,
