@@ -671,11 +671,7 @@ class StreamedData:
     def check_unchanged(self) -> None:
         """Refuse to read a file that is not the one checked before training: its rows were never checked,
         and an NPZ cut shorter would fault on read."""
-        try:
-            now = _identity(self.source)
-        except OSError:
-            now = None  # removed or unreadable: changed too
-        if self.identity is not None and now != self.identity:
+        if self.identity is not None and _identity(self.source) != self.identity:
             raise _fail(self.source, "the file changed while training (its size, modification time or identity "
                                      "are not what they were when it was checked)")
 
@@ -810,16 +806,18 @@ def open_stream(spec: SpecFile, path: str | os.PathLike, *, outputs: bool = True
     """A data file to stream, checked through once (stopping at its first bad row) and its rows counted."""
     _binding(spec)
     data = StreamedData(spec, str(path), outputs, chunk_rows)
-    try:
-        data.identity = _identity(data.source)
-    except OSError:
-        pass  # reading it will say what is wrong
+    data.identity = _identity(data.source)
     data._scan()
     return data
 
 
-def _identity(path: str) -> tuple:
-    status = os.stat(path)
+def _identity(path: str) -> tuple | None:
+    """Device, inode, size and modification time; None for a file that cannot be looked at (removed: then
+    any earlier identity differs; at the start, reading it says what is wrong)."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
     return status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns
 
 

@@ -77,6 +77,18 @@ class _Naming:
         return f"{base}[{tensor_index}]" if self.outputs_count.get(name, 1) > 1 else base
 
 
+def _base_args(layer, config: dict) -> dict[str, Any]:
+    """`trainable: false` and a dtype other than float32, the base-layer arguments a spec writes (the
+    config's own forms of them are `_DROPPED`)."""
+    base: dict[str, Any] = {}
+    if not config.get("trainable", True):
+        base["trainable"] = False
+    policy = getattr(layer, "dtype_policy", None)
+    if policy is not None and policy.name != "float32":
+        base["dtype"] = policy.name
+    return base
+
+
 class _Importer:
     def __init__(self, keras, allowed: Policy):
         self.keras = keras
@@ -129,12 +141,8 @@ class _Importer:
             args[key] = value
         required = [key for key in signature.required if key in args]  # units, filters: first, as people write
         args = {**{key: args[key] for key in required}, **args}
-        if not config.get("trainable", True):
-            args["trainable"] = full["trainable"] = False
-        policy = getattr(layer, "dtype_policy", None)
-        if policy is not None and policy.name != "float32":
-            args["dtype"] = full["dtype"] = policy.name
-        return args, full
+        base = _base_args(layer, config)
+        return {**args, **base}, {**full, **base}
 
     def custom_definition(self, layer, config: dict | None) -> dict[str, Any]:
         """`{layer: module.Class, args: ...}` for a layer of an allowed module: its whole config, which the
@@ -145,12 +153,8 @@ class _Importer:
                                             "class", hint=f"to import it as a custom layer, pass --allow-module "
                                                           f"{module}"))
         config = layer.get_config() if config is None else config
-        args = {key: _plain(value) for key, value in config.items() if key not in _DROPPED}
-        if not config.get("trainable", True):
-            args["trainable"] = False
-        policy = getattr(layer, "dtype_policy", None)
-        if policy is not None and policy.name != "float32":
-            args["dtype"] = policy.name
+        args = {**{key: _plain(value) for key, value in config.items() if key not in _DROPPED},
+                **_base_args(layer, config)}
         result: dict[str, Any] = {"layer": f"{module}.{class_name}", FULL_ARGS: args}
         if args:
             result["args"] = args

@@ -119,12 +119,16 @@ class RunDir:
             for leftover in folder.glob(f".*{TEMPORARY}*") if folder.is_dir() else ():
                 leftover.unlink(missing_ok=True)
 
+    @property
+    def entries(self) -> tuple[Path, ...]:
+        """The files and folders graphspec keeps in a run."""
+        return (self.spec, self.model, self.best, self.history, self.metrics, self.checkpoints, self.curves,
+                self.tensorboard, self.marker, self.lock_file)
+
     def owns(self, path: Path) -> bool:
-        """Whether `path` is (or is under) one of the files and folders graphspec keeps in a run."""
-        own = (self.spec, self.model, self.best, self.history, self.metrics, self.checkpoints, self.curves,
-               self.tensorboard, self.marker, self.lock_file)
+        """Whether `path` is (or is under) one of the run's own entries."""
         resolved = real_path(path)
-        return any(resolved == real_path(p) or real_path(p) in resolved.parents for p in own)
+        return any(resolved == real_path(p) or real_path(p) in resolved.parents for p in self.entries)
 
     def checkpoint(self, epoch: int) -> Path:
         return self.checkpoints / f"epoch_{epoch:04d}.keras"
@@ -209,8 +213,7 @@ class RunDir:
         self._lock_handle = handle
 
     def refuse_links(self) -> None:
-        for own in (self.spec, self.model, self.best, self.history, self.metrics, self.checkpoints, self.curves,
-                    self.tensorboard, self.marker, self.lock_file):
+        for own in self.entries:
             if own.is_symlink():
                 raise self._link_error(own)
 
