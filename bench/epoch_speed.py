@@ -89,20 +89,20 @@ def example_case(name: str):
     def case(folder: Path, rows: int):
         import keras
 
-        import graphspec.train as training
         import handwritten
+        from graphspec.training import feeding
         from graphspec.backend import compile_model
         from graphspec.pipeline import load
 
         path = ROOT / "specs" / "examples" / f"{name}.yaml"
         spec = load(path)
         settings = spec.spec.train
-        data, validation = training._read_data_while_importing_keras(spec)
+        data, validation = feeding.read_data_while_importing_keras(spec)
         if validation is None and settings.validation_split:
-            data, validation = training._split(data, settings.validation_split)
+            data, validation = feeding.split(data, settings.validation_split)
         batch = spec.fixed_batch_size or settings.batch_size
         if spec.fixed_batch_size:
-            data, validation = training._trim(data, batch), validation and training._trim(validation, batch)
+            data, validation = feeding.trim(data, batch), validation and feeding.trim(validation, batch)
 
         def hand():
             keras.utils.set_random_seed(1)
@@ -111,7 +111,7 @@ def example_case(name: str):
             return model
 
         def arrays(split):
-            return training.model_structure(split.inputs), training.model_structure(split.outputs)
+            return feeding.model_structure(split.inputs), feeding.model_structure(split.outputs)
 
         x, y = arrays(data)
         fit = dict(x=x, y=y, batch_size=batch, validation_data=arrays(validation) if validation else None)
@@ -204,12 +204,12 @@ def graphspec_epochs(name: str, folder: Path, rows: int, epochs: int, clock, set
     other side's turns are taken off it, so that it checkpoints as often as in a run alone."""
     import keras
 
-    import graphspec.train as training
+    import graphspec.training.job as training
 
     marks = Marks()
     spec, _, _, rows = CASES[name](folder, rows)
-    spec_callbacks = training._spec_callbacks
-    training._spec_callbacks = lambda *args: [clock(keras, marks), *spec_callbacks(*args)]
+    spec_callbacks = training.spec_callbacks
+    training.spec_callbacks = lambda *args: [clock(keras, marks), *spec_callbacks(*args)]
 
     class CheckpointsWithoutTheOtherSide(training.Checkpoints):
         def due(self, epoch: int, stopping: bool) -> bool:

@@ -361,7 +361,7 @@ def train(
     Example: graphspec train specs/examples/sine.yaml --output runs/sine --epochs 50
     """
     _long_running()
-    from graphspec.train import TrainOptions, train as run_training
+    from graphspec.training import TrainOptions, train as run_training
 
     if resume and output is None:
         typer.echo("graphspec: --resume needs --output RUN_DIR", err=True)

@@ -31,7 +31,7 @@ from graphspec.model_file import load_model_file
 from graphspec.pipeline import SpecFile, check, check_document_stages
 from graphspec.policy import Trust
 from graphspec.rundir import RunDir, atomic, refuse_protected_output
-from graphspec.train import AllRows, model_structure
+from graphspec.training.exact import AllRows, predict_arrays
 
 
 @dataclass
@@ -84,41 +84,6 @@ class Trained:
 
     def _batch(self) -> int:
         return self.spec.fixed_batch_size or (self.spec.spec.train.batch_size if self.spec.spec.train else 32)
-
-
-def predict_arrays(model, output_names: list[str], inputs: dict, batch: int) -> dict[str, np.ndarray]:
-    """Predictions keyed by output name, `batch` rows per call of Keras's compiled predict step
-    (`predict_on_batch`). The same batches as `model.predict(batch_size=batch)`, without the ~50 ms
-    it spends on each call setting up a dataset and a loop (`predict` calls this once per chunk of a
-    streamed file, and training under tf.distribute once per epoch: `output_losses`). A model trained
-    under tf.distribute goes through `model.predict`: Keras 3.15's `predict_on_batch` there gives
-    every replica the whole batch and returns their results end to end."""
-    if model.distribute_strategy.num_replicas_in_sync > 1:
-        return _by_output(model.predict(model_structure(inputs), batch_size=batch, verbose=0), output_names)
-    rows = len(next(iter(inputs.values())))
-    chunks = [_by_output(model.predict_on_batch(model_structure({k: v[start:start + batch] for k, v in inputs.items()})),
-                         output_names) for start in range(0, rows, batch)]
-    return {name: np.concatenate([chunk[name] for chunk in chunks]) for name in output_names}
-
-
-def _by_output(predictions, output_names: list[str]) -> dict[str, np.ndarray]:
-    if isinstance(predictions, dict):
-        return {name: np.asarray(predictions[name]) for name in output_names}
-    if not isinstance(predictions, (list, tuple)):
-        predictions = [predictions]
-    return {name: np.asarray(p) for name, p in zip(output_names, predictions)}
-
-
-def output_losses(model, output_names: list[str], inputs: dict, targets: dict, batch: int) -> dict[str, float]:
-    """Each output's loss over all rows at once, from the model's predictions: the validation columns of a run
-    trained under tf.distribute, where `AllRows` does not apply (see `train._validation`)."""
-    from graphspec.backend import keras_module
-
-    keras = keras_module()
-    losses = model.loss if isinstance(model.loss, dict) else {name: model.loss for name in output_names}
-    predictions = predict_arrays(model, output_names, inputs, batch)
-    return {name: float(keras.ops.mean(keras.losses.get(losses[name])(targets[name], predictions[name])))
-            for name in output_names if losses.get(name) is not None}
 
 
 def open_trained(target: str | os.PathLike, spec_file: str | os.PathLike | None = None, *, best: bool = False,

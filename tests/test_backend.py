@@ -272,12 +272,12 @@ def test_yaml_1_2_scalars_reach_keras_as_numbers_and_strings():
 
 
 def test_set_values_are_read_like_spec_scalars():
-    from graphspec.train import _parse_override
+    from graphspec.overrides import parse_override
 
-    assert _parse_override("compile.optimizer.learning_rate=1e-3") == (["compile", "optimizer", "learning_rate"], 1e-3)
-    assert _parse_override("name=no") == (["name"], "no")
+    assert parse_override("compile.optimizer.learning_rate=1e-3") == (["compile", "optimizer", "learning_rate"], 1e-3)
+    assert parse_override("name=no") == (["name"], "no")
     with pytest.raises(graphspec.GraphspecError, match=r"--set doc=!!binary aGk=: YAML tag"):
-        _parse_override("doc=!!binary aGk=")
+        parse_override("doc=!!binary aGk=")
 
 
 def test_block_repeat_and_arithmetic_build_what_validate_counted():

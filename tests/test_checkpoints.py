@@ -1,4 +1,4 @@
-"""graphspec.checkpoints: when an epoch is checkpointed, and held epochs written exactly as they were."""
+"""graphspec.training.checkpoints: when an epoch is checkpointed, and held epochs written exactly as they were."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import time
 
 import numpy as np
 
-from graphspec.checkpoints import AUTO_SHARE, Checkpoints
+from graphspec.training.checkpoints import AUTO_SHARE, Checkpoints
 from graphspec.rundir import RunDir
-from graphspec.train import TrainOptions, train
+from graphspec.training import TrainOptions, train
 from handwritten import keras
 from helpers import ROOT
 
@@ -99,11 +99,11 @@ def test_a_run_with_sparse_checkpoints_ends_as_one_checkpointed_every_epoch(tmp_
 def test_epoch_records_wait_a_second_between_writes_but_never_trail_a_checkpoint(tmp_path):
     import tensorflow as tf
 
-    from graphspec.train import RECORDS_SECONDS, _EpochRecords, _RunState, read_history
+    from graphspec.training.records import RECORDS_SECONDS, EpochRecords, RunState, read_history
 
     run = _run(tmp_path)
-    state = _RunState("loss", "min", {"loss": []})
-    records = _EpochRecords(tf, run, state)
+    state = RunState("loss", "min", {"loss": []})
+    records = EpochRecords(tf, run, state)
 
     def finish_epoch(number: int, checkpointed: bool) -> None:
         state.history["loss"].append(1.0 / number)

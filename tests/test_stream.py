@@ -47,7 +47,7 @@ def test_a_streamed_two_output_model_validates_evaluates_and_predicts_as_in_memo
     """100 validation rows in batches of 32: Keras validates the three full batches, and the last four rows,
     read once from the file, run on top of them. The per-output losses are means over all rows on both paths;
     `evaluate` and `predict` read the file as training did (the run's spec streams it) and agree too."""
-    from graphspec.train import read_history
+    from graphspec.training.records import read_history
 
     spec = ROOT / "specs" / "examples" / "sin_exp_two_outputs.yaml"
     validation = ROOT / "specs" / "data" / "sin_exp_val.csv"
@@ -82,7 +82,7 @@ def test_figures_over_all_rows_and_predictions_chunk_by_chunk(tmp_path):
     import tensorflow as tf
 
     from graphspec.evaluate import predict_arrays, write_predictions
-    from graphspec.train import AllRows
+    from graphspec.training.exact import AllRows
 
     spec = graphspec.load(ROOT / "specs" / "examples" / "sin_exp_two_outputs.yaml")
     path = ROOT / "specs" / "data" / "sin_exp_val.csv"
@@ -222,7 +222,7 @@ def test_keras_evaluate_of_a_stream_of_unknown_length_returns_wrong_figures():
     fails, an upgrade fixed it, and the length is no longer needed for correct figures."""
     import tensorflow as tf
 
-    from graphspec.train import AllRows
+    from graphspec.training.exact import AllRows
 
     spec = graphspec.load(ROOT / "specs" / "examples" / "sin_exp_two_outputs.yaml")
     model = graphspec.build(spec)

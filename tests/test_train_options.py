@@ -100,7 +100,7 @@ def test_one_hot_false_takes_the_columns_as_they_are(write):
 def test_deterministic_false_turns_tensorflows_deterministic_ops_off_even_after_a_run_with_them(tmp_path):
     from tensorflow.python.framework.config import is_op_determinism_enabled
 
-    from graphspec.train import TrainOptions, train
+    from graphspec.training import TrainOptions, train
 
     for number, setting in enumerate(["true", "false", "true", "false"]):
         run = train(SINE, TrainOptions(output=str(tmp_path / str(number)), verbose=0,

@@ -80,7 +80,7 @@ def _set(data, path, value):
 @given(st.data())
 def test_what_validate_accepts_builds(data):
     from graphspec.backend import keras_module
-    from graphspec.train import _spec_callbacks
+    from graphspec.training.recorder import spec_callbacks
 
     name = data.draw(st.sampled_from(sorted(DOCUMENTS)))
     document = yaml.safe_load(yaml.safe_dump(DOCUMENTS[name]))
@@ -100,7 +100,7 @@ def test_what_validate_accepts_builds(data):
     if train is not None:
         if train.seed is not None:
             keras.utils.set_random_seed(train.seed)
-        _spec_callbacks(keras, train)
+        spec_callbacks(keras, train)
     assert model.count_params() == result.shapes.total_params, text
 
 

@@ -507,7 +507,7 @@ class CompileSpec(Strict):
         return value
 
 
-_CALLBACKS = {
+CALLBACK_CLASSES = {  # the spec's snake_case callback names → keras.callbacks classes
     "early_stopping": "EarlyStopping",
     "reduce_lr_on_plateau": "ReduceLROnPlateau",
     "terminate_on_nan": "TerminateOnNaN",
@@ -554,7 +554,7 @@ class TrainSpec(Strict):
     @classmethod
     def _callback_args(cls, value):
         for key, args in value.items():
-            signature = catalog().callback(_CALLBACKS[key])
+            signature = catalog().callback(CALLBACK_CLASSES[key])
             for arg in args:
                 if arg not in signature.args:
                     raise _error(f"unknown argument '{arg}' for {signature.name}",

@@ -1,6 +1,6 @@
 """When a training run writes its checkpoints, and the epochs it holds in memory until then.
 
-Example (inside a Keras callback's `on_epoch_end`, as `graphspec.train`'s recorder does):
+Example (inside a Keras callback's `on_epoch_end`, as `graphspec.training.recorder` does):
 
     checkpoints = Checkpoints(tf, run, every="auto", last_epoch=400, keep=3)
     if checkpoints.due(epoch, stopping=model.stop_training):

@@ -1,0 +1,76 @@
+"""What stops a run early, and what the user is told: Ctrl-C (once: after the epoch; twice: now), a loss that
+is no longer finite, a full disk, a streamed file that changed or vanished mid-run."""
+
+from __future__ import annotations
+
+import errno
+import signal
+import sys
+import threading
+
+from graphspec.data import StreamedData
+from graphspec.errors import Diagnostic, GraphspecError, first_line, printable
+from graphspec.rundir import RunDir
+from graphspec.training.records import RunState, write_summaries
+
+
+class Interrupt:
+    """First Ctrl-C: finish the epoch, checkpoint, stop. Second: stop at once."""
+
+    def __init__(self):
+        self.requested = False
+        self.previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self.handle)
+        return self
+
+    def handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\ngraphspec: stopping after this epoch (Ctrl-C again to stop now)", file=sys.stderr, flush=True)
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+        return False
+
+
+def diverged(run: RunDir, state: RunState, spec_path: str) -> GraphspecError:
+    """Stop at a non-finite loss: the run's models are those of the last finite epoch."""
+    epoch, metric, value = state.diverged
+    last = run.checkpoint(state.epochs_done)
+    if last.exists():
+        run.copy_file(last, run.model)
+    write_summaries(run, state)
+    kept = f"model.keras holds epoch {state.epochs_done}" if state.epochs_done else "no model was saved"
+    if state.best_epoch is not None:
+        kept += f", best.keras epoch {state.best_epoch}"
+    return GraphspecError(Diagnostic(
+        f"training diverged at epoch {epoch}: {metric} is {value}; stopped, {kept}",
+        file=spec_path, hint="lower the learning rate, scale the inputs, or clip gradients (clipnorm)"))
+
+
+
+DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+
+
+def disk_full(run: RunDir, checkpointed: int, exc: OSError, spec_path: str) -> GraphspecError:
+    return GraphspecError(Diagnostic(
+        f"cannot write the run directory {run.root}: {exc.strerror or exc} ({errno.errorcode.get(exc.errno, '')}); "
+        f"it is intact up to epoch {checkpointed}",
+        hint=f"free some space, then continue with: graphspec train {spec_path} --output {run.root} --resume"))
+
+
+def stream_failed(stream: StreamedData, run: RunDir, written: int, spec_path: str) -> GraphspecError:
+    """A streamed file that stopped reading mid-run (changed, cut short, removed): what happened, and the
+    checkpoint to resume from once the file is back."""
+    failure = stream.failure
+    reason = failure.diagnostics[0].message if isinstance(failure, GraphspecError) else \
+        f"it cannot be read any more ({printable(first_line(failure))})"
+    return GraphspecError(Diagnostic(
+        f"{reason}; training stopped, and the last checkpoint, of epoch {written}, is in {run.checkpoints}",
+        file=stream.source,
+        hint=f"restore the file, then resume with: graphspec train {spec_path} --output {run.root} --resume"))

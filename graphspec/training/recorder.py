@@ -1,0 +1,106 @@
+"""The callbacks a run adds to the spec's: the recorder that writes the run directory after each epoch (records,
+checkpoints, the best model) and restores the spec's callbacks on resume.
+
+Example (the spec's callbacks, made from their snake_case names):
+
+    >>> from graphspec.backend import keras_module
+    >>> from graphspec.schema.models import TrainSpec
+    >>> from graphspec.training.recorder import spec_callbacks
+    >>> spec_callbacks(keras_module(), TrainSpec(callbacks={"early_stopping": {"patience": 2}}))
+    [<keras.src.callbacks.early_stopping.EarlyStopping object at ...>]
+"""
+
+from __future__ import annotations
+
+import math
+
+from graphspec.errors import Diagnostic, GraphspecError
+from graphspec.rundir import RunDir
+from graphspec.schema.models import CALLBACK_CLASSES, TrainSpec
+from graphspec.training.checkpoints import Checkpoints
+from graphspec.training.faults import Interrupt
+from graphspec.training.records import EpochRecords, RunState
+
+
+def make_recorder(keras, tf, run: RunDir, state: RunState, callbacks: list, checkpoints: Checkpoints,
+                   interrupt: Interrupt):
+    """The callback that writes the run directory after each epoch (the checkpoint when `checkpoints`
+    says it is due), and restores `callbacks` on resume."""
+    from graphspec.model_file import load_model_file
+    from graphspec.keras_private import callback_state, restore_callback_state
+
+    records = EpochRecords(tf, run, state)
+
+    def restoring() -> set[int]:
+        """Checkpoints a resume needs besides the last few: EarlyStopping's best weights."""
+        return {c.best_epoch + 1 for c in callbacks
+                if getattr(c, "restore_best_weights", False) and getattr(c, "best", None) is not None}
+
+    class Recorder(keras.callbacks.Callback):
+        """After each epoch: its history row, metrics and TensorBoard scalars (written by `EpochRecords`); a
+        checkpoint with the callbacks' state and the best model, or the epoch held until the next checkpoint."""
+
+        def on_train_begin(self, logs=None):
+            # Runs after the spec's callbacks reset themselves (it comes after them in the list).
+            if not state.resumed_callbacks:
+                return
+            for callback, saved in zip(callbacks, state.resumed_callbacks):
+                restore_callback_state(callback, saved)
+                if getattr(callback, "restore_best_weights", False) and callback.best is not None:
+                    best = run.checkpoint(callback.best_epoch + 1)
+                    callback.best_weights = load_model_file(keras, best).get_weights()
+
+        def on_epoch_begin(self, epoch, logs=None):
+            for layer in self.model.layers:
+                if getattr(layer, "stateful", False):
+                    layer.reset_states()
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = {k: float(v) for k, v in (logs or {}).items()}
+            for key, value in logs.items():
+                state.history.setdefault(key, []).append(value)
+            diverged = sorted(k for k in ("loss", "val_loss") if k in logs and not math.isfinite(logs[k]))
+            if diverged:
+                # The history keeps the row; no checkpoint holds these weights, so the run's models stay finite.
+                state.diverged = (epoch + 1, diverged[0], logs[diverged[0]])
+                records.write(now=True)
+                checkpoints.flush(self.model, state.best_epoch, restoring())
+                self.model.stop_training = True
+                return
+            state.epochs_done = epoch + 1
+            monitored = logs.get(state.monitor)
+            if state.improves is None and monitored is not None:
+                state.improves = _improvement_test(keras, self.model, state)
+            if monitored is not None and state.improves(monitored, state.best_value):
+                state.best_value, state.best_epoch = monitored, epoch + 1
+            records.add(epoch, logs)
+            saved = {"best_epoch": state.best_epoch, "best_value": state.best_value,
+                     "callbacks": [callback_state(c) for c in callbacks]}
+            if checkpoints.due(epoch + 1, stopping=self.model.stop_training or interrupt.requested):
+                # The history row is durable before its checkpoint: a run killed between the two
+                # resumes from the previous checkpoint and drops the row (`output.resume_point`).
+                records.write(now=True)
+                checkpoints.write(self.model, epoch + 1, saved, state.best_epoch, restoring())
+            else:
+                records.write(now=False)
+                checkpoints.hold(self.model, epoch + 1, saved, state.best_epoch, restoring())
+            if interrupt.requested:
+                self.model.stop_training = True
+
+    return Recorder()
+
+
+def _improvement_test(keras, model, state: RunState):
+    from graphspec.keras_private import improvement_test
+
+    try:
+        return improvement_test(keras, model, state.monitor, state.mode)
+    except ValueError:
+        raise GraphspecError(Diagnostic(
+            f"train.monitor '{state.monitor}': Keras cannot tell whether it should rise or fall",
+            hint="set train.monitor_mode to max or min")) from None
+
+
+
+def spec_callbacks(keras, settings: TrainSpec) -> list:
+    return [getattr(keras.callbacks, CALLBACK_CLASSES[key])(**args) for key, args in settings.callbacks.items()]
