@@ -1,0 +1,301 @@
+"""Binding: a table's columns or arrays → checked arrays for each input and output of a spec, by name.
+
+Example:
+
+    >>> import graphspec
+    >>> from graphspec.data import load_data
+    >>> spec = graphspec.load("specs/examples/sine.yaml")
+    >>> data = load_data(spec, "specs/data/sine.csv")
+    >>> data.rows, data.inputs["x"].shape, data.outputs["y"].dtype
+    (1000, (1000, 1), dtype('float32'))
+
+Everything is checked before any training starts, and every problem names the
+file, the column or array, and the first bad row: missing columns or arrays,
+row counts that differ, shapes that don't fit the input, non-numeric values,
+empty cells, NaN and infinity. CSV files are parsed by pyarrow (multithreaded),
+NPZ files by numpy with pickles refused.
+
+Integer class labels: when an output has K > 1 units, its binding gives one
+integer column or a 1-D array, and its loss is a categorical (not sparse) one,
+the labels are one-hot encoded, as a Keras user would do by hand with
+`keras.utils.to_categorical`. `one_hot: false` on the binding turns that off;
+`sparse_categorical_crossentropy` takes the integers as they are.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from graphspec.data.files import KIND_NAMES, Table, data_error
+from graphspec.errors import GraphspecError
+from graphspec.pipeline import SpecFile
+from graphspec.schema.models import Binding
+
+
+_CATEGORICAL_LOSSES = {
+    "categorical_crossentropy", "CategoricalCrossentropy", "categorical_focal_crossentropy",
+    "CategoricalFocalCrossentropy", "categorical_hinge", "CategoricalHinge",
+}
+
+
+@dataclass
+class Dataset:
+    """Arrays keyed by input and output name, all with the same number of rows."""
+
+    source: str
+    rows: int
+    inputs: dict[str, np.ndarray]
+    outputs: dict[str, np.ndarray]
+
+
+_PROBABILITIES = (0.0, 1.0, "targets from 0 to 1")
+_TARGET_DOMAINS = {
+    **dict.fromkeys(("binarycrossentropy", "bce", "binaryfocalcrossentropy", "categoricalcrossentropy",
+                     "categoricalfocalcrossentropy", "dice", "tversky"), _PROBABILITIES),
+    **dict.fromkeys(("poisson", "kldivergence", "kld"), (0.0, np.inf, "targets ≥ 0")),
+    **dict.fromkeys(("hinge", "squaredhinge", "categoricalhinge"), (-1.0, 1.0, "targets from -1 to 1")),
+}
+
+
+def _first_bad_row(values: np.ndarray) -> int | None:
+    if not np.issubdtype(values.dtype, np.floating):
+        return None
+    finite = np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+    if finite.all():
+        return None
+    return int(np.argmin(finite))
+
+
+def _loss_name(spec: SpecFile, output: str) -> str | None:
+    settings = spec.spec.compile
+    if settings is None:
+        return None
+    loss = settings.loss.get(output) if isinstance(settings.loss, dict) else settings.loss
+    if loss is None:
+        return None
+    return loss if isinstance(loss, str) else loss.name
+
+
+class _Binder:
+    def __init__(self, spec: SpecFile, table: Table):
+        self.spec = spec
+        self.table = table
+        self.path = table.path
+
+    def raw(self, binding: Binding, owner: str, dtype: str = "float64") -> tuple[np.ndarray, str]:
+        """The bound values with rows first, and a description for messages.
+
+        CSV columns are stacked straight into `dtype` (float32 for float inputs saves a
+        full-size copy); integer targets keep float64 so fractions can still be found.
+        """
+        table = self.table
+        if table.kind == "npz":
+            if binding.array is None:
+                raise data_error(self.path, f"{owner} is bound to CSV columns but the file is NPZ",
+                            "bind it with `array: <name>`")
+            table._require(binding.array, owner)
+            values = table.columns[binding.array]
+            if values.dtype.kind not in "biuf":
+                raise data_error(self.path, f"{owner}: array '{binding.array}' has non-numeric dtype {values.dtype}")
+            if values.ndim == 0:
+                raise data_error(self.path, f"{owner}: array '{binding.array}' is a scalar, not rows")
+            if len(values) == 0:
+                raise data_error(self.path, f"{owner}: array '{binding.array}' has no rows")
+            return values, f"array '{binding.array}'"
+        if binding.columns is None:
+            raise data_error(self.path, f"{owner} is bound to an NPZ array but the file is {KIND_NAMES[table.kind]}",
+                        "bind it with `columns: ...`")
+        names = table.select(binding, owner)
+        by_column = np.empty((len(names), table.rows), dtype=dtype)  # contiguous writes, one row per column
+        for index, column in enumerate(names):
+            table.fill_column(column, owner, by_column[index])
+        values = np.ascontiguousarray(by_column.T)
+        what = f"column '{names[0]}'" if len(names) == 1 else f"columns {names[0]}..{names[-1]} ({len(names)})"
+        return values, what
+
+    def check_values(self, values: np.ndarray, owner: str, what: str, dtype: str) -> np.ndarray:
+        bad = _first_bad_row(values)
+        if bad is not None:
+            raise self.table.row_error(bad, f"{owner}: {what} has NaN or infinity")
+        if dtype.startswith(("int", "uint")) and np.issubdtype(values.dtype, np.floating):
+            fractional = values.reshape(len(values), -1) % 1 != 0
+            if fractional.any():
+                row = int(np.argmax(fractional.any(axis=1)))
+                raise self.table.row_error(row,
+                                 f"{owner}: {what} must hold integers ({dtype}), and does not")
+        if dtype.startswith(("int", "uint")) and values.dtype.kind in "iuf" and values.size:
+            limits = np.iinfo(dtype)
+            outside = ((values < limits.min) | (values > limits.max)).reshape(len(values), -1).any(axis=1)
+            if outside.any():
+                raise self.table.row_error(int(np.argmax(outside)),
+                                 f"{owner}: {what} holds a value outside {dtype}'s range "
+                                 f"{limits.min}..{limits.max}")
+        return values.astype(dtype, copy=False)
+
+    def fit_shape(self, values: np.ndarray, shape: tuple, owner: str, what: str) -> np.ndarray:
+        """Reshape rows to `shape` (without batch), refusing what does not fit."""
+        rows = values.shape[0]
+        if self.table.kind == "npz":
+            actual = values.shape[1:]
+            if len(actual) == len(shape) and all(d is None or d == a for d, a in zip(shape, actual)):
+                return values
+            known = [d for d in shape if d is not None]
+            if None not in shape and math.prod(actual) == math.prod(known):
+                return values.reshape((rows, *shape))
+            raise data_error(self.path, f"{owner} expects rows of shape {tuple(shape)}, {what} has {tuple(actual)}")
+        if None in shape:
+            raise data_error(self.path, f"{owner} has a free dimension {tuple(shape)}; {KIND_NAMES[self.table.kind]} "
+                                   "rows need a fixed shape",
+                        "use an NPZ file for variable-length inputs")
+        per_row = math.prod(shape)
+        if values.shape[1] != per_row:
+            raise data_error(self.path, f"{owner} expects {per_row} values per row (shape {tuple(shape)}), "
+                                   f"{what} gives {values.shape[1]}")
+        return values.reshape((rows, *shape))
+
+    def input(self, name: str, binding: Binding) -> np.ndarray:
+        spec = self.spec.spec.inputs[name]
+        owner = f"input '{name}'"
+        values, what = self.raw(binding, owner, spec.dtype if spec.dtype.startswith(("float", "bfloat")) else "float64")
+        values = self.check_values(values, owner, what, spec.dtype)
+        self.check_indices(name, values, owner, what)
+        return self.fit_shape(values, tuple(spec.shape), owner, what)
+
+    def check_indices(self, name: str, values: np.ndarray, owner: str, what: str) -> None:
+        """Integer inputs an Embedding looks up must be valid rows of its table (0..input_dim-1);
+        TensorFlow would otherwise stop training mid-epoch with a GatherV2 error."""
+        for node in self.spec.graph.nodes.values():
+            spec = node.spec
+            if spec is None or spec.layer != "Embedding" or not any(r.node == name for r in node.inputs):
+                continue
+            size = spec.args.get("input_dim")
+            outside = ((values < 0) | (values >= size)).reshape(len(values), -1).any(axis=1)
+            if outside.any():
+                raise self.table.row_error(int(np.argmax(outside)),
+                                 f"{owner}: {what} holds an index outside 0..{size - 1}, the rows of "
+                                 f"Embedding '{node.name}' (input_dim {size})")
+
+    def output(self, name: str, binding: Binding) -> np.ndarray:
+        owner = f"output '{name}'"
+        values, what = self.raw(binding, owner)
+        shape = self.spec.shapes.outputs.get(name)
+        target_shape = tuple(shape[1:]) if shape is not None else values.shape[1:]
+        classes = target_shape[-1] if target_shape else None
+        single = values.ndim == 1 or (values.ndim == 2 and values.shape[1] == 1)
+        loss = _loss_name(self.spec, name) or ""
+        sparse = "sparse" in loss.lower()
+        one_hot = binding.one_hot if binding.one_hot is not None else loss in _CATEGORICAL_LOSSES
+        # Class labels: one per row, or one per position of a sequence output ((steps,) for (steps, classes)).
+        label_shape = target_shape[:-1]
+        per_position = len(values.shape[1:]) == len(label_shape) and all(
+            want is None or have == want for have, want in zip(values.shape[1:], label_shape))
+        if ((sparse or one_hot) and classes and classes > 1
+                and ((single and len(target_shape) == 1) or (len(target_shape) > 1 and per_position))):
+            labels = self.check_values(values.reshape(len(values), -1), owner, what, "int64")
+            outside = ((labels < 0) | (labels >= classes)).any(axis=1)
+            if outside.any():
+                row = int(np.argmax(outside))
+                # The cell as written: a value past int64's range converts to INT64_MIN, which it is not.
+                shown = values.reshape(len(values), -1)[row][(labels[row] < 0) | (labels[row] >= classes)][0]
+                shown = f"{shown:g}" if isinstance(shown, (float, np.floating)) else shown
+                raise self.table.row_error(row,
+                                 f"{owner}: {what} holds class {shown}, but the output has {classes} "
+                                 f"classes (0..{classes - 1})")
+            labels = labels.reshape(len(values), *values.shape[1:]) if len(target_shape) > 1 else labels[:, 0]
+            return labels.astype("int32") if sparse else np.eye(classes, dtype="float32")[labels]
+        values = self.check_values(values, owner, what, "float32")
+        self.check_targets(values, loss, owner, what)
+        if values.ndim == 1:
+            values = values[:, None]
+        if shape is None or None in target_shape:
+            return values
+        return self.fit_shape(values, target_shape, owner, what)
+
+
+    def check_targets(self, values: np.ndarray, loss: str, owner: str, what: str) -> None:
+        """Targets the output's loss cannot take (a 3 for binary cross-entropy) are a data error."""
+        domain = _TARGET_DOMAINS.get(loss.replace("_", "").lower())
+        if domain is None or not values.size:
+            return
+        low, high, meaning = domain
+        outside = ~((values >= low) & (values <= high)).reshape(len(values), -1).all(axis=1)
+        if outside.any():
+            row = int(np.argmax(outside))
+            value = values.reshape(len(values), -1)[row]
+            shown = value[~((value >= low) & (value <= high))][0]
+            raise self.table.row_error(row,
+                             f"{owner}: {what} holds {shown:g}, but its loss {loss} takes {meaning}")
+
+
+def bound_names(spec: SpecFile, outputs: bool) -> list[tuple[Binding, str, str]]:
+    """Each bound input (and output, if asked): its binding, its name in messages, the dtype to parse it as."""
+    binding = spec.spec.data
+    found: list[tuple[Binding, str, str]] = []
+    for name, input_spec in spec.spec.inputs.items():
+        if name in binding.inputs:
+            dtype = "float32" if input_spec.dtype == "float32" else "float64"  # integers keep exactness checks
+            found.append((binding.inputs[name], f"input '{name}'", dtype))
+    for ref in spec.graph.outputs if outputs else []:
+        if ref.node in binding.outputs:
+            found.append((binding.outputs[ref.node], f"output '{ref.node}'", "float64"))
+    return found
+
+
+def column_types(spec: SpecFile, table: Table, outputs: bool) -> dict[str, str]:
+    """The CSV columns the spec binds, each with the dtype to parse it as."""
+    types: dict[str, str] = {}
+    for bound, owner, dtype in bound_names(spec, outputs):
+        if bound.columns is not None:
+            for column in table.select(bound, owner):
+                types[column] = dtype if types.get(column, dtype) == dtype else "float64"
+    return types
+
+
+def data_section(spec: SpecFile):
+    binding = spec.spec.data
+    if binding is None:
+        raise GraphspecError(spec.document.diagnostic("the spec has no `data:` section to bind files to inputs",
+                                                      (), hint="add data.inputs and data.outputs bindings"))
+    return binding
+
+
+def bind_table(spec: SpecFile, table: Table, outputs: bool) -> Dataset:
+    """Every input's (and, if asked, output's) values from `table`, checked, with equal row counts."""
+    binding = data_section(spec)
+    binder = _Binder(spec, table)
+    inputs = {}
+    for name in spec.spec.inputs:
+        if name not in binding.inputs:
+            raise GraphspecError(spec.document.diagnostic(f"input '{name}' has no data binding", ("data", "inputs")))
+        inputs[name] = binder.input(name, binding.inputs[name])
+    targets = {}
+    if outputs:
+        for ref in spec.graph.outputs:
+            if ref.node not in binding.outputs:
+                raise GraphspecError(spec.document.diagnostic(f"output '{ref.node}' has no data binding",
+                                                              ("data", "outputs")))
+            targets[ref.node] = binder.output(ref.node, binding.outputs[ref.node])
+    counts = {f"input '{k}'": len(v) for k, v in inputs.items()} | {f"output '{k}'": len(v) for k, v in targets.items()}
+    if len(set(counts.values())) > 1:
+        listing = ", ".join(f"{k}: {v}" for k, v in counts.items())
+        raise data_error(table.path, f"row counts differ: {listing}")
+    rows = next(iter(counts.values()))
+    if rows == 0:
+        raise data_error(table.path, "the file has no data rows")
+    return Dataset(table.path, rows, inputs, targets)
+
+
+def load_data(spec: SpecFile, path: str | os.PathLike, *, outputs: bool = True) -> Dataset:
+    """Read and check one data file against the spec's binding (inputs, and outputs if asked)."""
+    data_section(spec)
+    table = Table(str(path))
+    if table.kind != "npz":
+        table.read_columns(column_types(spec, table, outputs))
+    return bind_table(spec, table, outputs)
+
+
+# --------------------------------------------------------------------------- streaming
