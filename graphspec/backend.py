@@ -30,7 +30,7 @@ from graphspec.keras_private import APPLICATION_LAYERS, application_layer
 from graphspec.pipeline import SpecFile, load
 from graphspec.policy import Policy, Trust, split_dotted
 from graphspec.schema.catalog import UNSAFE_LAYERS
-from graphspec.schema.models import CompileSpec
+from graphspec.schema.spec import CompileSpec
 from graphspec.shapes import MULTI_TENSOR_OUTPUT, PICK_ONE_HINT
 
 

@@ -25,7 +25,7 @@ from graphspec.policy import Policy, Trust, policy_for, real_path
 from pydantic import ValidationError
 
 from graphspec.schema import check_document, cross_check
-from graphspec.schema.models import Spec
+from graphspec.schema.spec import Spec
 from graphspec.shapes import ShapeReport, infer
 
 

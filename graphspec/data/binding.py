@@ -33,7 +33,7 @@ import numpy as np
 from graphspec.data.files import KIND_NAMES, Table, data_error
 from graphspec.errors import GraphspecError
 from graphspec.pipeline import SpecFile
-from graphspec.schema.models import Binding
+from graphspec.schema.spec import Binding
 
 
 _CATEGORICAL_LOSSES = {

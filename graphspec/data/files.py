@@ -26,7 +26,7 @@ import numpy as np
 from graphspec.errors import Diagnostic, GraphspecError, did_you_mean, first_line, listing
 from graphspec.loader import regular_file
 from graphspec.policy import real_path
-from graphspec.schema.models import Binding, ColumnGlob, ColumnRange
+from graphspec.schema.spec import Binding, ColumnGlob, ColumnRange
 
 
 

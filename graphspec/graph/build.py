@@ -18,6 +18,7 @@ from graphspec.schema import check_document
 from graphspec.schema.calls import call_problems, model_call_problems
 from graphspec.schema.catalog import catalog
 from graphspec.schema import models as m
+from graphspec.schema.spec import Spec
 
 
 
@@ -117,7 +118,7 @@ class _ModelResolver:
         self.file_stack: list[str] = []
         self.building: list[str] = []
 
-    def build_spec(self, spec: m.Spec, doc: Document, broken: frozenset[str] = frozenset()) -> Graph:
+    def build_spec(self, spec: Spec, doc: Document, broken: frozenset[str] = frozenset()) -> Graph:
         defs = Definitions(
             spec.layers, spec.models, spec.blocks, {name: ("blocks", name) for name in spec.blocks}, self.policy
         )
@@ -204,7 +205,7 @@ class _ModelResolver:
         return graph
 
 
-def build_graph(spec: m.Spec, doc: Document, policy: Policy | None = None,
+def build_graph(spec: Spec, doc: Document, policy: Policy | None = None,
                 broken: frozenset[str] = frozenset()) -> tuple[Graph, list[Diagnostic]]:
     """Expand and wire a validated spec. Returns the graph and every graph-level finding.
 

@@ -24,7 +24,8 @@ from pydantic import BaseModel, ValidationError
 from graphspec.errors import Diagnostic, did_you_mean, printable
 from graphspec.loader import Document
 from graphspec.schema import models
-from graphspec.schema.models import MODEL_NAME_PATTERN, NODE_FIELDS, Spec
+from graphspec.schema.models import MODEL_NAME_PATTERN, NODE_FIELDS
+from graphspec.schema.spec import Spec
 
 __all__ = ["Spec", "check_document", "json_schema", "cross_check"]
 

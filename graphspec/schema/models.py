@@ -1,15 +1,10 @@
-"""The spec language, version 1, as pydantic models.
+"""The spec language, version 1, as pydantic models: names, references, layers, nodes, blocks and models.
+The top level and its compile, train and data sections are in `graphspec.schema.spec`.
 
 Example:
 
-    >>> from graphspec.schema.models import Spec
-    >>> spec = Spec.model_validate({
-    ...     "graphspec": 1,
-    ...     "inputs": {"x": {"shape": [4]}},
-    ...     "nodes": {"y": {"layer": "Dense", "args": {"units": 1}, "from": "x"}},
-    ...     "outputs": ["y"],
-    ... })
-    >>> spec.nodes["y"].layer
+    >>> from graphspec.schema.models import LayerNode
+    >>> LayerNode.model_validate({"layer": "Dense", "args": {"units": 1}, "from": "x"}).layer
     'Dense'
 
 Nodes are wired by name (`from: lstm_out`, or `from: lstm[1]` for the second
@@ -33,7 +28,6 @@ from pydantic import (
     StrictInt,
     StringConstraints,
     Tag,
-    field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -42,7 +36,6 @@ from graphspec.errors import did_you_mean
 from graphspec.policy import FRAMEWORK_PACKAGES, module_problem
 from graphspec.schema.calls import call_problems
 from graphspec.schema.catalog import UNSAFE_LAYERS, STRUCTURAL_LAYERS, catalog
-from graphspec.schema.values import SEED_MAX, arguments_problem, named_object_problem, optimizer_problem
 
 MAX_EPOCHS = 10**9
 
@@ -77,7 +70,7 @@ OPS = ("add", "subtract", "multiply", "divide", "true_divide", "maximum", "minim
 OpKind = Literal["add", "subtract", "multiply", "divide", "true_divide", "maximum", "minimum", "power"]
 
 
-def _error(message: str, hint: str | None = None, at: tuple = ()) -> PydanticCustomError:
+def schema_error(message: str, hint: str | None = None, at: tuple = ()) -> PydanticCustomError:
     """A schema error; `at` is a path below the failing model where the problem sits."""
     return PydanticCustomError("graphspec", message, {"hint": hint, "at": at})
 
@@ -108,26 +101,26 @@ def check_layer_args(layer: str, args: dict[str, Any], owner: str = "layer") -> 
     cat = catalog()
     class_name = layer.rpartition(".")[2]
     if class_name in UNSAFE_LAYERS:
-        raise _error(
+        raise schema_error(
             f"{owner} type '{layer}' can run arbitrary code and is refused",
             "write a custom layer in a module and allow it explicitly (--allow-module)",
             ("layer",),
         )
     refused = next(code_running_objects(args, ("args",)), None)
     if refused is not None:
-        raise _error(f"'{refused[1]}' can run arbitrary code and is refused, here as in a layer type", None,
+        raise schema_error(f"'{refused[1]}' can run arbitrary code and is refused, here as in a layer type", None,
                      refused[0])
     if "." in layer:
         # A custom layer class `package.module.Class`: its module must be allowed by the
         # user (checked in the graph stage) and its arguments are checked when it is built.
         if not re.match(CUSTOM_LAYER_PATTERN, layer):
-            raise _error(f"'{layer}' is not a layer class path like 'package.module.Class'", None, ("layer",))
+            raise schema_error(f"'{layer}' is not a layer class path like 'package.module.Class'", None, ("layer",))
         if layer.split(".")[0] in FRAMEWORK_PACKAGES:
             bare = f"write `layer: {class_name}`" if cat.canonical_layer(class_name) else None
-            raise _error(f"{owner} type '{layer}': {module_problem(layer.rpartition('.')[0])}", bare, ("layer",))
+            raise schema_error(f"{owner} type '{layer}': {module_problem(layer.rpartition('.')[0])}", bare, ("layer",))
         return
     if layer in STRUCTURAL_LAYERS or cat.canonical_layer(layer) is None:
-        raise _error(
+        raise schema_error(
             f"unknown {owner} type '{layer}'",
             did_you_mean(layer, cat.layer_names) or "see keras.layers for the layer classes",
             ("layer",),
@@ -150,7 +143,7 @@ def check_layer_args(layer: str, args: dict[str, Any], owner: str = "layer") -> 
         problems.append(f"{signature.name} needs argument(s) {', '.join(repr(m) for m in missing)}")
         at = at or ("args",)
     if problems:
-        raise _error("; ".join(problems), None, at)
+        raise schema_error("; ".join(problems), None, at)
 
 
 class LayerDef(Strict):
@@ -182,11 +175,11 @@ class LayerDef(Strict):
         canonical = catalog().canonical_layer(self.layer) or self.layer
         wraps = canonical in ("TimeDistributed", "Bidirectional")
         if wraps and self.wrap is None and "layer" not in args:
-            raise _error(f"{self.layer} needs the layer it wraps", "add `wrap: <layer or model>`", ("wrap",))
+            raise schema_error(f"{self.layer} needs the layer it wraps", "add `wrap: <layer or model>`", ("wrap",))
         if self.wrap is not None and not wraps:
-            raise _error(f"'wrap' only applies to TimeDistributed or Bidirectional, not {self.layer}", None, ("wrap",))
+            raise schema_error(f"'wrap' only applies to TimeDistributed or Bidirectional, not {self.layer}", None, ("wrap",))
         if wraps and "layer" in args:
-            raise _error("give the wrapped layer with `wrap:`, not `args.layer`", None, ("args", "layer"))
+            raise schema_error("give the wrapped layer with `wrap:`, not `args.layer`", None, ("args", "layer"))
         return self
 
 
@@ -205,7 +198,7 @@ class _Wired(Strict):
 
     def _positional_only(self, what: str):
         if isinstance(self.from_, dict):
-            raise _error(f"{what} takes its inputs in order: `from:` is a name or a list here, not a mapping",
+            raise schema_error(f"{what} takes its inputs in order: `from:` is a name or a list here, not a mapping",
                          None, ("from",))
         return self
 
@@ -223,13 +216,13 @@ class LayerNode(LayerDef, _Called):
     def _known_call(self):
         keyword = isinstance(self.from_, dict)
         if keyword and self.repeat != 1:
-            raise _error("a layer called with named arguments cannot repeat (each copy would need them again)",
+            raise schema_error("a layer called with named arguments cannot repeat (each copy would need them again)",
                          "use a block with `repeat:`", ("repeat",))
         if "." in self.layer:  # a custom layer's call is checked when it is built
             return self
         problems = call_problems(catalog().call(self.layer), list(self.from_) if keyword else None, self.call)
         if problems:
-            raise _error("; ".join(p.message for p in problems), problems[0].hint, problems[0].at)
+            raise schema_error("; ".join(p.message for p in problems), problems[0].hint, problems[0].at)
         return self
 
 
@@ -266,11 +259,11 @@ class OpNode(_Wired):
         self._positional_only("an op")
         if self.constant is not None:
             if not (isinstance(self.from_, str) or len(self.from_) == 1):
-                raise _error(f"op '{self.op}' with a constant takes one tensor: `from: x`", None, ("from",))
+                raise schema_error(f"op '{self.op}' with a constant takes one tensor: `from: x`", None, ("from",))
         elif self.constant_first:
-            raise _error("`constant_first` needs a `constant`", None, ("constant_first",))
+            raise schema_error("`constant_first` needs a `constant`", None, ("constant_first",))
         elif not isinstance(self.from_, list) or len(self.from_) != 2:
-            raise _error(f"op '{self.op}' takes exactly 2 tensors: `from: [a, b]`",
+            raise schema_error(f"op '{self.op}' takes exactly 2 tensors: `from: [a, b]`",
                          "or one tensor and a number: `from: x, constant: 3.0`", ("from",))
         return self
 
@@ -302,9 +295,9 @@ class BlockNode(_Wired):
     def _one_name_per_instance(self):
         if self.names is not None:
             if len(set(self.names)) != len(self.names):
-                raise _error("`names` lists a name twice", None, ("names",))
+                raise schema_error("`names` lists a name twice", None, ("names",))
             if isinstance(self.repeat, int) and len(self.names) != self.repeat:
-                raise _error(f"`names` gives {len(self.names)} name(s) for repeat {self.repeat}", None, ("names",))
+                raise schema_error(f"`names` gives {len(self.names)} name(s) for repeat {self.repeat}", None, ("names",))
         return self
 
 
@@ -429,216 +422,3 @@ class BlockDef(Strict):
 
 
 # --------------------------------------------------------------------------- compile / train / data
-
-
-class NamedWithArgs(BaseModel):
-    """`{name: adam, learning_rate: 0.001}`: a name plus constructor arguments."""
-
-    model_config = ConfigDict(extra="allow")
-    name: str
-
-
-def _check_name(kind: str, value: str, known) -> str:
-    if value not in known:
-        raise _error(f"unknown {kind} '{value}'", did_you_mean(value, known))
-    return value
-
-
-Optimizer = Union[str, NamedWithArgs]
-Loss = Union[str, NamedWithArgs]
-Metric = Union[str, NamedWithArgs]
-MetricList = Union[Metric, list[Metric]]
-
-
-class CompileSpec(Strict):
-    """Arguments of `model.compile`, keyed by output name where per-output."""
-
-    optimizer: Optimizer = Field("rmsprop", description="Name (`adam`) or `{name: adam, learning_rate: 1e-3}`.")
-    loss: Union[Loss, dict[Name, Loss]] = Field(description="One loss for all outputs, or one per output name.")
-    loss_weights: Union[float, dict[Name, float], None] = Field(None, description="Per output name.")
-    metrics: Union[MetricList, dict[Name, MetricList], None] = Field(
-        None, description="Metrics for all outputs, or per output name."
-    )
-
-    @field_validator("optimizer")
-    @classmethod
-    def _optimizer(cls, value):
-        name = value if isinstance(value, str) else value.name
-        signature = catalog().optimizer(name)
-        if signature is None:
-            raise _error(f"unknown optimizer '{name}'", did_you_mean(name, catalog().optimizers.values()))
-        if not isinstance(value, str):
-            for arg in value.model_extra or {}:
-                if arg not in signature.args:
-                    raise _error(f"unknown argument '{arg}' for optimizer {signature.name}",
-                                 did_you_mean(arg, signature.args), (arg,))
-            problem = optimizer_problem(signature, value.model_extra or {})
-            if problem:
-                raise _error(f"optimizer {signature.name} {problem[0]}: {problem[1]}", None, (problem[0],))
-        return value
-
-    @field_validator("loss")
-    @classmethod
-    def _loss(cls, value):
-        for key, loss in value.items() if isinstance(value, dict) else [(None, value)]:
-            at = (key,) if key is not None else ()
-            if isinstance(loss, str):
-                _check_name("loss", loss, catalog().losses)
-            else:
-                problem = named_object_problem("loss", loss.name, loss.model_extra or {})
-                if problem:
-                    raise _error(problem, None, at)
-        return value
-
-    @field_validator("metrics")
-    @classmethod
-    def _metrics(cls, value):
-        if value is None:
-            return value
-        groups = value.items() if isinstance(value, dict) else [(None, value)]
-        for key, group in groups:
-            for index, metric in enumerate(group if isinstance(group, list) else [group]):
-                at = ((key,) if key is not None else ()) + ((index,) if isinstance(group, list) else ())
-                name, args = (metric, {}) if isinstance(metric, str) else (metric.name, metric.model_extra or {})
-                problem = named_object_problem("metric", name, args)
-                if problem:
-                    raise _error(problem, did_you_mean(name, catalog().metrics) if "unknown" in problem else None,
-                                 at)
-        return value
-
-
-CALLBACK_CLASSES = {  # the spec's snake_case callback names → keras.callbacks classes
-    "early_stopping": "EarlyStopping",
-    "reduce_lr_on_plateau": "ReduceLROnPlateau",
-    "terminate_on_nan": "TerminateOnNaN",
-}
-
-
-class TrainSpec(Strict):
-    """How `graphspec train` fits the model."""
-
-    epochs: Annotated[int, Field(ge=1, le=MAX_EPOCHS)] = Field(10, description="Passes over the training data.")
-    batch_size: Annotated[int, Field(ge=1, le=2**31 - 1)] = Field(32, description="Samples per gradient step.")
-    validation_split: Annotated[float, Field(ge=0.0, lt=1.0)] | None = Field(
-        None, description="Fraction of training rows held out (the last rows, as Keras does)."
-    )
-    shuffle: bool = Field(True, description="Shuffle training rows each epoch.")
-    distribute: Literal["mirrored", "multi_worker"] | None = Field(
-        None, description="`mirrored`: every local GPU (or logical CPU); `multi_worker`: the machines `TF_CONFIG` "
-        "names. `batch_size` is then the global batch, split between replicas.")
-    steps_per_execution: Union[Annotated[int, Field(ge=1, le=2**31 - 1)], Literal["auto"]] = Field(
-        "auto", description="Batches run per call into TensorFlow (Keras's `compile(steps_per_execution=)`); "
-        "`auto` picks up to 64, never more than an epoch's steps.")
-    checkpoint_every: Union[Annotated[int, Field(ge=1, le=MAX_EPOCHS)], Literal["auto"]] = Field(
-        "auto", description="Epochs between checkpoints; `auto` checkpoints an epoch once the training since the "
-        "last checkpoint took 100 times what writing that one did (at most ~1% of the run). The last epoch and a stop "
-        "are always checkpointed, and the best epoch always reaches best.keras.")
-    seed: Annotated[int, Field(ge=0, le=SEED_MAX)] | None = Field(
-        None, description="Seed for weights, shuffling and dropout; makes CPU runs repeatable.")
-    deterministic: bool = Field(
-        True, description="TensorFlow's deterministic ops: with the seed, a run repeats to the last bit on the same "
-        "machine, and a resumed run ends as an uninterrupted one would. `false` lets TensorFlow pick faster kernels "
-        "(a convolution's gradient, XLA on a GPU) and ops that have no deterministic version; runs then differ in "
-        "the last bits.")
-    monitor: str = Field("val_loss", description="Metric that picks the best checkpoint (`val_loss` or `loss`, …).")
-    monitor_mode: Literal["auto", "min", "max"] = Field(
-        "auto", description="Whether the monitored metric improves by falling or rising; `auto` asks the metric, "
-        "as Keras's monitor callbacks do.")
-    callbacks: dict[Literal["early_stopping", "reduce_lr_on_plateau", "terminate_on_nan"], dict[str, Any]] = Field(
-        default_factory=dict,
-        description="Keras callbacks by snake_case name with their arguments, e.g. "
-        "`early_stopping: {patience: 5}`.",
-    )
-
-    @field_validator("callbacks")
-    @classmethod
-    def _callback_args(cls, value):
-        for key, args in value.items():
-            signature = catalog().callback(CALLBACK_CLASSES[key])
-            for arg in args:
-                if arg not in signature.args:
-                    raise _error(f"unknown argument '{arg}' for {signature.name}",
-                                 did_you_mean(arg, signature.args), (key, arg))
-            problem = arguments_problem(signature, args)
-            if problem:
-                raise _error(f"{signature.name} {problem[0]}: {problem[1]}", None, (key, problem[0]))
-        return value
-
-
-class ColumnRange(Strict):
-    first: str = Field(description="First column, inclusive.")
-    last: str = Field(description="Last column, inclusive.")
-
-
-class ColumnGlob(Strict):
-    glob: str = Field(description="Shell-style pattern (`px*`); matching columns in file order.")
-
-
-class Binding(Strict):
-    """Where one input's or output's values come from."""
-
-    columns: Union[str, Annotated[list[str], Field(min_length=1)], ColumnRange, ColumnGlob, None] = Field(
-        None, description="CSV column(s): a name, a list, `{first, last}` or `{glob}`."
-    )
-    array: str | None = Field(None, description="NPZ array name.")
-    one_hot: bool | None = Field(
-        None, description="Turn integer class labels into one-hot rows (default: automatic for categorical losses)."
-    )
-
-    @model_validator(mode="after")
-    def _one_source(self):
-        if (self.columns is None) == (self.array is None):
-            raise _error("give exactly one of `columns` (CSV) or `array` (NPZ)")
-        return self
-
-
-class DataSpec(Strict):
-    """Data files and which columns or arrays feed each input and output."""
-
-    train: str = Field(description="CSV, Parquet (`.parquet`, `.pq`) or NPZ file, relative to the spec file.")
-    validation: str | None = Field(None, description="Separate validation file (same layout as `train`).")
-    inputs: dict[Name, Binding] = Field(default_factory=dict, description="Per input name.")
-    outputs: dict[Name, Binding] = Field(default_factory=dict, description="Per output name.")
-    stream: bool | None = Field(
-        None, description="Read the files in chunks through tf.data instead of whole into memory; by default, "
-        "when the training file is over 1 GiB.")
-    shuffle_buffer: Annotated[int, Field(ge=1, le=2**31 - 1)] = Field(
-        100_000, description="Rows a streamed epoch shuffles among (tf.data's shuffle buffer).")
-
-
-# --------------------------------------------------------------------------- the spec
-
-
-class Spec(Strict):
-    """A graphspec file."""
-
-    graphspec: Literal[1] = Field(description="Format version; this is version 1.")
-    name: Annotated[str, StringConstraints(pattern=MODEL_NAME_PATTERN, max_length=200)] | None = Field(
-        None, description="Model name: letters, digits, `_`, `-` and `.`, a letter or digit first (TensorFlow's scope names); "
-        "defaults to "
-        "the file name.")
-    doc: str | None = Field(None, description="Free text.")
-    inputs: Annotated[dict[Name, InputSpec], Field(min_length=1)] = Field(description="Model inputs by name.")
-    layers: dict[Name, LayerDef] = Field(
-        default_factory=dict, description="Shared layers: one set of weights, called by `apply:` nodes."
-    )
-    models: dict[Name, ModelDef] = Field(
-        default_factory=dict,
-        description="Sub-models used as layers (weights shared wherever applied), inline or from another file.",
-    )
-    blocks: dict[Name, BlockDef] = Field(default_factory=dict, description="Parameterized blocks.")
-    nodes: dict[Name, Node] = Field(default_factory=dict, description="The graph, by name.")
-    outputs: Annotated[list[Ref], Field(min_length=1)] = Field(
-        description="Output node names: the names compile, losses, metrics and data refer to."
-    )
-    weights: Annotated[str, StringConstraints(pattern=r"\.weights\.h5$")] | None = Field(
-        None, description="Initial weights: a `.weights.h5` file (Keras's `save_weights`), relative to this file, "
-        "inside the project; `build` and `train` load them (what `graphspec import --weights` writes).")
-    compile: CompileSpec | None = Field(None, description="`model.compile` settings.")
-    train: TrainSpec | None = Field(None, description="`graphspec train` settings.")
-    data: DataSpec | None = Field(None, description="Data binding for training, evaluation and prediction.")
-
-
-LayerDef.model_rebuild()
-Step.model_rebuild()
-LayerNode.model_rebuild()

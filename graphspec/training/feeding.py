@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from graphspec.data import Dataset, StreamedData, load_data, open_stream, resolve, should_stream
 from graphspec.errors import Diagnostic, GraphspecError
 from graphspec.pipeline import SpecFile
-from graphspec.schema.models import TrainSpec
+from graphspec.schema.spec import TrainSpec
 
 
 def split(data: Dataset | StreamedData, fraction: float) -> tuple[Dataset, Dataset] | tuple[StreamedData, StreamedData]:

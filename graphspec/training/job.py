@@ -38,7 +38,7 @@ from graphspec.overrides import resolve_spec
 from graphspec.pipeline import SpecFile
 from graphspec.policy import real_path
 from graphspec.rundir import RunDir, is_run_dir
-from graphspec.schema.models import TrainSpec
+from graphspec.schema.spec import TrainSpec
 from graphspec.training import feeding
 from graphspec.training.checkpoints import Checkpoints
 from graphspec.training.distribution import fit_multi_worker, strategy_for, writes_run_directory

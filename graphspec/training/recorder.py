@@ -4,7 +4,7 @@ checkpoints, the best model) and restores the spec's callbacks on resume.
 Example (the spec's callbacks, made from their snake_case names):
 
     >>> from graphspec.backend import keras_module
-    >>> from graphspec.schema.models import TrainSpec
+    >>> from graphspec.schema.spec import TrainSpec
     >>> from graphspec.training.recorder import spec_callbacks
     >>> spec_callbacks(keras_module(), TrainSpec(callbacks={"early_stopping": {"patience": 2}}))
     [<keras.src.callbacks.early_stopping.EarlyStopping object at ...>]
@@ -16,7 +16,7 @@ import math
 
 from graphspec.errors import Diagnostic, GraphspecError
 from graphspec.rundir import RunDir
-from graphspec.schema.models import CALLBACK_CLASSES, TrainSpec
+from graphspec.schema.spec import CALLBACK_CLASSES, TrainSpec
 from graphspec.training.checkpoints import Checkpoints
 from graphspec.training.faults import Interrupt
 from graphspec.training.records import EpochRecords, RunState

@@ -1,0 +1,170 @@
+"""Commands that never import TensorFlow: validate, schema, init, diff, summary."""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+import typer.core
+from graphspec.cli.app import (ALLOW_MODULE, ALLOW_PATH, TRUST_PROJECT, Command, ReportFormat, TableFormat, app, expand_paths, load_or_exit, long_running, looks_like_spec, trust_of, writing)
+
+
+
+@app.command(cls=Command)
+def validate(
+    paths: List[Path] = typer.Argument(
+        ..., metavar="PATHS...", help="Spec files or folders (searched for *.yaml, *.yml)."),
+    format: ReportFormat = typer.Option(ReportFormat.text, "--format", "-f", help="Report format."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Also show notes (layers checked at build)."),
+    skip_non_specs: bool = typer.Option(
+        False, "--skip-non-specs",
+        help="Pass over YAML files with no top-level `graphspec:` key (CI configs and the like), as the "
+             "pre-commit hook and the GitHub Action do."),
+    allow_module: List[str] = ALLOW_MODULE,
+    trust_project: bool = TRUST_PROJECT,
+    allow_path: List[Path] = ALLOW_PATH,
+) -> None:
+    """Check specs statically (schema, graph, shapes) without importing TensorFlow.
+
+    Exit status: 0 all valid, 1 any invalid, 2 usage error.
+
+    Example: graphspec validate specs/ --format github
+    """
+    from graphspec.pipeline import check
+    from graphspec.report import render
+
+    files = expand_paths(paths)
+    if skip_non_specs:
+        files = [f for f in files if looks_like_spec(f)]
+        if not files:
+            typer.echo("0 files checked: no specs among them")
+            raise typer.Exit(0)
+    if not files:
+        typer.echo("graphspec: no spec files found", err=True)
+        raise typer.Exit(2)
+    trust = trust_of(allow_module, trust_project, allow_path)
+    results = [check(f, trust) for f in files]
+    output = render(results, format.value, verbose)
+    if output:
+        typer.echo(output)
+    raise typer.Exit(0 if all(r.ok for r in results) else 1)
+
+
+@app.command(cls=Command)
+def schema(
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
+) -> None:
+    """Print the JSON Schema of the spec language (for editors and other tools).
+
+    Example: graphspec schema -o graphspec.schema.json
+    """
+    from graphspec.schema import json_schema_text
+
+    text = json_schema_text()
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        from graphspec.rundir import write_text
+
+        with writing(output):
+            write_text(output, text)
+
+
+class Template(str, enum.Enum):
+    mlp = "mlp"
+    two_inputs = "two_inputs"
+    two_outputs = "two_outputs"
+    cnn = "cnn"
+    transformer = "transformer"
+
+
+@app.command(cls=Command)
+def init(
+    name: Path = typer.Argument(
+        ..., metavar="NAME", help="The new project folder; its last part names the model and files."),
+    template: Template = typer.Option(Template.mlp, "--template", "-t", help="The architecture to start from."),
+) -> None:
+    """Start a project: a commented spec, its schema and a tiny data file.
+
+    The spec carries the editor schema line and a data binding, so it trains as written.
+
+    Example: graphspec init demo --template cnn && graphspec train demo/demo.yaml
+    """
+    from graphspec.scaffold import scaffold
+
+    with writing(name):
+        written = scaffold(name, template.value)
+    typer.echo(f"wrote {', '.join(str(p) for p in written)}")
+    typer.echo(f"next: graphspec train {written[0]} --output runs/{name.name}")
+
+
+class DiffFormat(str, enum.Enum):
+    text = "text"
+    json = "json"
+    github = "github"
+    markdown = "markdown"
+
+
+@app.command(cls=Command)
+def diff(
+    before: Path = typer.Argument(
+        ..., metavar="BEFORE", help="The old spec."),
+    after: Path = typer.Argument(
+        ..., metavar="AFTER", help="The new spec."),
+    format: DiffFormat = typer.Option(DiffFormat.text, "--format", "-f",
+                                      help="text, json, github annotations, or markdown for a pull-request comment."),
+    allow_module: List[str] = ALLOW_MODULE,
+    trust_project: bool = TRUST_PROJECT,
+    allow_path: List[Path] = ALLOW_PATH,
+) -> None:
+    """Structural diff of two architectures, node by node, without TensorFlow.
+
+    Nodes added, removed, rewired or changed, with shape and parameter-count deltas.
+
+    Exit status (as diff's): 0 equal, 1 different, 2 an invalid spec or a usage error.
+
+    Example: graphspec diff main/model.yaml model.yaml --format markdown
+    """
+    from graphspec.diff import diff as compare, render as render_diff
+    from graphspec.pipeline import check
+    from graphspec.report import render
+
+    trust = trust_of(allow_module, trust_project, allow_path)
+    results = [check(path, trust) for path in (before, after)]
+    if not all(r.ok for r in results):
+        typer.echo(render([r for r in results if not r.ok], "text"), err=True)
+        raise typer.Exit(2)
+    result = compare(*results)
+    typer.echo(render_diff(result, format.value))
+    raise typer.Exit(0 if result.equal else 1)
+
+
+@app.command(cls=Command)
+def summary(
+    spec: Path = typer.Argument(
+        ..., metavar="SPEC", help="Spec file."),
+    format: TableFormat = typer.Option(TableFormat.text, "--format", "-f", help="A table (text) or JSON."),
+    use_keras: bool = typer.Option(False, "--keras", help="Build the model and report Keras's own figures."),
+    allow_module: List[str] = ALLOW_MODULE,
+    trust_project: bool = TRUST_PROJECT,
+    allow_path: List[Path] = ALLOW_PATH,
+) -> None:
+    """Per-node table: type, output shape, parameters, inputs, and totals (static unless --keras).
+
+    Example: graphspec summary specs/examples/headline.yaml
+    """
+    import json
+
+    from graphspec.summary import keras_summary, render_text, static_summary
+
+    result = load_or_exit(spec, trust_of(allow_module, trust_project, allow_path))
+    if use_keras:
+        from graphspec.backend import build
+
+        long_running()
+        table = keras_summary(build(result, compile=False))
+    else:
+        table = static_summary(result)
+    typer.echo(json.dumps(table, indent=2) if format is TableFormat.json else render_text(table))
