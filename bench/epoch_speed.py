@@ -145,7 +145,7 @@ class Marks:
         """Epochs 2..E-1 (the first traces the step function; the last ends in what a run does once, such as
         graphspec's final checkpoint and best model): wall and CPU seconds of each, and of the work after
         each (from the end of its validation to the next epoch: the other callbacks, Keras's own)."""
-        timed = list(zip(self.starts[1:-1], self.ends[1:-1], self.stops[1:-1]))
+        timed = list(zip(self.starts[1:-1], self.ends[1:-1], self.stops[1:-1], strict=True))
         return {"wall": [stop[0] - start[0] for start, _, stop in timed],
                 "cpu": [stop[1] - start[1] for start, _, stop in timed],
                 "after": [stop[0] - end for _, end, stop in timed], "loss": loss, "rows": rows}
@@ -263,7 +263,8 @@ def _paired_processes(name: str, folder: Path, rows: int, epochs: int, settings:
     return measured
 
 
-EPOCHS = {"sine": 40, "sin_exp_two_outputs": 40, "resnet_blocks": 12}  # by example, where not 6: enough timed epochs to see through the noise
+# By example, where not 6: enough timed epochs to see through the noise.
+EPOCHS = {"sine": 40, "sin_exp_two_outputs": 40, "resnet_blocks": 12}
 
 # graphspec's settings timed besides its defaults, by example (others: its defaults alone).
 VARIANTS = {"mlp_1m": {"": ()},
@@ -278,6 +279,15 @@ def _interval(ratios: list[float], resamples: int = 10_000) -> tuple[float, floa
     return float(np.percentile(medians, 2.5)), float(np.percentile(medians, 97.5))
 
 
+def _pooled(rounds: list[dict], which: str, key: str) -> list[float]:
+    return [value for measured in rounds for value in measured[which][key]]
+
+
+def _ratios(rounds: list[dict], key: str) -> list[float]:
+    return [hand / ours for measured in rounds
+            for hand, ours in zip(measured["hand"][key], measured["graphspec"][key], strict=True)]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -287,7 +297,8 @@ def main() -> int:
     options = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     ok = True
-    print("| example | rows/epoch | hand-written fit (s/epoch) | graphspec train (s/epoch) | speed-up (median of pairs) | "
+    print("| example | rows/epoch | hand-written fit (s/epoch) | graphspec train (s/epoch) | "
+          "speed-up (median of pairs) | "
           "95% interval | CPU time ratio (median of pairs) | after-epoch work (ms), hand / graphspec | "
           "final loss, hand / graphspec |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -297,12 +308,8 @@ def main() -> int:
             rounds = [_paired_round(name, options.rows, epochs, settings, first=("hand", "graphspec")[number % 2])
                       for number in range(options.rounds)]
 
-            def pooled(which: str, key: str) -> list[float]:
-                return [value for measured in rounds for value in measured[which][key]]
-
-            def ratios(key: str) -> list[float]:
-                return [hand / ours for measured in rounds
-                        for hand, ours in zip(measured["hand"][key], measured["graphspec"][key])]
+            pooled = functools.partial(_pooled, rounds)
+            ratios = functools.partial(_ratios, rounds)
 
             hand, ours = rounds[-1]["hand"], rounds[-1]["graphspec"]
             speedup, (low, high) = statistics.median(ratios("wall")), _interval(ratios("wall"))
@@ -312,7 +319,8 @@ def main() -> int:
             print(f"| {name}{variant} | {hand['rows']:,} | {statistics.median(pooled('hand', 'wall')):.3f} | "
                   f"{statistics.median(pooled('graphspec', 'wall')):.3f} | {speedup:.2f}× | {low:.2f}–{high:.2f}× | "
                   f"{statistics.median(ratios('cpu')):.2f}× | {1000 * statistics.mean(pooled('hand', 'after')):.1f} / "
-                  f"{1000 * statistics.mean(pooled('graphspec', 'after')):.1f} | {hand['loss']:.4g} / {ours['loss']:.4g} |",
+                  f"{1000 * statistics.mean(pooled('graphspec', 'after')):.1f} | "
+                  f"{hand['loss']:.4g} / {ours['loss']:.4g} |",
                   flush=True)
     return 0 if ok else 1
 

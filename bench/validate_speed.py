@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from generate import large_spec  # noqa: E402
+from generate import large_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -63,16 +63,16 @@ def main() -> int:
     compileall.compile_dir(str(ROOT / "graphspec"), quiet=1)
     graphspec = [sys.executable, "-m", "graphspec", "validate"]
     cold = drop_file_cache()
-    validate_cold = timed(graphspec + ["specs/examples"], runs, cold=cold) if cold else None
+    validate_cold = timed([*graphspec, "specs/examples"], runs, cold=cold) if cold else None
     tensorflow_cold = timed([sys.executable, "-c", "import tensorflow"], runs, cold=cold) if cold else None
-    validate = timed(graphspec + ["specs/examples"], runs)
+    validate = timed([*graphspec, "specs/examples"], runs)
     tensorflow = timed([sys.executable, "-c", "import tensorflow"], runs)
     with tempfile.TemporaryDirectory() as tmp:
         sizes = {}
         for count in (10_000, 20_000):
             path = Path(tmp) / f"g{count}.yaml"
             path.write_text(large_spec(count))
-            sizes[count] = timed(graphspec + [str(path)], runs)
+            sizes[count] = timed([*graphspec, str(path)], runs)
     ratio = tensorflow / validate
     growth = sizes[20_000] / sizes[10_000]
     print("| measure | result |")

@@ -16,8 +16,18 @@ from graphspec.pipeline import SpecFile, check, check_text, load
 from graphspec.policy import Trust
 
 __version__ = "0.1.0"
-__all__ = ["Diagnostic", "GraphspecError", "SpecFile", "Trust", "build", "check", "check_text", "from_keras", "load",
-           "__version__"]
+__all__ = [
+    "Diagnostic",
+    "GraphspecError",
+    "SpecFile",
+    "Trust",
+    "__version__",
+    "build",
+    "check",
+    "check_text",
+    "from_keras",
+    "load",
+]
 
 
 def build(spec, *, compile: bool = True, trust: Trust | None = None):

@@ -17,6 +17,7 @@ TimeDistributed included. Whatever Keras rejects while constructing is raised as
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import inspect
 import os
@@ -186,9 +187,9 @@ class _GraphBuilder:
         for name in self.graph.order:
             node = self.graph.nodes[name]
             if node.kind == "input":
-                tensors[name] = self.located(node, lambda: self.input_tensor(node, name))
+                tensors[name] = self.located(node, functools.partial(self.input_tensor, node, name))
             else:
-                tensors[name] = self.located(node, lambda: call(node))
+                tensors[name] = self.located(node, functools.partial(call, node))
         inputs = [tensors[n] for n in self.graph.input_names]
         outputs = [tensor(ref) for ref in self.graph.outputs]
         for ref, path, output in zip(self.graph.outputs, self.graph.output_paths, outputs, strict=True):
@@ -199,7 +200,7 @@ class _GraphBuilder:
         if self.top and any(self.graph.nodes[ref.node].kind == "apply" for ref in self.graph.outputs):
             # Keras names an output after the layer that made it, here a shared layer or sub-model; keyed
             # outputs take the node's name instead (in losses, metrics and history), without an extra layer.
-            structure = {ref.node: output for ref, output in zip(self.graph.outputs, outputs)}
+            structure = {ref.node: output for ref, output in zip(self.graph.outputs, outputs, strict=True)}
         else:
             structure = outputs[0] if len(outputs) == 1 else outputs
         return self.keras.Model(inputs=inputs[0] if len(inputs) == 1 else inputs, outputs=structure,
@@ -211,7 +212,7 @@ class _GraphBuilder:
         stack = [self.input_tensor(self.graph.nodes[input_name], None)]
         for name in steps:
             node = self.graph.nodes[name]
-            stack.append(self.located(node, lambda: self.make_layer(node.spec, name, node)))
+            stack.append(self.located(node, functools.partial(self.make_layer, node.spec, name, node)))
         last = self.graph.nodes[steps[-1]]
         return self.located(last, lambda: self.keras.Sequential(stack, name=self.graph.name))
 

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal
+from typing import Any, Literal
+from collections.abc import Callable
 
 from graphspec.graph import GNode, Graph, LayerSpec
 from graphspec.pipeline import SpecFile
@@ -189,7 +190,7 @@ def _summary(result: SpecDiff) -> str:
 
 def _text(result: SpecDiff) -> str:
     lines = [f"{_MARK[n.change]} {n.name}: {'; '.join(n.details)}" for n in result.nodes]
-    return "\n".join(lines + [_summary(result)])
+    return "\n".join([*lines, _summary(result)])
 
 
 def _json(result: SpecDiff) -> str:
@@ -208,7 +209,7 @@ def _json(result: SpecDiff) -> str:
 def _github(result: SpecDiff) -> str:
     lines = [github_line(n.where.diagnostic(f"{n.change}: {'; '.join(n.details)}", severity="info"))
              for n in result.nodes]
-    return "\n".join(lines + [f"::notice title=graphspec diff::{escape_data(_summary(result))}"])
+    return "\n".join([*lines, f"::notice title=graphspec diff::{escape_data(_summary(result))}"])
 
 
 # Spec content reaches a pull-request comment: HTML, mentions, links and code spans are shown, never acted on.

@@ -30,7 +30,7 @@ from graphspec.errors import Diagnostic, GraphspecError
 from graphspec.model_file import load_model_file
 from graphspec.pipeline import SpecFile, check, check_document_stages
 from graphspec.policy import Trust
-from graphspec.rundir import RunDir, atomic, refuse_protected_output
+from graphspec.rundir import RunDir, atomic, check_output_target
 from graphspec.training.exact import AllRows, predict_arrays
 
 
@@ -130,11 +130,9 @@ def _check_model_fits_spec(model, spec: SpecFile, model_file: Path) -> None:
 
 def check_prediction_target(output: Path, inputs: list[Path], force: bool) -> None:
     """`predict -o` writes only a new file, or with --force an existing one that is no input of the command."""
-    refuse_protected_output(output, inputs)
     if output.is_dir():
         raise GraphspecError(f"--output {output} is a directory")
-    if output.exists() and not force:
-        raise GraphspecError(f"--output {output} already exists; pass --force to replace it")
+    check_output_target(output, inputs, force=force)
 
 
 def write_predictions(rows: int, chunks: Iterable[dict[str, np.ndarray]], output: Path) -> None:
@@ -173,7 +171,7 @@ def _write_csv(chunks: Iterable[dict[str, np.ndarray]], target: Path) -> None:
         for number, chunk in enumerate(chunks):
             blocks = [values.reshape(len(values), -1) for values in chunk.values()]
             if number == 0:
-                rows.writerow([column for name, block in zip(chunk, blocks)
+                rows.writerow([column for name, block in zip(chunk, blocks, strict=False)
                                for column in ([name] if block.shape[1] == 1 else
                                               [f"{name}_{i}" for i in range(block.shape[1])])])
             rows.writerows(np.concatenate(blocks, axis=1).tolist())

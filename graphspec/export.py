@@ -22,7 +22,7 @@ from pathlib import Path
 
 from graphspec.errors import Diagnostic, GraphspecError, first_line, raised_outside_graphspec
 from graphspec.policy import Trust
-from graphspec.rundir import refuse_protected_output
+from graphspec.rundir import check_output_target
 
 # Keras's format names, and what each writes.
 FORMATS = {"savedmodel": ("tf_saved_model", "a directory"), "onnx": ("onnx", ".onnx"),
@@ -35,11 +35,9 @@ def check_export_target(output: Path, fmt: str, sources: list[Path], force: bool
     suffix = FORMATS[fmt][1]
     if suffix.startswith(".") and output.suffix != suffix:
         raise GraphspecError(f"--output for {fmt} must end in {suffix}, not '{output.name}'")
-    refuse_protected_output(output, sources, enclosing=True)
+    check_output_target(output, sources, force=force, enclosing=True)
     if not output.exists() and not output.is_symlink():
         return
-    if not force:
-        raise GraphspecError(f"--output {output} already exists; pass --force to replace it")
     if output.is_symlink():
         raise GraphspecError(f"--output {output} is a symbolic link; graphspec never replaces through one")
     if output.is_dir() != (fmt == "savedmodel") or (fmt == "savedmodel" and not _is_saved_model(output)):
@@ -63,7 +61,7 @@ def _named_outputs(keras, model, names: list[str]):
     outputs = keras.tree.flatten(model.outputs)
     if len(names) != len(outputs):
         raise GraphspecError(f"the model has {len(outputs)} outputs but its spec names {len(names)}")
-    return keras.Model(model.inputs, dict(zip(names, outputs)), name=model.name)
+    return keras.Model(model.inputs, dict(zip(names, outputs, strict=True)), name=model.name)
 
 
 def export_model(target: str | os.PathLike, fmt: str, output: str | os.PathLike, *,

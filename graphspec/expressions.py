@@ -21,8 +21,10 @@ Anything else raises `ExpressionError` with a message saying what was expected w
 from __future__ import annotations
 
 import math
+import operator as operator_module
 import re
-from typing import Callable
+from collections.abc import Callable
+from typing import Any
 
 _TOKEN = re.compile(r"\s*(?:(\d+\.\d*|\.\d+|\d+)|([A-Za-z_][A-Za-z0-9_]*)|(//|[-+*/%(),]))")
 _FUNCTIONS: dict[str, Callable] = {"min": min, "max": max}
@@ -70,14 +72,14 @@ _ARITHMETIC: dict[str, Callable] = {"*": lambda a, b: a * b, "/": lambda a, b: a
 MAX_MAGNITUDE = 2**64  # past any size, count or seed Keras takes; also keeps every value printable
 
 
-def _bounded(compute: Callable[[], int | float]) -> int | float:
+def _bounded(operation: Callable[..., Any], *operands: int | float) -> int | float:
     """One arithmetic step, refused when it leaves the finite numbers Keras could take (`1e308 * 10`, a
     `10**400 / 3` Python cannot turn into a float)."""
     try:
-        value = compute()
+        value = operation(*operands)
     except (OverflowError, ValueError):
         value = float("inf")
-    if isinstance(value, float) and not math.isfinite(value) or abs(value) > MAX_MAGNITUDE:
+    if (isinstance(value, float) and not math.isfinite(value)) or abs(value) > MAX_MAGNITUDE:
         raise ExpressionError(f"the result is out of range (beyond ±{MAX_MAGNITUDE:.3g})")
     return value
 
@@ -106,7 +108,7 @@ class _Parser:
         value = self.term()
         while self.peek() in ("+", "-"):
             operator, right = self.take(), self.term()
-            value = _bounded(lambda: value + right if operator == "+" else value - right)
+            value = _bounded(operator_module.add if operator == "+" else operator_module.sub, value, right)
         return value
 
     def term(self):
@@ -115,7 +117,7 @@ class _Parser:
             operator, right = self.take(), self.factor()
             if operator != "*" and right == 0:
                 raise ExpressionError("division by zero")
-            value = _bounded(lambda: _ARITHMETIC[operator](value, right))
+            value = _bounded(_ARITHMETIC[operator], value, right)
         return value
 
     def factor(self):

@@ -20,6 +20,7 @@ builds exactly the model the unfolded one does.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 
@@ -132,11 +133,11 @@ def fold_blocks(nodes: dict[str, dict], outputs: list[str], full: str = "__full_
                     varying[(position, arg)] = param if re.match(r"[A-Za-z_]", param) else f"p{param}"
                     values_of[(position, arg)] = [
                         args[arg] if arg in args else nodes[i[1][position]].get(full, {}).get(arg)
-                        for args, i in zip(written, instances)]
+                        for args, i in zip(written, instances, strict=True)]
         block_nodes = {}
         for position, member in enumerate(first_members):
             node = json.loads(json.dumps(nodes[member]))
-            node["from"] = _map_refs(node["from"], lambda r: (r[cut:] if split_ref(r)[0] in first_members else "x"))
+            node["from"] = _map_refs(node["from"], functools.partial(_inside_block, cut=cut, members=first_members))
             for (where, arg), param in varying.items():
                 if where == position:
                     node.setdefault("args", {})[arg] = f"${param}"
@@ -172,10 +173,17 @@ def _repeated(nodes: dict[str, dict], outputs: set[str]) -> dict[str, dict]:
         source = node["from"]
         previous = result.get(source) if isinstance(source, str) else None
         if ("block" in node and previous is not None and previous.get("block") == node["block"]
-                and previous.get("with") == node.get("with") and used_by.get(source) == {name} and source not in outputs):
+                and previous.get("with") == node.get("with") and used_by.get(source) == {name}
+                and source not in outputs):
             names = previous.get("names", [source])
             del result[source]
             node = {"block": node["block"], **({"with": node["with"]} if "with" in node else {}),
                     "repeat": len(names) + 1, "names": [*names, name], "from": previous["from"]}
         result[name] = node
     return result
+
+
+def _inside_block(ref: str, cut: int, members: list[str]) -> str:
+    """A member's reference as the block writes it: another member by its name inside the block, else the
+    block's input `x`."""
+    return ref[cut:] if split_ref(ref)[0] in members else "x"

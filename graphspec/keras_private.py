@@ -32,7 +32,7 @@ from __future__ import annotations
 import importlib
 import math
 import re
-from typing import Callable
+from collections.abc import Callable
 
 # Attributes holding what a callback has learnt from earlier epochs (numbers or None).
 CALLBACK_STATE = {

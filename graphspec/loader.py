@@ -85,7 +85,7 @@ class CoreDumper(yaml.SafeDumper):
 
 CoreDumper.yaml_implicit_resolvers = {}
 for _tag, _pattern in _CORE_PATTERNS:
-    CoreDumper.add_implicit_resolver(_tag, re.compile(f"^(?:{_pattern})$"), list("~nNtTfF0123456789+-.") + [""])
+    CoreDumper.add_implicit_resolver(_tag, re.compile(f"^(?:{_pattern})$"), [*list("~nNtTfF0123456789+-."), ""])
 
 _MERGE_KEY = "<<"
 STR_TAG = "tag:yaml.org,2002:str"
@@ -128,7 +128,7 @@ class Document:
 
 
 class _Frame:
-    __slots__ = ("container", "path", "anchor", "mark", "seen", "key", "merges", "size")
+    __slots__ = ("anchor", "container", "key", "mark", "merges", "path", "seen", "size")
 
     def __init__(self, container, path, anchor, mark):
         self.container = container
@@ -188,10 +188,10 @@ class _Builder:
             return ()
         frame = self.stack[-1]
         if isinstance(frame.container, list):
-            return frame.path + (len(frame.container),)
+            return (*frame.path, len(frame.container))
         if frame.key is _NO_KEY:
             raise self.fail("mapping keys must be plain scalars", mark)
-        return frame.path + (frame.key,)
+        return (*frame.path, frame.key)
 
     def add_value(self, value: Any, size: int, start_mark) -> None:
         if not self.stack:
@@ -200,7 +200,7 @@ class _Builder:
         frame = self.stack[-1]
         frame.size += size
         if isinstance(frame.container, list):
-            self.positions[frame.path + (len(frame.container),)] = _mark(start_mark)
+            self.positions[(*frame.path, len(frame.container))] = _mark(start_mark)
             frame.container.append(value)
             return
         if frame.key is _NO_KEY:
@@ -222,9 +222,9 @@ class _Builder:
                 raise self.fail("'<<' merge needs a mapping or a list of mappings", start_mark)
             frame.merges.extend(sources)
         else:
-            self.positions[frame.path + (frame.key,)] = frame.seen[frame.key]
+            self.positions[(*frame.path, frame.key)] = frame.seen[frame.key]
             if not isinstance(value, (dict, list)):
-                self.value_positions[frame.path + (frame.key,)] = _mark(start_mark)
+                self.value_positions[(*frame.path, frame.key)] = _mark(start_mark)
             frame.container[frame.key] = value
         frame.key = _NO_KEY
 

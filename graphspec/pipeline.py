@@ -69,8 +69,9 @@ def _sorted(found: list[Diagnostic]) -> list[Diagnostic]:
     shown = ordered[:MAX_FINDINGS]
     hidden = ordered[MAX_FINDINGS:]
     errors = sum(d.severity == "error" for d in hidden)
-    return shown + [Diagnostic(f"{len(hidden):,} more findings not shown ({errors:,} of them errors)",
-                               file=shown[-1].file, severity="error" if errors else "warning")]
+    summary = Diagnostic(f"{len(hidden):,} more findings not shown ({errors:,} of them errors)", file=shown[-1].file,
+                         severity="error" if errors else "warning")
+    return [*shown, summary]
 
 
 def check_document_stages(document: Document, trust: Trust | None = None) -> SpecFile:

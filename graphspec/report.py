@@ -12,7 +12,8 @@ Example:
 from __future__ import annotations
 
 import json
-from typing import Callable, Literal
+from typing import Literal
+from collections.abc import Callable
 
 from graphspec.errors import Diagnostic, printable
 from graphspec.pipeline import SpecFile

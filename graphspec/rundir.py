@@ -80,18 +80,23 @@ def inside_run_dir(path: Path) -> Path | None:
     return None
 
 
-def refuse_protected_output(output: Path, inputs: list[Path], *, enclosing: bool = False) -> None:
-    """An `--output` is never one of the command's inputs (nor, with `enclosing`, a folder holding one)
-    and never one of a run directory's own files."""
+def check_output_target(output: Path, inputs: list[Path], *, force: bool, enclosing: bool = False,
+                        label: str | None = None) -> None:
+    """Where a command writes a file (`label`, by default `--output OUTPUT`): never one of the command's inputs
+    (nor, with `enclosing`, a folder holding one), never one of a run directory's own files, and a path that
+    exists only with `force`. The one home of "never overwrite an input; replace only with --force"."""
     from graphspec.errors import GraphspecError
 
+    label = label or f"--output {output}"
     resolved = real_path(output)
     if any(resolved == real_path(path) or (enclosing and real_path(path).is_relative_to(resolved)) for path in inputs):
         what = "is (or holds)" if enclosing else "is"
-        raise GraphspecError(f"--output {output} {what} an input of this command; it is never overwritten")
+        raise GraphspecError(f"{label} {what} an input of this command; it is never overwritten")
     run = inside_run_dir(output)
     if run is not None and RunDir(run).owns(output):
-        raise GraphspecError(f"--output {output} is one of run {run}'s own files; it is never overwritten")
+        raise GraphspecError(f"{label} is one of run {run}'s own files; it is never overwritten")
+    if (output.exists() or output.is_symlink()) and not force:
+        raise GraphspecError(f"{label} already exists; pass --force to replace it")
 
 
 class RunDir:
@@ -255,7 +260,7 @@ class RunDir:
                     os.replace(retired / "run", self.root)
                 if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
                     raise GraphspecError(Diagnostic(f"run directory {self.root} appeared while checking",
-                                                    hint="another process created it; pass another --output"))
+                                                    hint="another process created it; pass another --output")) from None
                 raise
             self._lock_handle, staged._lock_handle = staged._lock_handle, None
             if retired is not None:

@@ -21,7 +21,7 @@ import math
 import random
 import re
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from graphspec.errors import GraphspecError
 from graphspec.loader import STR_TAG, core_tag

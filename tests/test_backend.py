@@ -62,7 +62,7 @@ def test_example_compiles_to_the_handwritten_model(name):
     assert (spec.shapes.trainable_params, spec.shapes.non_trainable_params) == _trainable(theirs)
     assert [type(layer).__name__ for layer in _flat_layers(ours)] == \
         [type(layer).__name__ for layer in _flat_layers(theirs)]
-    for mine, hand in zip(_flat_layers(ours), _flat_layers(theirs)):
+    for mine, hand in zip(_flat_layers(ours), _flat_layers(theirs), strict=True):
         if not isinstance(mine, keras.Model):
             assert _without_names(mine.get_config()) == _without_names(hand.get_config()), mine.name
     assert ours.output_names == [ref.node for ref in spec.graph.outputs]
@@ -75,7 +75,7 @@ def test_example_compiles_to_the_handwritten_model(name):
     sample = _sample(theirs, batch)
     expected = theirs(sample, training=False)
     actual = ours(sample, training=False)
-    for a, b in zip(keras.tree.flatten(actual), keras.tree.flatten(expected)):
+    for a, b in zip(keras.tree.flatten(actual), keras.tree.flatten(expected), strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-6)
 
 
@@ -126,7 +126,8 @@ def test_optimizer_with_arguments_and_seeded_builds(write):
         graphspec: 1
         inputs: {x: {shape: [3]}}
         nodes:
-          y: {layer: Dense, args: {units: 2, kernel_initializer: {class_name: GlorotUniform, config: {seed: 3}}}, from: x}
+          y: {layer: Dense, from: x,
+              args: {units: 2, kernel_initializer: {class_name: GlorotUniform, config: {seed: 3}}}}
         outputs: [y]
         compile:
           optimizer: {name: adam, learning_rate: 0.125}
@@ -137,7 +138,7 @@ def test_optimizer_with_arguments_and_seeded_builds(write):
     first, second = graphspec.build(path), graphspec.build(path)
     assert float(first.optimizer.learning_rate) == 0.125
     assert first.get_layer("y").get_config()["kernel_initializer"]["config"]["seed"] == 3
-    for a, b in zip(first.get_weights(), second.get_weights()):
+    for a, b in zip(first.get_weights(), second.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
 
 
@@ -180,7 +181,8 @@ CUSTOM = """\
 graphspec: 1
 inputs: {x: {shape: [3]}}
 nodes:
-  s: {layer: gs_custom_layers.Scale, args: {factor: 2.0, kernel_regularizer: {class_name: "gs_custom>Tiny", config: {}}}, from: x}
+  s: {layer: gs_custom_layers.Scale, from: x,
+      args: {factor: 2.0, kernel_regularizer: {class_name: "gs_custom>Tiny", config: {}}}}
 outputs: [s]
 """
 

@@ -42,7 +42,7 @@ def _state(model) -> list[np.ndarray]:
 
 def _assert_same(first: list[np.ndarray], second: list[np.ndarray]) -> None:
     assert len(first) == len(second)
-    for a, b in zip(first, second):
+    for a, b in zip(first, second, strict=True):
         np.testing.assert_array_equal(a, b)
 
 

@@ -71,7 +71,8 @@ def test_build_invalid_spec_and_bad_output(tmp_path):
 def test_build_error_from_keras_is_located(tmp_path):
     spec = tmp_path / "k.yaml"
     spec.write_text("graphspec: 1\ninputs: {x: {shape: [3, 2]}}\nnodes:\n"
-                    "  y: {layer: Bidirectional, args: {merge_mode: nope}, wrap: {layer: LSTM, args: {units: 2}}, from: x}\n"
+                    "  y: {layer: Bidirectional, args: {merge_mode: nope}, wrap: {layer: LSTM, args: {units: 2}},"
+                    " from: x}\n"
                     "outputs: [y]\n")
     run = graphspec("build", str(spec), "-o", str(tmp_path / "k.keras"))
     assert run.returncode == 1

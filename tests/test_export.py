@@ -73,7 +73,7 @@ def test_onnx_serves_with_onnxruntime(trained, tmp_path):
     assert [i.name for i in session.get_inputs()] == ["left", "right"]
     names = [o.name for o in session.get_outputs()]
     assert sorted(names) == ["parts", "total"]
-    for name, got in zip(names, session.run(None, inputs)):
+    for name, got in zip(names, session.run(None, inputs), strict=True):
         np.testing.assert_allclose(got, expected[name], **TOLERANCE)
 
 

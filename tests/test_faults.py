@@ -101,7 +101,7 @@ def test_a_full_disk_mid_run_is_an_error_and_resume_continues(tmp_path):
         from handwritten import keras
 
         whole = keras.saving.load_model(tmp_path / "whole" / "model.keras").get_weights()
-        for a, b in zip(whole, keras.saving.load_model(run / "model.keras").get_weights()):
+        for a, b in zip(whole, keras.saving.load_model(run / "model.keras").get_weights(), strict=True):
             np.testing.assert_array_equal(a, b)
     finally:
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)

@@ -144,7 +144,8 @@ def test_cached_skipsets_are_kerass_own_and_found(tmp_path):
     _in_a_new_thread(lambda: (cache_saving_skipsets(), model.save(tmp_path / "cached.keras")))
     plain, cached_model = (keras.saving.load_model(tmp_path / name) for name in ("plain.keras", "cached.keras"))
     assert plain.get_config() == cached_model.get_config()
-    for a, b in zip(plain.weights + plain.optimizer.variables, cached_model.weights + cached_model.optimizer.variables):
+    for a, b in zip([*plain.weights, *plain.optimizer.variables],
+                    [*cached_model.weights, *cached_model.optimizer.variables], strict=True):
         np.testing.assert_array_equal(a, b)
     assert len(cached_model.optimizer.variables) > 1
 

@@ -84,7 +84,7 @@ def test_deep_nesting_is_refused():
 
 def test_billion_laughs_is_refused():
     lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
-    for prev, name in zip("abcdefgh", "bcdefghi"):
+    for prev, name in zip("abcdefgh", "bcdefghi", strict=True):
         lines.append(f"{name}: &{name} [" + ",".join([f"*{prev}"] * 9) + "]")
     d = refusal("\n".join(lines) + "\n")
     assert "expands to more than" in d.message and "alias" in d.message

@@ -229,7 +229,7 @@ def test_overwrite_never_deletes_the_working_directory_or_a_foreign_directory(pr
     refused = train(project, thesis, "--overwrite")
     assert refused.returncode == 1 and "no .graphspec-run marker" in refused.stderr
     assert (thesis / "chapter1.tex").read_text() == "years of work"
-    assert sorted(p.name for p in project.rglob("*")) == sorted(listing + ["thesis", "chapter1.tex"])
+    assert sorted(p.name for p in project.rglob("*")) == sorted([*listing, "thesis", "chapter1.tex"])
     refused = train(project, project / "data", "--overwrite")
     assert refused.returncode == 1 and (project / "data" / "sine.csv").exists()
 
@@ -303,7 +303,7 @@ def test_resume_reconciles_checkpoints_history_and_the_final_model(project):
         again = train(project, cut, *args, "--resume")
         assert again.returncode == 0, again.stderr
         assert (cut / "history.csv").read_text().splitlines() == expected
-        for a, b in zip(weights(whole / "model.keras"), weights(cut / "model.keras")):
+        for a, b in zip(weights(whole / "model.keras"), weights(cut / "model.keras"), strict=True):
             np.testing.assert_array_equal(a, b)
         assert json.loads((cut / "metrics.json").read_text())["epochs_completed"] == 5
 

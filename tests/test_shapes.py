@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from helpers import TWO_BRANCHES, check, errors, only_error, rule_errors
@@ -205,7 +207,7 @@ outputs: [y]
 
 
 def test_examples_match_the_tutorials_printed_totals():
-    result = check(open("specs/examples/headline.yaml").read(), "headline.yaml")
+    result = check(Path("specs/examples/headline.yaml").read_text(), "headline.yaml")
     assert result.shapes.total_params == 5_200_610
     assert [result.shapes.row(n).params for n in ("embedding", "lstm_out", "deep_1", "deep", "main_output",
                                                    "aux_output")] == [5_120_000, 69_760, 2432, 4160, 65, 33]

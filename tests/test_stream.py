@@ -39,7 +39,7 @@ def test_a_stream_in_file_order_trains_the_weights_the_in_memory_path_does(tmp_p
     streamed = train(SINE, tmp_path / "streamed", "--set", "data.stream=true", *order)
     train(SINE, tmp_path / "memory", "--set", "data.stream=false", *order)
     assert f"streaming {SINE_DATA}: 1000 rows" in streamed.stdout
-    for a, b in zip(weights(tmp_path / "streamed"), weights(tmp_path / "memory")):
+    for a, b in zip(weights(tmp_path / "streamed"), weights(tmp_path / "memory"), strict=True):
         np.testing.assert_array_equal(a, b)
 
 
@@ -116,7 +116,8 @@ def test_a_shuffled_stream_is_repeatable_and_resumes_to_the_same_weights(tmp_pat
     train(SINE, tmp_path / "part", *stream, "--set", "train.epochs=2")
     resumed = run_cli("train", SINE, "--output", tmp_path / "part", "--resume", *ARGS, *stream)
     assert resumed.returncode == 0, resumed.stderr
-    for a, b, c in zip(weights(tmp_path / "whole"), weights(tmp_path / "again"), weights(tmp_path / "part")):
+    for a, b, c in zip(weights(tmp_path / "whole"), weights(tmp_path / "again"), weights(tmp_path / "part"),
+                       strict=True):
         np.testing.assert_array_equal(a, b)
         np.testing.assert_array_equal(a, c)
 
@@ -172,7 +173,7 @@ def test_a_streamed_file_stops_at_its_first_bad_row_before_any_run_directory(tmp
 
 def test_text_in_a_streamed_csv_is_found_in_any_chunk(tmp_path):
     x, y = _sine_rows(200_000)
-    lines = ["x,y", *(f"{a:.6f},{b:.6f}" for a, b in zip(x, y))]
+    lines = ["x,y", *(f"{a:.6f},{b:.6f}" for a, b in zip(x, y, strict=True))]
     lines[150_001] = "abc,0.5"
     (tmp_path / "text.csv").write_text("\n".join(lines) + "\n")
     spec = graphspec.load(_spec_for(tmp_path, "text.csv"))
@@ -210,7 +211,7 @@ def test_steps_per_execution_changes_speed_not_results(tmp_path):
     batch = ["--set", "train.batch_size=7"]
     train(SINE, tmp_path / "auto", *batch)
     train(SINE, tmp_path / "one", *batch, "--set", "train.steps_per_execution=1")
-    for a, b in zip(weights(tmp_path / "auto"), weights(tmp_path / "one")):
+    for a, b in zip(weights(tmp_path / "auto"), weights(tmp_path / "one"), strict=True):
         np.testing.assert_array_equal(a, b)
     assert (tmp_path / "auto" / "history.csv").read_text() == (tmp_path / "one" / "history.csv").read_text()
     assert keras.saving.load_model(tmp_path / "auto" / "model.keras").steps_per_execution == 64

@@ -41,7 +41,8 @@ def test_sine_trains_evaluates_and_predicts(tmp_path):
     for name in ("spec.yaml", "model.keras", "best.keras", "history.csv", "metrics.json", "curves/loss.png",
                  "curves/mse.png"):
         assert (run / name).is_file(), name
-    # `checkpoint_every: auto` on epochs this short: a few checkpoints, the last three kept, the last epoch's among them.
+    # `checkpoint_every: auto` on epochs this short: a few checkpoints, the last three kept, the last epoch's among
+    # them.
     kept = sorted(p.name for p in (run / "checkpoints").iterdir())
     epochs = sorted({name.split(".")[0] for name in kept})
     assert kept == sorted(f"{e}.{kind}" for e in epochs for kind in ("json", "keras"))
@@ -118,12 +119,13 @@ def test_same_seed_gives_identical_weights(tmp_path):
     for name in ("a", "b"):
         assert cli("train", EXAMPLES / "two_stacks.yaml", "--output", tmp_path / name, "--epochs", "3",
                    "--seed", "5").returncode == 0
-    for first, second in zip(weights(tmp_path / "a" / "model.keras"), weights(tmp_path / "b" / "model.keras")):
+    for first, second in zip(weights(tmp_path / "a" / "model.keras"), weights(tmp_path / "b" / "model.keras"),
+                             strict=True):
         np.testing.assert_array_equal(first, second)
     assert cli("train", EXAMPLES / "two_stacks.yaml", "--output", tmp_path / "c", "--epochs", "3",
                "--seed", "6").returncode == 0
     assert not all(np.array_equal(a, c) for a, c in zip(weights(tmp_path / "a" / "model.keras"),
-                                                        weights(tmp_path / "c" / "model.keras")))
+                                                        weights(tmp_path / "c" / "model.keras"), strict=True))
 
 
 def _wait_for_checkpoint(run, epoch: int, process, limit: float = 120.0) -> None:
@@ -156,7 +158,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     resumed = cli("train", spec, "--output", run, "--resume", *args)
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming" in resumed.stdout
-    for a, b in zip(weights(tmp_path / "whole" / "model.keras"), weights(run / "model.keras")):
+    for a, b in zip(weights(tmp_path / "whole" / "model.keras"), weights(run / "model.keras"), strict=True):
         np.testing.assert_array_equal(a, b)
     history = (run / "history.csv").read_text().splitlines()
     assert len(history) == 31 and history[1:] == (tmp_path / "whole" / "history.csv").read_text().splitlines()[1:]
@@ -180,7 +182,7 @@ def test_resume_with_callbacks_after_sigkill_matches_an_uninterrupted_run(tmp_pa
     resumed = cli("train", spec, "--output", run, "--resume", *args)
     assert resumed.returncode == 0, resumed.stderr
     assert (run / "history.csv").read_text().splitlines() == whole
-    for a, b in zip(weights(tmp_path / "whole" / "model.keras"), weights(run / "model.keras")):
+    for a, b in zip(weights(tmp_path / "whole" / "model.keras"), weights(run / "model.keras"), strict=True):
         np.testing.assert_array_equal(a, b)
 
 

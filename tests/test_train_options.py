@@ -68,7 +68,8 @@ def test_validation_data_option_and_validation_split(tmp_path, write):
     held_out = write("held_out.csv", "\n".join([header, *rows[750:]]) + "\n")
     scores = run_cli("evaluate", tmp_path / "split", "--data", held_out, "--format", "json")
     assert json.loads(scores.stdout)["loss"] == pytest.approx(history(tmp_path / "split")["val_loss"][-1], rel=1e-5)
-    nothing_left = run_cli("train", spec, "--allow-path", DATA, "--output", tmp_path / "none", "--set", "train.validation_split=0.9999")
+    nothing_left = run_cli("train", spec, "--allow-path", DATA, "--output", tmp_path / "none",
+                           "--set", "train.validation_split=0.9999")
     assert nothing_left.returncode == 1 and "leaves no rows" in nothing_left.stderr
 
 
@@ -120,7 +121,7 @@ def test_predictions_batch_by_batch_equal_keras_predict():
     rows = np.random.default_rng(0).normal(size=(70, 1)).astype("float32")
     expected = model.predict(rows, batch_size=32, verbose=0)
     got = predict_arrays(model, ["sin", "exp"], {"x0": rows}, 32)
-    for name, array in zip(["sin", "exp"], expected):
+    for name, array in zip(["sin", "exp"], expected, strict=True):
         assert got[name].shape == (70, 1)
         np.testing.assert_array_equal(got[name], array)
 
@@ -138,7 +139,8 @@ def test_keras_averages_per_output_validation_losses_over_batches_unweighted():
     logs = model.fit(rows, targets, validation_data=(rows, targets), batch_size=32, epochs=1, verbose=0).history
     predictions = [model.predict_on_batch(rows[start:start + 32]) for start in (0, 32, 64)]
     for index, name in enumerate(["sin", "exp"]):
-        means = [np.mean((p[index] - targets[name][start:start + 32]) ** 2) for p, start in zip(predictions, (0, 32, 64))]
+        means = [np.mean((p[index] - targets[name][start:start + 32]) ** 2)
+                 for p, start in zip(predictions, (0, 32, 64), strict=True)]
         exact = np.mean((np.concatenate([p[index] for p in predictions]) - targets[name]) ** 2)
         assert logs[f"val_{name}_loss"][0] == pytest.approx(np.mean(means), rel=1e-5)
         assert logs[f"val_{name}_loss"][0] != pytest.approx(exact, rel=1e-3)

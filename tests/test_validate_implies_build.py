@@ -33,7 +33,7 @@ def _value_paths(data, prefix=(), tuned=False):
     """Paths of the values a user tunes: layer and merge arguments, every compile and train setting."""
     if isinstance(data, dict):
         for key, value in data.items():
-            path = prefix + (key,)
+            path = (*prefix, key)
             inside = tuned or key == "args" or (not prefix and key in ("compile", "train"))
             if inside and key != "args":
                 yield path
@@ -41,8 +41,8 @@ def _value_paths(data, prefix=(), tuned=False):
     elif isinstance(data, list):
         for index, value in enumerate(data):
             if tuned:
-                yield prefix + (index,)
-            yield from _value_paths(value, prefix + (index,), tuned)
+                yield (*prefix, index)
+            yield from _value_paths(value, (*prefix, index), tuned)
 
 
 def _like(original):

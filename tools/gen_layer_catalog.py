@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from graphspec.keras_private import APPLICATION_LAYERS, application_layer  # noqa: E402
+from graphspec.keras_private import APPLICATION_LAYERS, application_layer
 
 CATALOG_PATH = Path(__file__).resolve().parent.parent / "graphspec" / "schema" / "keras_catalog.json"
 
@@ -109,7 +109,7 @@ def _forwarded_args(cls, base) -> dict[str, dict]:
         params = inspect.signature(klass.__init__).parameters
         if klass is not cls:
             for name, param in params.items():
-                if name not in fixed and param.kind is param.KEYWORD_ONLY or (
+                if (name not in fixed and param.kind is param.KEYWORD_ONLY) or (
                         name not in fixed and param.kind is param.POSITIONAL_OR_KEYWORD
                         and param.default is not param.empty):
                     found.setdefault(name, {"default": _json_default(param.default)})

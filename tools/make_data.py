@@ -22,7 +22,7 @@ def write_csv(name: str, header: list[str], columns: list[np.ndarray], fmt: str 
     with open(OUT / name, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
-        for row in zip(*columns):
+        for row in zip(*columns, strict=True):
             writer.writerow([fmt.format(v) if isinstance(v, (float, np.floating)) else int(v) for v in row])
 
 
@@ -167,7 +167,7 @@ def resnet_blocks(rng: np.random.Generator) -> None:
     images = 40 * rng.integers(0, 4, size=(count, size, size, 3))
     for index, kind in enumerate(kinds):
         lines = (slice(None, None, 4), slice(None)) if kind % 2 else (slice(None), slice(None, None, 4))
-        images[index][lines + (kind // 2,)] = 255
+        images[index][(*lines, kind // 2)] = 255
     np.savez_compressed(OUT / "resnet_blocks.npz", images=images.astype("uint8"), kinds=kinds.astype("int32"))
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
 import typer.core
-from graphspec.cli.app import (ALLOW_MODULE, ALLOW_PATH, TRUST_PROJECT, Command, app, load_or_exit, long_running, trust_of, writing)
+from graphspec.cli.app import (ALLOW_MODULE, ALLOW_PATH, TRUST_PROJECT, Command, app, load_or_exit, long_running,
+                              trust_of, writing)
 
 
 
@@ -32,9 +33,9 @@ def plot(
     expand: bool = typer.Option(True, "--expand/--no-expand", help="Draw sub-models as clusters of their nodes."),
     rankdir: Rankdir = typer.Option(Rankdir.TB, "--rankdir", help="Top to bottom, or left to right."),
     use_keras: bool = typer.Option(False, "--keras", help="Build the model and draw it with keras.utils.plot_model."),
-    allow_module: List[str] = ALLOW_MODULE,
+    allow_module: list[str] = ALLOW_MODULE,
     trust_project: bool = TRUST_PROJECT,
-    allow_path: List[Path] = ALLOW_PATH,
+    allow_path: list[Path] = ALLOW_PATH,
 ) -> None:
     """Draw the architecture: Mermaid or DOT text, or an SVG/PNG/PDF image.
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
 import typer.core
-from graphspec.cli.app import (ALLOW_MODULE, ALLOW_PATH, TRUST_PROJECT, Command, TableFormat, app, exit_now, load_or_exit, long_running, trust_of, writing)
+from graphspec.cli.app import (ALLOW_MODULE, ALLOW_PATH, TRUST_PROJECT, Command, TableFormat, app, exit_now,
+                              load_or_exit, long_running, trust_of, writing)
 
 
 
@@ -18,9 +19,9 @@ def build(
     spec: Path = typer.Argument(
         ..., metavar="SPEC", help="Spec file."),
     output: Path = typer.Option(..., "--output", "-o", help="Where to save the model (.keras)."),
-    allow_module: List[str] = ALLOW_MODULE,
+    allow_module: list[str] = ALLOW_MODULE,
     trust_project: bool = TRUST_PROJECT,
-    allow_path: List[Path] = ALLOW_PATH,
+    allow_path: list[Path] = ALLOW_PATH,
 ) -> None:
     """Build and compile the model, and save it untrained.
 
@@ -53,7 +54,8 @@ class Distribute(str, enum.Enum):
 def train(
     spec: Path = typer.Argument(
         ..., metavar="SPEC", help="Spec file."),
-    data: Optional[Path] = typer.Option(None, "--data", help="Training file (CSV, Parquet or NPZ) instead of data.train."),
+    data: Optional[Path] = typer.Option(None, "--data",
+                                        help="Training file (CSV, Parquet or NPZ) instead of data.train."),
     validation_data: Optional[Path] = typer.Option(None, "--validation-data", help="Validation file."),
     epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Instead of train.epochs."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Instead of train.batch_size."),
@@ -62,15 +64,15 @@ def train(
                                           help="The run directory (default runs/<spec name>/<timestamp>)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --output from its last checkpoint."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty run directory."),
-    set_: List[str] = typer.Option([], "--set", metavar="KEY=VALUE",
+    set_: list[str] = typer.Option([], "--set", metavar="KEY=VALUE",
                                    help="Override any spec key, e.g. --set train.batch_size=64 (repeatable)."),
     keep_checkpoints: int = typer.Option(3, "--keep-checkpoints", min=1, help="Epoch checkpoints to keep."),
     distribute: Optional[Distribute] = typer.Option(
         None, "--distribute", help="Instead of train.distribute: mirrored (local devices) or multi_worker "
         "(the machines TF_CONFIG names)."),
-    allow_module: List[str] = ALLOW_MODULE,
+    allow_module: list[str] = ALLOW_MODULE,
     trust_project: bool = TRUST_PROJECT,
-    allow_path: List[Path] = ALLOW_PATH,
+    allow_path: list[Path] = ALLOW_PATH,
 ) -> None:
     """Train a spec on its data and write a run directory (models, history, metrics, curves).
 
@@ -92,7 +94,7 @@ def train(
     try:
         run = run_training(spec, options, echo=typer.echo)
     except KeyboardInterrupt:
-        raise typer.Exit(130)
+        raise typer.Exit(130) from None
     if run.interrupted:  # stopped cleanly at the end of the epoch Ctrl-C came in: still an interrupted command
         raise typer.Exit(130)
     exit_now()
@@ -106,9 +108,9 @@ def evaluate(
     spec: Optional[Path] = typer.Option(None, "--spec", help="The spec of a bare .keras model."),
     best: bool = typer.Option(False, "--best", help="Use the run's best model instead of its final one."),
     format: TableFormat = typer.Option(TableFormat.text, "--format", "-f", help="Text or JSON."),
-    allow_module: List[str] = ALLOW_MODULE,
+    allow_module: list[str] = ALLOW_MODULE,
     trust_project: bool = TRUST_PROJECT,
-    allow_path: List[Path] = ALLOW_PATH,
+    allow_path: list[Path] = ALLOW_PATH,
 ) -> None:
     """Loss and metrics of a trained model on a data file, per output.
 
@@ -138,9 +140,9 @@ def predict(
     spec: Optional[Path] = typer.Option(None, "--spec", help="The spec of a bare .keras model."),
     best: bool = typer.Option(False, "--best", help="Use the run's best model instead of its final one."),
     force: bool = typer.Option(False, "--force", help="Replace an existing output file (never an input)."),
-    allow_module: List[str] = ALLOW_MODULE,
+    allow_module: list[str] = ALLOW_MODULE,
     trust_project: bool = TRUST_PROJECT,
-    allow_path: List[Path] = ALLOW_PATH,
+    allow_path: list[Path] = ALLOW_PATH,
 ) -> None:
     """Write predictions, named by output, to CSV or NPZ.
 
@@ -175,9 +177,9 @@ def export(
     spec: Optional[Path] = typer.Option(None, "--spec", help="The spec of a bare .keras model (for output names)."),
     best: bool = typer.Option(False, "--best", help="Export the run's best model instead of its final one."),
     force: bool = typer.Option(False, "--force", help="Replace an earlier export at --output (never anything else)."),
-    allow_module: List[str] = ALLOW_MODULE,
+    allow_module: list[str] = ALLOW_MODULE,
     trust_project: bool = TRUST_PROJECT,
-    allow_path: List[Path] = ALLOW_PATH,
+    allow_path: list[Path] = ALLOW_PATH,
 ) -> None:
     """Export a trained model to SavedModel, ONNX or LiteRT with Keras's own exporter.
 
@@ -203,9 +205,9 @@ def import_(
     weights: bool = typer.Option(False, "--weights", help="Also write the weights beside the spec (SPEC.weights.h5), "
                                  "which the spec names: build and train start from them."),
     spec: Optional[Path] = typer.Option(None, "--spec", help="The spec of the model that saved a .weights.h5 file."),
-    allow_module: List[str] = ALLOW_MODULE,
+    allow_module: list[str] = ALLOW_MODULE,
     trust_project: bool = TRUST_PROJECT,
-    allow_path: List[Path] = ALLOW_PATH,
+    allow_path: list[Path] = ALLOW_PATH,
 ) -> None:
     """Write the spec of a functional or Sequential Keras model (loaded safely: no code runs).
 

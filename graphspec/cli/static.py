@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
 import typer.core
-from graphspec.cli.app import (ALLOW_MODULE, ALLOW_PATH, TRUST_PROJECT, Command, ReportFormat, TableFormat, app, expand_paths, load_or_exit, long_running, looks_like_spec, trust_of, writing)
+from graphspec.cli.app import (ALLOW_MODULE, ALLOW_PATH, TRUST_PROJECT, Command, ReportFormat, TableFormat, app,
+                              expand_paths, load_or_exit, long_running, looks_like_spec, trust_of, writing)
 
 
 
 @app.command(cls=Command)
 def validate(
-    paths: List[Path] = typer.Argument(
+    paths: list[Path] = typer.Argument(
         ..., metavar="PATHS...", help="Spec files or folders (searched for *.yaml, *.yml)."),
     format: ReportFormat = typer.Option(ReportFormat.text, "--format", "-f", help="Report format."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Also show notes (layers checked at build)."),
@@ -22,9 +23,9 @@ def validate(
         False, "--skip-non-specs",
         help="Pass over YAML files with no top-level `graphspec:` key (CI configs and the like), as the "
              "pre-commit hook and the GitHub Action do."),
-    allow_module: List[str] = ALLOW_MODULE,
+    allow_module: list[str] = ALLOW_MODULE,
     trust_project: bool = TRUST_PROJECT,
-    allow_path: List[Path] = ALLOW_PATH,
+    allow_path: list[Path] = ALLOW_PATH,
 ) -> None:
     """Check specs statically (schema, graph, shapes) without importing TensorFlow.
 
@@ -115,9 +116,9 @@ def diff(
         ..., metavar="AFTER", help="The new spec."),
     format: DiffFormat = typer.Option(DiffFormat.text, "--format", "-f",
                                       help="text, json, github annotations, or markdown for a pull-request comment."),
-    allow_module: List[str] = ALLOW_MODULE,
+    allow_module: list[str] = ALLOW_MODULE,
     trust_project: bool = TRUST_PROJECT,
-    allow_path: List[Path] = ALLOW_PATH,
+    allow_path: list[Path] = ALLOW_PATH,
 ) -> None:
     """Structural diff of two architectures, node by node, without TensorFlow.
 
@@ -147,9 +148,9 @@ def summary(
         ..., metavar="SPEC", help="Spec file."),
     format: TableFormat = typer.Option(TableFormat.text, "--format", "-f", help="A table (text) or JSON."),
     use_keras: bool = typer.Option(False, "--keras", help="Build the model and report Keras's own figures."),
-    allow_module: List[str] = ALLOW_MODULE,
+    allow_module: list[str] = ALLOW_MODULE,
     trust_project: bool = TRUST_PROJECT,
-    allow_path: List[Path] = ALLOW_PATH,
+    allow_path: list[Path] = ALLOW_PATH,
 ) -> None:
     """Per-node table: type, output shape, parameters, inputs, and totals (static unless --keras).
 

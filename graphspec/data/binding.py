@@ -141,7 +141,7 @@ class _Binder:
         rows = values.shape[0]
         if self.table.kind == "npz":
             actual = values.shape[1:]
-            if len(actual) == len(shape) and all(d is None or d == a for d, a in zip(shape, actual)):
+            if len(actual) == len(shape) and all(d is None or d == a for d, a in zip(shape, actual, strict=True)):
                 return values
             known = [d for d in shape if d is not None]
             if None not in shape and math.prod(actual) == math.prod(known):
@@ -192,7 +192,7 @@ class _Binder:
         # Class labels: one per row, or one per position of a sequence output ((steps,) for (steps, classes)).
         label_shape = target_shape[:-1]
         per_position = len(values.shape[1:]) == len(label_shape) and all(
-            want is None or have == want for have, want in zip(values.shape[1:], label_shape))
+            want is None or have == want for have, want in zip(values.shape[1:], label_shape, strict=True))
         if ((sparse or one_hot) and classes and classes > 1
                 and ((single and len(target_shape) == 1) or (len(target_shape) > 1 and per_position))):
             labels = self.check_values(values.reshape(len(values), -1), owner, what, "int64")

@@ -128,7 +128,8 @@ class _NpzArrays(Mapping):
                 declared = math.prod(shape) * dtype.itemsize
                 held = info.file_size - stream.tell()
                 if declared != held:
-                    raise data_error(self.path, f"array '{name}' declares {declared:,} bytes of data but holds {held:,}")
+                    raise data_error(self.path,
+                                     f"array '{name}' declares {declared:,} bytes of data but holds {held:,}")
                 if declared > _MEMORY_SHARE * _memory_bytes():
                     raise data_error(self.path, f"array '{name}' needs {declared / 2**30:,.1f} GiB, more than half of "
                                            "this machine's memory")
@@ -172,7 +173,7 @@ class Table:
         else:
             self._read_header()
 
-    def part(self, columns, rows: int, first_row: int) -> "Table":
+    def part(self, columns, rows: int, first_row: int) -> Table:
         """The same file's `rows` rows from `first_row` on, as `columns` (Arrow columns or arrays)."""
         chunk = object.__new__(Table)
         chunk.path, chunk.kind, chunk.names = self.path, self.kind, self.names

@@ -62,7 +62,7 @@ class StreamedData:
             raise data_error(self.source, "the file changed while training (its size, modification time or identity "
                                      "are not what they were when it was checked)")
 
-    def window(self, start: int, stop: int) -> "StreamedData":
+    def window(self, start: int, stop: int) -> StreamedData:
         """Rows `start`..`stop` of the file (as `validation_split` holds out the last rows)."""
         part = copy.copy(self)
         part.start, part.rows = start, stop - start

@@ -46,7 +46,7 @@ def _build_dag(builder: Builder, outputs: list[TensorRef], output_paths: list[tu
         return dag
     inputs = {n for n, node in nodes.items() if node.kind == "input"}
     useful: set[str] = set()
-    for ref, path in zip(outputs, output_paths):
+    for ref, path in zip(outputs, output_paths, strict=True):
         ancestors = nx.ancestors(dag, ref.node) if ref.node in dag else set()
         if order and ref.node not in inputs and not (ancestors & inputs):
             found.append(builder.doc.diagnostic(f"output '{ref}' cannot be reached from any input", path))
@@ -67,7 +67,7 @@ def _graph_from(builder: Builder, name: str, raw_outputs: list[str], outputs_pat
     outputs: list[TensorRef] = []
     output_paths: list[tuple] = []
     for i, raw in enumerate(raw_outputs):
-        out_path = outputs_path + (i,)
+        out_path = (*outputs_path, i)
         ref = builder.resolve(raw, scope, out_path)
         if ref is None:
             continue
@@ -81,7 +81,7 @@ def _check_top_outputs(graph: Graph, raw_outputs: list[str], found: list[Diagnos
     """Keras names a model's outputs after the layers producing them: make that the spec's name.
     A call of a shared layer or sub-model is the exception: the backend keys the outputs by name."""
     seen: set[str] = set()
-    for raw, ref, path in zip(raw_outputs, graph.outputs, graph.output_paths):
+    for raw, ref, path in zip(raw_outputs, graph.outputs, graph.output_paths, strict=True):
         node = graph.nodes.get(ref.node)
         if node is None:
             continue
@@ -103,7 +103,7 @@ def _check_top_outputs(graph: Graph, raw_outputs: list[str], found: list[Diagnos
 
 def _add_inputs(builder: Builder, inputs: dict[str, m.InputSpec], scope: Scope, base: tuple) -> None:
     for input_name, input_spec in inputs.items():
-        builder.add(GNode(input_name, "input", base + (input_name,), builder.doc, input_spec=input_spec,
+        builder.add(GNode(input_name, "input", (*base, input_name), builder.doc, input_spec=input_spec,
                           note=input_spec.doc), Wiring([], []), scope)
         scope.aliases[input_name] = TensorRef(input_name)
 
@@ -159,36 +159,36 @@ class _ModelResolver:
         if isinstance(definition, m.SequentialModelDef):
             input_name = f"{name}_input"
             _add_inputs(builder, {input_name: definition.input}, scope, path)
-            builder.nodes[input_name].path = path + ("input",)
-            steps = [(s, path + ("sequential", i)) for i, s in enumerate(definition.sequential)]
+            builder.nodes[input_name].path = (*path, "input")
+            steps = [(s, (*path, "sequential", i)) for i, s in enumerate(definition.sequential)]
             builder.chain(f"{name}_output", steps, Wiring([input_name], [("input",)]), scope, path, None)
             # The chain's alias, not its last layer's name: a named last step is not itself a reference.
-            return _graph_from(builder, name, [f"{name}_output"], path + ("sequential",), scope, "sequential", path)
-        _add_inputs(builder, definition.inputs, scope, path + ("inputs",))
-        builder.expand(definition.nodes, scope, path + ("nodes",))
-        return _graph_from(builder, name, list(definition.outputs), path + ("outputs",), scope, path=path)
+            return _graph_from(builder, name, [f"{name}_output"], (*path, "sequential"), scope, "sequential", path)
+        _add_inputs(builder, definition.inputs, scope, (*path, "inputs"))
+        builder.expand(definition.nodes, scope, (*path, "nodes"))
+        return _graph_from(builder, name, list(definition.outputs), (*path, "outputs"), scope, path=path)
 
     def build_file(self, name: str, definition: m.FileModelDef, doc: Document, path: tuple) -> Graph | None:
         target = real_path(doc.folder / definition.file)
         if not self.policy.may_read(target):  # as for layer arguments: its findings would echo what it holds
             self.found.append(doc.diagnostic(
                 f"sub-model file {self.policy.outside(definition.file, target)}: a spec may include files inside "
-                "it only", path + ("file",), hint=Policy.READ_HINT))
+                "it only", (*path, "file"), hint=Policy.READ_HINT))
             return None
         if str(target) in self.file_stack:
-            chain = " -> ".join(Path(f).name for f in self.file_stack + [str(target)])
-            self.found.append(doc.diagnostic(f"sub-model files include each other: {chain}", path + ("file",)))
+            chain = " -> ".join(Path(f).name for f in [*self.file_stack, str(target)])
+            self.found.append(doc.diagnostic(f"sub-model files include each other: {chain}", (*path, "file")))
             return None
         if len(self.file_stack) >= MAX_FILE_DEPTH:
             self.found.append(doc.diagnostic(f"sub-model files nest more than {MAX_FILE_DEPTH} deep",
-                                             path + ("file",), hint=f"{Path(self.file_stack[0]).name} -> ... -> "
+                                             (*path, "file"), hint=f"{Path(self.file_stack[0]).name} -> ... -> "
                                              f"{Path(doc.file).name} -> {definition.file}"))
             return None
         try:
             sub_doc = load_file(target)
         except GraphspecError as exc:
             self.found.append(doc.diagnostic(f"sub-model file '{definition.file}' cannot be loaded",
-                                             path + ("file",)))
+                                             (*path, "file")))
             self.found.extend(exc.diagnostics)
             return None
         sub_spec, sub_found = check_document(sub_doc)

@@ -58,7 +58,7 @@ class Wiring:
     arguments: dict[str, int | list[int]] | None = None
 
     @classmethod
-    def of(cls, value) -> "Wiring":
+    def of(cls, value) -> Wiring:
         if isinstance(value, str):
             return cls([value], [("from",)])
         if isinstance(value, list):
@@ -76,7 +76,7 @@ class Wiring:
         return cls(raw, suffixes, arguments)
 
     @classmethod
-    def chained(cls, previous: str) -> "Wiring":
+    def chained(cls, previous: str) -> Wiring:
         """The previous step of a chain, already resolved: its errors are its own."""
         return cls([f"@{previous}"], [()])
 
@@ -84,7 +84,7 @@ class Wiring:
 class Builder:
     """Expands one model's nodes; sub-models recurse into new builders."""
 
-    def __init__(self, spec_defs: "Definitions", doc: Document, found: list[Diagnostic], budget: Budget):
+    def __init__(self, spec_defs: Definitions, doc: Document, found: list[Diagnostic], budget: Budget):
         self.defs = spec_defs
         self.doc = doc
         self.found = found
@@ -122,9 +122,9 @@ class Builder:
         if not scope.params and scope.prefix == "":
             return value
         if isinstance(value, dict):
-            return {k: self.substitute(v, scope, path + (k,)) for k, v in value.items()}
+            return {k: self.substitute(v, scope, (*path, k)) for k, v in value.items()}
         if isinstance(value, list):
-            return [self.substitute(v, scope, path + (i,)) for i, v in enumerate(value)]
+            return [self.substitute(v, scope, (*path, i)) for i, v in enumerate(value)]
         if isinstance(value, str):
             if value.startswith("$") and _REF.match(value[1:]) and "[" not in value:
                 return self.param(value[1:], scope, path)
@@ -164,23 +164,23 @@ class Builder:
     def layer_spec(self, definition: m.LayerDef, scope: Scope, path: tuple) -> LayerSpec:
         wrap: LayerSpec | str | None = None
         if isinstance(definition.wrap, m.LayerDef):
-            wrap = self.layer_spec(definition.wrap, scope, path + ("wrap",))
+            wrap = self.layer_spec(definition.wrap, scope, (*path, "wrap"))
         elif isinstance(definition.wrap, str):
             wrap = definition.wrap
             if wrap not in self.defs.layer_names:
-                self.error(f"'{wrap}' is not a shared layer or sub-model", path + ("wrap",),
+                self.error(f"'{wrap}' is not a shared layer or sub-model", (*path, "wrap"),
                            hint=did_you_mean(wrap, self.defs.layer_names))
-        args = self.substitute(dict(definition.args), scope, path + ("args",))
+        args = self.substitute(dict(definition.args), scope, (*path, "args"))
         layer = catalog().canonical_layer(definition.layer)
         if layer is None:  # a custom class path (the schema checked its form)
             layer = definition.layer
             module = split_dotted(layer)[0]
             if not self.defs.policy.allows(module):
                 self.error(f"layer '{layer}' comes from module '{module}', which is not allowed",
-                           path + ("layer",), hint=self.defs.policy.refusal_hint(module))
+                           (*path, "layer"), hint=self.defs.policy.refusal_hint(module))
         for arg in FILE_ARGS.get(layer, ()):
             if isinstance(args.get(arg), str):
-                args[arg] = self.readable_file(args[arg], path + ("args", arg))
+                args[arg] = self.readable_file(args[arg], (*path, "args", arg))
         invalid = isinstance(wrap, LayerSpec) and wrap.invalid
         if "." not in layer and not scope.incomplete:
             invalid |= not self.values_ok(layer, args, path)
@@ -195,11 +195,11 @@ class Builder:
         for arg, value in args.items():
             problem = layer_arg_problem(layer, arg, value)
             if problem:
-                self.error(f"{label}: {arg}: {problem}", path + ("args", arg))
+                self.error(f"{label}: {arg}: {problem}", (*path, "args", arg))
                 ok = False
             elif not judged_statically(layer, arg, value):
                 self.error(f"{label}: the value of '{arg}' is checked at build (no static rule for it)",
-                           path + ("args", arg), severity="info")
+                           (*path, "args", arg), severity="info")
         return ok
 
     def readable_file(self, value: str, path: tuple) -> str:
@@ -216,9 +216,9 @@ class Builder:
         return str(resolved)
 
     def repeat_count(self, definition: m.LayerDef | m.BlockNode, scope: Scope, path: tuple) -> int:
-        count = self.substitute(definition.repeat, scope, path + ("repeat",))
+        count = self.substitute(definition.repeat, scope, (*path, "repeat"))
         if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-            self.error(f"repeat must be a positive integer, got {count!r}", path + ("repeat",))
+            self.error(f"repeat must be a positive integer, got {count!r}", (*path, "repeat"))
             return 1
         return count
 
@@ -227,11 +227,13 @@ class Builder:
         """Layers applied one after another; the last takes the node's own name."""
         counts = [self.repeat_count(step, scope, step_path) for step, step_path in steps]
         self.budget.ensure(sum(counts), self.doc, path)  # before the list of copies exists; add() spends them
-        expanded = [(step, step_path) for (step, step_path), count in zip(steps, counts) for _ in range(count)]
+        expanded = [(step, step_path) for (step, step_path), count in zip(steps, counts, strict=True)
+                    for _ in range(count)]
         for position, (step, step_path) in enumerate(expanded, start=1):
             last = position == len(expanded)
             explicit = getattr(step, "name", None)
-            layer_name = scope.full(name) if last and not explicit else scope.prefix + (explicit or f"{name}_{position}")
+            layer_name = (scope.full(name) if last and not explicit
+                          else scope.prefix + (explicit or f"{name}_{position}"))
             node = GNode(layer_name, "layer", step_path, self.doc, spec=self.layer_spec(step, scope, step_path),
                          note=doc_text, options=dict(options or {}) if position == 1 else {})
             self.add(node, wiring, scope)
@@ -240,17 +242,17 @@ class Builder:
 
     def expand(self, nodes: dict[str, Any], scope: Scope, base: tuple, block_stack: tuple = ()) -> None:
         for name, node in nodes.items():
-            path = base + (name,)
+            path = (*base, name)
             wiring = Wiring.of(node.from_)
             full = scope.full(name)
             if isinstance(node, m.LayerNode):
                 self.chain(name, [(node, path)], wiring, scope, path, node.doc, self.substitute(
-                    dict(node.call), scope, path + ("call",)))
+                    dict(node.call), scope, (*path, "call")))
             elif isinstance(node, m.SequentialNode):
-                self.chain(name, [(s, path + ("sequential", i)) for i, s in enumerate(node.sequential)],
+                self.chain(name, [(s, (*path, "sequential", i)) for i, s in enumerate(node.sequential)],
                            wiring, scope, path, node.doc)
             elif isinstance(node, m.MergeNode):
-                spec = LayerSpec(node.merge.capitalize(), self.substitute(dict(node.args), scope, path + ("args",)))
+                spec = LayerSpec(node.merge.capitalize(), self.substitute(dict(node.args), scope, (*path, "args")))
                 if not scope.incomplete:
                     spec.invalid = not self.values_ok(spec.layer, spec.args, path)
                 self.add(GNode(full, "merge", path, self.doc, spec=spec, note=node.doc), wiring, scope)
@@ -263,9 +265,9 @@ class Builder:
                 scope.aliases[name] = TensorRef(full)
             elif isinstance(node, m.ApplyNode):
                 if node.apply not in self.defs.layer_names:
-                    self.error(f"'{node.apply}' is not a shared layer or sub-model", path + ("apply",),
+                    self.error(f"'{node.apply}' is not a shared layer or sub-model", (*path, "apply"),
                                hint=did_you_mean(node.apply, self.defs.layer_names))
-                options = self.substitute(dict(node.call), scope, path + ("call",))
+                options = self.substitute(dict(node.call), scope, (*path, "call"))
                 self.add(GNode(full, "apply", path, self.doc, target=node.apply, note=node.doc, options=options),
                          wiring, scope)
                 scope.aliases[name] = TensorRef(full)
@@ -279,15 +281,15 @@ class Builder:
         ok = True
         for formal, where in wiring.arguments.items():
             if formal not in block.inputs:
-                self.error(f"block '{node.block}' has no input '{formal}'", path + ("from", formal),
+                self.error(f"block '{node.block}' has no input '{formal}'", (*path, "from", formal),
                            hint=did_you_mean(formal, block.inputs) or f"its inputs: {', '.join(block.inputs)}")
                 ok = False
             elif isinstance(where, list):
-                self.error(f"block input '{formal}' takes one tensor, not a list", path + ("from", formal))
+                self.error(f"block input '{formal}' takes one tensor, not a list", (*path, "from", formal))
                 ok = False
         missing = [formal for formal in block.inputs if formal not in wiring.arguments]
         if missing and ok:  # after a misspelt name, "missing" would only repeat it
-            self.error(f"block '{node.block}' needs its input(s) {', '.join(map(repr, missing))}", path + ("from",))
+            self.error(f"block '{node.block}' needs its input(s) {', '.join(map(repr, missing))}", (*path, "from"))
             ok = False
         if not ok:
             return None
@@ -306,12 +308,12 @@ class Builder:
                 outer.broken.add(name)
                 return
         if node.names is not None and len(node.names) != count:
-            self.error(f"`names` gives {len(node.names)} name(s) for repeat {count}", path + ("names",))
+            self.error(f"`names` gives {len(node.names)} name(s) for repeat {count}", (*path, "names"))
             outer.broken.add(name)
             return
         if count > 1 and block is not None and len(block.inputs) != 1:
             self.error(f"block '{node.block}' takes {len(block.inputs)} inputs; only a block with one input "
-                       "can repeat (each instance feeds the next)", path + ("repeat",))
+                       "can repeat (each instance feeds the next)", (*path, "repeat"))
             outer.broken.add(name)
             return
         self.budget.ensure(self.defs.block_size(node.block) * count, self.doc, path)
@@ -330,41 +332,41 @@ class Builder:
         block = self.defs.blocks.get(node.block)
         outer.broken.add(name)  # until the instance's output resolves below
         if block is None:
-            self.error(f"unknown block '{node.block}'", path + ("block",),
+            self.error(f"unknown block '{node.block}'", (*path, "block"),
                        hint=did_you_mean(node.block, self.defs.blocks))
             return
         if node.block in block_stack or len(block_stack) >= MAX_BLOCK_DEPTH:
-            cycle = " -> ".join(block_stack + (node.block,))
-            self.error(f"block instantiates itself: {cycle}", path + ("block",))
+            cycle = " -> ".join((*block_stack, node.block))
+            self.error(f"block instantiates itself: {cycle}", (*path, "block"))
             return
         self.budget.ensure(self.defs.block_size(node.block), self.doc, path)
-        given = self.substitute(dict(node.with_), outer, path + ("with",))
+        given = self.substitute(dict(node.with_), outer, (*path, "with"))
         known = set(block.params) | set(block.defaults)
         for key in given:
             if key not in known:
-                self.error(f"block '{node.block}' has no parameter '{key}'", path + ("with", key),
+                self.error(f"block '{node.block}' has no parameter '{key}'", (*path, "with", key),
                            hint=did_you_mean(key, known) or f"parameters: {', '.join(sorted(known)) or 'none'}")
         missing = [p for p in block.params if p not in given]
         if missing:
-            self.error(f"block '{node.block}' needs parameter(s) {', '.join(missing)}", path + ("with",))
+            self.error(f"block '{node.block}' needs parameter(s) {', '.join(missing)}", (*path, "with"))
         if len(wiring.raw) != len(block.inputs):
             self.error(f"block '{node.block}' takes {len(block.inputs)} input(s) ({', '.join(block.inputs)}), "
-                       f"got {len(wiring.raw)}", path + ("from",))
+                       f"got {len(wiring.raw)}", (*path, "from"))
         # Missing parameters were reported above; binding them to None avoids a second report per use.
         params = {**{p: None for p in missing}, **block.defaults, **given}
         scope = Scope(prefix=f"{outer.prefix}{name}_", params=params,
                        renames={} if block.output_keeps_name else {block.output: outer.full(name)})
         scope.incomplete = outer.incomplete or bool(missing) or any(key not in known for key in given)
-        bound = [self.resolve(r, outer, path + suffix) for r, suffix in zip(wiring.raw, wiring.suffixes)]
-        for formal, actual in zip(block.inputs, bound):
+        bound = [self.resolve(r, outer, path + suffix) for r, suffix in zip(wiring.raw, wiring.suffixes, strict=True)]
+        for formal, actual in zip(block.inputs, bound, strict=False):
             if actual is not None:
                 scope.aliases[formal] = actual
         block_path = self.defs.block_paths[node.block]
         scope.within = f"in block instance '{outer.full(name)}', line {self.doc.position(path)[0]}" + (
             f", inside {outer.within.removeprefix('in block instance ')}" if outer.within else "")
         outer_within, self.within = self.within, scope.within
-        self.expand(block.nodes, scope, block_path + ("nodes",), block_stack + (node.block,))
-        output = self.resolve(block.output, scope, block_path + ("output",))
+        self.expand(block.nodes, scope, (*block_path, "nodes"), (*block_stack, node.block))
+        output = self.resolve(block.output, scope, (*block_path, "output"))
         self.within = outer_within
         if output is not None:
             outer.aliases[name] = output
@@ -398,7 +400,7 @@ class Builder:
     def resolve_all(self) -> None:
         for item in self.pending:
             self.within = item.scope.within
-            refs = [self.resolve(r, item.scope, path) for r, path in zip(item.raw, item.paths)]
+            refs = [self.resolve(r, item.scope, path) for r, path in zip(item.raw, item.paths, strict=True)]
             item.node.inputs = [r for r in refs if r is not None]
             item.node.incomplete |= len(item.node.inputs) < len(refs)
         self.within = ""
@@ -430,7 +432,7 @@ class Definitions:
         total = 0
         for node in block.nodes.values():
             if isinstance(node, m.BlockNode):
-                total += self.block_size(node.block, stack + (name,)) * _fixed_repeat(node)
+                total += self.block_size(node.block, (*stack, name)) * _fixed_repeat(node)
             elif isinstance(node, m.SequentialNode):
                 total += sum(_fixed_repeat(step) for step in node.sequential)
             else:

@@ -92,7 +92,7 @@ class LayerSpec:
 
     layer: str  # canonical Keras class name
     args: dict[str, Any]
-    wrap: "LayerSpec | str | None" = None  # inline layer, or the name of a shared layer / sub-model
+    wrap: LayerSpec | str | None = None  # inline layer, or the name of a shared layer / sub-model
     invalid: bool = False  # an argument value was reported as wrong: shapes skip it rather than report it again
 
 
@@ -148,7 +148,7 @@ class Graph:
     order: list[str]
     kind: Literal["functional", "sequential"] = "functional"
     shared: dict[str, LayerSpec] = field(default_factory=dict)
-    models: dict[str, "Graph"] = field(default_factory=dict)
+    models: dict[str, Graph] = field(default_factory=dict)
     path: tuple = ()
     weights: str | None = None  # a resolved `.weights.h5` file the built model loads (top level only)
 

@@ -108,7 +108,8 @@ class _Builder:
             sub_report = report.models.get(name) or infer(sub)
             if self.expand:
                 prefix = f"{name}__"
-                cluster = Cluster(f"cluster_{name}", f"{name} ({'Sequential' if sub.kind == 'sequential' else 'Functional'}"
+                kind = "Sequential" if sub.kind == "sequential" else "Functional"
+                cluster = Cluster(f"cluster_{name}", f"{name} ({kind}"
                                   f", {sub_report.total_params:,} params)")
                 self.defined[key] = prefix + sub.input_names[0]
                 self.anchors[self.defined[key]] = cluster.id

@@ -27,7 +27,7 @@ from graphspec.schema import models
 from graphspec.schema.models import MODEL_NAME_PATTERN, NODE_FIELDS
 from graphspec.schema.spec import Spec
 
-__all__ = ["Spec", "check_document", "json_schema", "cross_check"]
+__all__ = ["Spec", "check_document", "cross_check", "json_schema"]
 
 _NODE_CONTAINERS = {"nodes", "models"}
 
@@ -169,7 +169,7 @@ def cross_check(spec: Spec, doc: Document) -> list[Diagnostic]:
             if key not in known:
                 found.append(doc.diagnostic(
                     f"'{key}' is not {what}",
-                    path + (key,),
+                    (*path, key),
                     hint=did_you_mean(key, known) or f"{plural} are: {', '.join(known)}",
                 ))
 

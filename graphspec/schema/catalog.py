@@ -91,7 +91,7 @@ class Catalog:
             return None
         return entry.get("alias_of", name)
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache  # noqa: B019  (one Catalog per process, from `catalog()`: nothing is kept alive by it)
     def layer(self, name: str) -> Signature:
         canonical = self.canonical_layer(name)
         if canonical is None:
@@ -99,7 +99,7 @@ class Catalog:
         entry = self.raw["layers"][canonical]
         return Signature(canonical, entry["args"], entry["kwargs"])
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache  # noqa: B019  (as above)
     def call(self, name: str) -> CallSignature:
         """The `call()` signature of a layer class (aliases resolve)."""
         canonical = self.canonical_layer(name)

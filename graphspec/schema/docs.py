@@ -59,7 +59,7 @@ def _table(title: str, schema: dict) -> list[str]:
         meaning = " ".join(prop.get("description", "").split()).replace("|", "\\|")
         kind = _type(prop).replace("|", "\\|")
         lines.append(f"| `{key}` | {kind} | {default} | {meaning} |")
-    return lines + [""]
+    return [*lines, ""]
 
 
 def reference_markdown() -> str:

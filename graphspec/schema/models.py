@@ -90,10 +90,10 @@ def code_running_objects(value: Any, at: tuple = ()):
         if isinstance(item, dict):
             name = item.get("class_name")
             if isinstance(name, str) and re.split(r"[.>]", name)[-1] in UNSAFE_LAYERS:
-                yield where + ("class_name",), name
-            stack.extend((v, where + (k,)) for k, v in item.items())
+                yield (*where, "class_name"), name
+            stack.extend((v, (*where, k)) for k, v in item.items())
         elif isinstance(item, list):
-            stack.extend((v, where + (i,)) for i, v in enumerate(item))
+            stack.extend((v, (*where, i)) for i, v in enumerate(item))
 
 
 def check_layer_args(layer: str, args: dict[str, Any], owner: str = "layer") -> None:
@@ -158,7 +158,7 @@ class LayerDef(Strict):
         description="Constructor arguments, exactly as Keras names them (nested initializers, "
         "regularizers and constraints in Keras's `{class_name, config}` form are allowed).",
     )
-    wrap: Union[Name, "LayerDef", None] = Field(
+    wrap: Union[Name, LayerDef, None] = Field(
         None,
         description="For wrappers (`TimeDistributed`, `Bidirectional`): the wrapped layer, given inline "
         "or as the name of a shared layer or sub-model.",
@@ -177,7 +177,8 @@ class LayerDef(Strict):
         if wraps and self.wrap is None and "layer" not in args:
             raise schema_error(f"{self.layer} needs the layer it wraps", "add `wrap: <layer or model>`", ("wrap",))
         if self.wrap is not None and not wraps:
-            raise schema_error(f"'wrap' only applies to TimeDistributed or Bidirectional, not {self.layer}", None, ("wrap",))
+            raise schema_error(f"'wrap' only applies to TimeDistributed or Bidirectional, not {self.layer}", None,
+                               ("wrap",))
         if wraps and "layer" in args:
             raise schema_error("give the wrapped layer with `wrap:`, not `args.layer`", None, ("args", "layer"))
         return self
@@ -297,7 +298,8 @@ class BlockNode(_Wired):
             if len(set(self.names)) != len(self.names):
                 raise schema_error("`names` lists a name twice", None, ("names",))
             if isinstance(self.repeat, int) and len(self.names) != self.repeat:
-                raise schema_error(f"`names` gives {len(self.names)} name(s) for repeat {self.repeat}", None, ("names",))
+                raise schema_error(f"`names` gives {len(self.names)} name(s) for repeat {self.repeat}", None,
+                                   ("names",))
         return self
 
 

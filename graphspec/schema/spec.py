@@ -216,7 +216,9 @@ class Spec(Strict):
 
     graphspec: Literal[1] = Field(description="Format version; this is version 1.")
     name: Annotated[str, StringConstraints(pattern=MODEL_NAME_PATTERN, max_length=200)] | None = Field(
-        None, description="Model name: letters, digits, `_`, `-` and `.`, a letter or digit first (TensorFlow's scope names); "
+        None,
+        description="Model name: letters, digits, `_`, `-` and `.`, a letter or digit first (TensorFlow's scope "
+        "names); "
         "defaults to "
         "the file name.")
     doc: str | None = Field(None, description="Free text.")

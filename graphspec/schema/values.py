@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from graphspec.errors import did_you_mean
 from graphspec.policy import FRAMEWORK_PACKAGES
@@ -234,8 +235,9 @@ BY_OWNER: dict[tuple[str, str], Check] = {
     ("Embedding", "input_dim"): positive_int,
     ("GroupNormalization", "groups"): _expect("a positive integer, or -1 for one group per channel",
                                               lambda v: v == -1 or (is_int(v) and v >= 1)),
-    ("MultiHeadAttention", "output_shape"): _expect("null, a positive integer or a list of them", lambda v: v is None or (
-        is_int(v) and v >= 1) or (_int_list(v) and all(d >= 1 for d in v))),
+    ("MultiHeadAttention", "output_shape"): _expect(
+        "null, a positive integer or a list of them",
+        lambda v: v is None or (is_int(v) and v >= 1) or (_int_list(v) and all(d >= 1 for d in v))),
     ("Attention", "score_mode"): one_of("dot", "concat"),
     ("L1", "l1"): non_negative, ("L2", "l2"): non_negative,
     ("L1L2", "l1"): non_negative, ("L1L2", "l2"): non_negative,

@@ -64,7 +64,7 @@ class ShapeReport:
     non_trainable_params: int = 0
     complete: bool = True
     diagnostics: list[Diagnostic] = field(default_factory=list)
-    models: dict[str, "ShapeReport"] = field(default_factory=dict)
+    models: dict[str, ShapeReport] = field(default_factory=dict)
     # Every set of weights the model holds, once each: a layer of this graph, a shared layer of its
     # file, or those of a sub-model, however many scopes call it. The totals are their sums.
     owners: dict[tuple, tuple[int, int]] = field(default_factory=dict)
@@ -101,7 +101,7 @@ def _reused(node: GNode) -> str | None:
 
 def _compatible(actual: Shape, declared: Shape) -> bool:
     return len(actual) == len(declared) and all(
-        a is None or d is None or a == d for a, d in zip(actual[1:], declared[1:])
+        a is None or d is None or a == d for a, d in zip(actual[1:], declared[1:], strict=False)
     )
 
 
@@ -127,7 +127,7 @@ class _Inferer:
         declared = [report.row(n).shapes[0] for n in sub.input_names]
         if len(shapes) != len(declared):
             raise ShapeError(f"sub-model '{name}' takes {len(declared)} input(s), got {len(shapes)}")
-        for actual, expected, input_name in zip(shapes, declared, sub.input_names):
+        for actual, expected, input_name in zip(shapes, declared, sub.input_names, strict=False):
             if not _compatible(actual, expected):
                 raise ShapeError(f"sub-model '{name}' input '{input_name}' expects {fmt(expected)}, got {fmt(actual)}")
         if not report.complete or any(v is None for v in report.outputs.values()):
@@ -222,7 +222,7 @@ class _Inferer:
             if given is None:
                 row.status, row.trainable, row.non_trainable = "unchecked", None, None
                 continue
-            sources = ([ref.node for ref, found in zip(node.inputs, given) for _ in found]
+            sources = ([ref.node for ref, found in zip(node.inputs, given, strict=False) for _ in found]
                        if node.arguments is None else [])
             try:
                 shapes, named = self.arrange(node, given)
@@ -263,7 +263,7 @@ class _Inferer:
             else:
                 self.found.append(node.diagnostic(
                     f"'{ref.node}' has {len(source.shapes)} output tensor(s); there is no [{ref.index}]",
-                    path=node.path + ("from",)))
+                    path=(*node.path, "from")))
                 return None
         return given
 

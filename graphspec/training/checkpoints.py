@@ -117,5 +117,5 @@ def _state_variables(model) -> list:
 
 
 def _assign(variables: list, values: list) -> None:
-    for variable, value in zip(variables, values):
+    for variable, value in zip(variables, values, strict=True):
         variable.assign(value)

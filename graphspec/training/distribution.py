@@ -140,15 +140,19 @@ WORKER_TIMEOUT_VARIABLE = "GRAPHSPEC_WORKER_TIMEOUT"
 DEFAULT_WORKER_TIMEOUT = 600.0  # seconds one collective may wait for the other workers
 
 
-def fit_multi_worker(keras, tf, strategy, model, stream, validation, *, epochs: int, initial_epoch: int,
+def fit_multi_worker(strategy, model, stream, validation, *, epochs: int, initial_epoch: int,
                       callbacks: list, verbose: int) -> None:
     """`model.fit`'s epoch loop with each step run by `strategy.run`: Keras's `fit` fails under
     MultiWorkerMirroredStrategy (keras-team/keras#20585, "Attempt to convert a value (PerReplica…) to a
     Tensor"). The step is the model's own `train_step` (its losses, loss weights and metrics; the
     optimizer all-reduces the gradients), and the callbacks get what `fit` gives them: epoch logs read
     across workers (every metric summed over replicas, then divided), batch logs of this replica."""
+    import tensorflow as tf
+
+    from graphspec.backend import keras_module
     from graphspec.keras_private import build_for_training
 
+    keras = keras_module()
     with strategy.scope():
         build_for_training(model, next(iter(stream)))
     batches = strategy.experimental_distribute_dataset(stream)

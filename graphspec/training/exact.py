@@ -126,7 +126,8 @@ def predict_arrays(model, output_names: list[str], inputs: dict, batch: int) -> 
     if model.distribute_strategy.num_replicas_in_sync > 1:
         return _by_output(model.predict(model_structure(inputs), batch_size=batch, verbose=0), output_names)
     rows = len(next(iter(inputs.values())))
-    chunks = [_by_output(model.predict_on_batch(model_structure({k: v[start:start + batch] for k, v in inputs.items()})),
+    chunks = [_by_output(model.predict_on_batch(model_structure({k: v[start:start + batch]
+                                                                 for k, v in inputs.items()})),
                          output_names) for start in range(0, rows, batch)]
     return {name: np.concatenate([chunk[name] for chunk in chunks]) for name in output_names}
 
@@ -136,7 +137,7 @@ def _by_output(predictions, output_names: list[str]) -> dict[str, np.ndarray]:
         return {name: np.asarray(predictions[name]) for name in output_names}
     if not isinstance(predictions, (list, tuple)):
         predictions = [predictions]
-    return {name: np.asarray(p) for name, p in zip(output_names, predictions)}
+    return {name: np.asarray(p) for name, p in zip(output_names, predictions, strict=True)}
 
 
 def output_losses(model, output_names: list[str], inputs: dict, targets: dict, batch: int) -> dict[str, float]:

@@ -25,7 +25,7 @@ from graphspec.schema.spec import TrainSpec
 
 def split(data: Dataset | StreamedData, fraction: float) -> tuple[Dataset, Dataset] | tuple[StreamedData, StreamedData]:
     """Hold out the last rows, as Keras's validation_split does."""
-    cut = data.rows - int(round(data.rows * fraction))
+    cut = data.rows - round(data.rows * fraction)
     if cut < 1 or cut == data.rows:
         raise GraphspecError(Diagnostic(f"validation_split {fraction} leaves no rows on one side of {data.rows}",
                                         file=data.source))
@@ -62,7 +62,8 @@ def training_stream(tf, data: Dataset, batch: int, shuffle: bool, seed: int, fix
         batches = tf.data.Dataset.from_tensor_slices(
             {k: tf.reshape(v[:whole * batch], [whole, batch, *v.shape[1:]]) for k, v in ordered.items()})
         if rows % batch and not fixed:
-            batches = batches.concatenate(tf.data.Dataset.from_tensors({k: v[whole * batch:] for k, v in ordered.items()}))
+            rest = {k: v[whole * batch:] for k, v in ordered.items()}
+            batches = batches.concatenate(tf.data.Dataset.from_tensors(rest))
         return batches
 
     return _per_epoch(tf, epoch_batches, as_pairs(data.outputs), steps_per_epoch(rows, batch, fixed))

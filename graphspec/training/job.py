@@ -257,7 +257,7 @@ def _fit(plan: _Plan, feed: _Feed, runtime: _Runtime, run: RunDir, state: RunSta
             if settings.distribute == "multi_worker":
                 if validation_data is not None and not isinstance(validation_data, tf.data.Dataset):
                     validation_data = tf.data.Dataset.from_tensor_slices(validation_data).batch(feed.batch)
-                fit_multi_worker(keras, tf, runtime.strategy, model, stream, validation_data, epochs=settings.epochs,
+                fit_multi_worker(runtime.strategy, model, stream, validation_data, epochs=settings.epochs,
                                  initial_epoch=state.epochs_done, callbacks=callbacks, verbose=verbose)
             else:
                 model.fit(stream, epochs=settings.epochs, initial_epoch=state.epochs_done,

@@ -44,7 +44,7 @@ def make_recorder(keras, tf, run: RunDir, state: RunState, callbacks: list, chec
             # Runs after the spec's callbacks reset themselves (it comes after them in the list).
             if not state.resumed_callbacks:
                 return
-            for callback, saved in zip(callbacks, state.resumed_callbacks):
+            for callback, saved in zip(callbacks, state.resumed_callbacks, strict=False):
                 restore_callback_state(callback, saved)
                 if getattr(callback, "restore_best_weights", False) and callback.best is not None:
                     best = run.checkpoint(callback.best_epoch + 1)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import math
 from typing import Optional
-from graphspec.shapes.rules.base import Call, Out, ShapeError, check_activation, fmt, normalize_axis, of_rank, positive, rule
+
+from graphspec.shapes.rules.base import (Call, Out, ShapeError, check_activation, fmt, normalize_axis, of_rank,
+                                         positive,
+                                         rule)
 
 
 Dim = Optional[int]
@@ -21,14 +24,14 @@ def dense(call: Call) -> Out:
     if features is None:
         raise ShapeError(f"needs a known last dimension, got {fmt(shape)}")
     bias = units if call.arg("use_bias") else 0
-    return Out([shape[:-1] + (units,)], features * units + bias)
+    return Out([(*shape[:-1], units)], features * units + bias)
 
 
 @rule("Embedding")
 def embedding(call: Call) -> Out:
     input_dim = positive(call.arg("input_dim"), "input_dim")
     output_dim = positive(call.arg("output_dim"), "output_dim")
-    return Out([call.shape + (output_dim,)], input_dim * output_dim)
+    return Out([(*call.shape, output_dim)], input_dim * output_dim)
 
 
 @rule(

@@ -47,7 +47,7 @@ def _broadcast(first: Shape, second: Shape) -> Shape:
     rank = max(len(first), len(second))
     a, b = (1,) * (rank - len(first)) + tuple(first), (1,) * (rank - len(second)) + tuple(second)
     result: list[Dim] = []
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=False):
         if x == 1:
             result.append(y)
         elif x is None:
@@ -135,7 +135,8 @@ def dot(call: Call) -> Out:
     ax = normalize_axis(axes[0], len(a))
     bx = normalize_axis(axes[1], len(b))
     if a[ax] is not None and b[bx] is not None and a[ax] != b[bx]:
-        raise ShapeError(f"axis sizes differ: {_describe(call, 0)} axis {axes[0]} vs {_describe(call, 1)} axis {axes[1]}")
+        raise ShapeError(f"axis sizes differ: {_describe(call, 0)} axis {axes[0]} vs {_describe(call, 1)} "
+                         f"axis {axes[1]}")
     rest = [d for i, d in enumerate(a) if i not in (0, ax)] + [d for i, d in enumerate(b) if i not in (0, bx)]
     return Out([(a[0], *(rest or [1]))])
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from typing import Any, Optional
-from graphspec.shapes.rules.base import RULES, Call, Out, ShapeError, as_tuple, check_activation, conv_length, fmt, join_spatial, of_rank, positive, rule, split_spatial
+from graphspec.shapes.rules.base import (RULES, Call, Out, ShapeError, as_tuple, check_activation, conv_length, fmt,
+                                         join_spatial, of_rank, positive, rule, split_spatial)
 
 
 Dim = Optional[int]
@@ -32,7 +33,7 @@ def _pad_or_crop(sign: int, key: str):
             batch, spatial, channels = split_spatial(call, rank)
         pads = _pairs(call.arg(key), rank, key)
         new = []
-        for length, (before, after) in zip(spatial, pads):
+        for length, (before, after) in zip(spatial, pads, strict=True):
             if length is None:
                 new.append(None)
                 continue
@@ -61,7 +62,8 @@ def upsampling(call: Call) -> Out:
         return Out([(shape[0], None if shape[1] is None else shape[1] * size, shape[2])])
     batch, spatial, channels = split_spatial(call, rank)
     sizes = as_tuple(call.arg("size"), rank, "size")
-    return Out([join_spatial(call, batch, tuple(None if d is None else d * s for d, s in zip(spatial, sizes)), channels)])
+    grown = tuple(None if d is None else d * s for d, s in zip(spatial, sizes, strict=True))
+    return Out([join_spatial(call, batch, grown, channels)])
 
 
 # --------------------------------------------------------------------------- convolution
@@ -104,7 +106,8 @@ def conv(call: Call) -> Out:
     channels, kernel, padding = g.channels, g.kernel, g.padding
     if padding == "causal" and g.rank != 1:
         raise ShapeError("padding 'causal' is only for 1D convolutions")
-    out_spatial = tuple(conv_length(*dims, padding) for dims in zip(g.spatial, kernel, g.strides, g.dilation))
+    out_spatial = tuple(conv_length(*dims, padding)
+                        for dims in zip(g.spatial, kernel, g.strides, g.dilation, strict=True))
     bias = bool(call.arg("use_bias"))
     window = math.prod(kernel)
     if call.layer.startswith("Depthwise"):
@@ -160,7 +163,7 @@ def pooling(call: Call) -> Out:
     strides = call.arg("strides")
     strides = pool if strides is None else as_tuple(strides, rank, "strides")
     padding = str(call.arg("padding")).lower()
-    out = tuple(conv_length(d, p, s, 1, padding) for d, p, s in zip(spatial, pool, strides))
+    out = tuple(conv_length(d, p, s, 1, padding) for d, p, s in zip(spatial, pool, strides, strict=True))
     return Out([join_spatial(call, batch, out, channels)])
 
 
@@ -171,13 +174,11 @@ def pooling(call: Call) -> Out:
 )
 def global_pooling(call: Call) -> Out:
     rank = int(call.layer[-2])
-    batch, spatial, channels = split_spatial(call, rank)
+    batch, _, channels = split_spatial(call, rank)
     if call.arg("keepdims"):
         return Out([join_spatial(call, batch, (1,) * rank, channels)])
     return Out([(batch, channels)])
 
-
-# --------------------------------------------------------------------------- recurrent
 
 
 @rule("RandomFlip", "RandomRotation", "RandomZoom", "RandomContrast", "RandomTranslation", "RandomBrightness",
