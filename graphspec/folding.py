@@ -62,7 +62,7 @@ def _users(nodes: dict[str, dict]) -> dict[str, set[str]]:
 def _group(nodes: dict[str, dict], prefix: str, used_by: dict[str, set[str]], outputs: set[str]):
     """The nodes named `<prefix>_…` if they form a one-in, one-out group: (members, input, output)."""
     members = [name for name in nodes if name.startswith(prefix + "_")]
-    if len(members) < 2 or any(not any(k in nodes[m] for k in FOLDABLE) or "repeat" in nodes[m] for m in members):
+    if len(members) < 2 or not all(_foldable(nodes[m]) for m in members):
         return None
     inside = set(members)
     external = {ref for m in members for ref in _refs(nodes[m]["from"]) if split_ref(ref)[0] not in inside}
@@ -70,6 +70,10 @@ def _group(nodes: dict[str, dict], prefix: str, used_by: dict[str, set[str]], ou
     if len(external) != 1 or len(leaving) != 1:
         return None
     return members, external.pop(), leaving[0]
+
+
+def _foldable(node: dict) -> bool:
+    return any(k in node for k in FOLDABLE) and "repeat" not in node
 
 
 def _signature(nodes: dict[str, dict], prefix: str, members: list[str], output: str, full: str) -> str:
@@ -98,52 +102,15 @@ def fold_blocks(nodes: dict[str, dict], outputs: list[str], full: str = "__full_
 
     A node's `full` key, when present, holds every constructor argument with its value: an argument
     one instance leaves at its default and another sets becomes a parameter with both values."""
-    used_by = _users(nodes)
     output_names = {split_ref(o)[0] for o in outputs}
-    candidates: dict[str, list] = {}
-    prefixes = {"_".join(name.split("_")[:k]) for name in nodes for k in range(1, len(name.split("_")))}
-    for prefix in sorted(prefixes):
-        if prefix in nodes:
-            continue  # the instance node would take a name already in use
-        found = _group(nodes, prefix, used_by, output_names)
-        if found is not None:
-            members, source, output = found
-            candidates.setdefault(_signature(nodes, prefix, members, output, full), []).append(
-                (prefix, members, source, output))
-    chosen, covered = [], set()
-    for group in sorted((g for g in candidates.values() if len(g) > 1), key=lambda g: -len(g) * len(g[0][1])):
-        instances = [i for i in group if not covered & set(i[1])]
-        if len(instances) > 1:
-            chosen.append(instances)
-            covered |= {m for i in instances for m in i[1]}
+    chosen, covered = _chosen(_candidates(nodes, output_names, full))
     blocks: dict[str, dict] = {}
     replaced: dict[str, str] = {}  # output node → the instance's name
     instance_at: dict[str, tuple[str, dict]] = {}
     for instances in chosen:
         name = _block_name(instances[0][0], set(blocks))
-        first_prefix, first_members, _, first_output = instances[0]
-        cut = len(first_prefix) + 1
-        varying = {}
-        values_of: dict[tuple[int, str], list] = {}
-        for position, member in enumerate(first_members):
-            written = [nodes[i[1][position]].get("args", {}) for i in instances]
-            for arg in dict.fromkeys(a for args in written for a in args):
-                if any(arg not in args or args[arg] != written[0].get(arg) for args in written):
-                    param = f"{member[cut:]}_{arg}"
-                    varying[(position, arg)] = param if re.match(r"[A-Za-z_]", param) else f"p{param}"
-                    values_of[(position, arg)] = [
-                        args[arg] if arg in args else nodes[i[1][position]].get(full, {}).get(arg)
-                        for args, i in zip(written, instances, strict=True)]
-        block_nodes = {}
-        for position, member in enumerate(first_members):
-            node = json.loads(json.dumps(nodes[member]))
-            node["from"] = _map_refs(node["from"], functools.partial(_inside_block, cut=cut, members=first_members))
-            for (where, arg), param in varying.items():
-                if where == position:
-                    node.setdefault("args", {})[arg] = f"${param}"
-            block_nodes[member[cut:]] = node
-        blocks[name] = {"params": list(varying.values()), "inputs": ["x"], "nodes": block_nodes,
-                        "output": first_output[cut:], "output_keeps_name": True}
+        varying, values_of = _varying(nodes, instances, full)
+        blocks[name] = _block(nodes, instances[0], varying)
         for number, (prefix, members, source, output) in enumerate(instances):
             given = {param: values_of[key][number] for key, param in varying.items()}
             instance = {"block": name, **({"with": given} if given else {}), "from": source}
@@ -156,12 +123,77 @@ def fold_blocks(nodes: dict[str, dict], outputs: list[str], full: str = "__full_
             folded[prefix] = instance
         elif name not in covered:
             folded[name] = node
-    def rename(ref: str) -> str:
-        base, index = split_ref(ref)
-        return replaced.get(base, base) + index
     for node in folded.values():
-        node["from"] = _map_refs(node["from"], rename)
+        node["from"] = _map_refs(node["from"], functools.partial(_renamed, replaced=replaced))
     return blocks, _repeated(folded, output_names)
+
+
+def _candidates(nodes: dict[str, dict], output_names: set[str], full: str) -> dict[str, list]:
+    """Groups of nodes sharing a name prefix, by their structure (`_signature`)."""
+    used_by = _users(nodes)
+    candidates: dict[str, list] = {}
+    prefixes = {"_".join(name.split("_")[:k]) for name in nodes for k in range(1, len(name.split("_")))}
+    for prefix in sorted(prefixes):
+        if prefix in nodes:
+            continue  # the instance node would take a name already in use
+        found = _group(nodes, prefix, used_by, output_names)
+        if found is not None:
+            members, source, output = found
+            candidates.setdefault(_signature(nodes, prefix, members, output, full), []).append(
+                (prefix, members, source, output))
+    return candidates
+
+
+def _chosen(candidates: dict[str, list]) -> tuple[list[list], set[str]]:
+    """The groups to fold, largest first, none sharing a node with another; and the nodes they cover."""
+    chosen, covered = [], set()
+    for group in sorted((g for g in candidates.values() if len(g) > 1), key=lambda g: -len(g) * len(g[0][1])):
+        instances = [i for i in group if not covered & set(i[1])]
+        if len(instances) > 1:
+            chosen.append(instances)
+            covered |= {m for i in instances for m in i[1]}
+    return chosen, covered
+
+
+def _varying(nodes: dict[str, dict], instances: list, full: str) -> tuple[dict, dict]:
+    """The arguments whose values differ between instances: (position, argument) → parameter name, and →
+    each instance's value (its default where it leaves the argument out)."""
+    first_prefix, first_members, _, _ = instances[0]
+    cut = len(first_prefix) + 1
+    varying: dict[tuple[int, str], str] = {}
+    values_of: dict[tuple[int, str], list] = {}
+    for position, member in enumerate(first_members):
+        written = [nodes[i[1][position]].get("args", {}) for i in instances]
+        for arg in dict.fromkeys(a for args in written for a in args):
+            if all(arg in args and args[arg] == written[0].get(arg) for args in written):
+                continue
+            param = f"{member[cut:]}_{arg}"
+            varying[(position, arg)] = param if re.match(r"[A-Za-z_]", param) else f"p{param}"
+            values_of[(position, arg)] = [
+                args[arg] if arg in args else nodes[i[1][position]].get(full, {}).get(arg)
+                for args, i in zip(written, instances, strict=True)]
+    return varying, values_of
+
+
+def _block(nodes: dict[str, dict], first: tuple, varying: dict[tuple[int, str], str]) -> dict:
+    """The block definition, from the first instance's nodes with the varying arguments as parameters."""
+    first_prefix, first_members, _, first_output = first
+    cut = len(first_prefix) + 1
+    block_nodes = {}
+    for position, member in enumerate(first_members):
+        node = json.loads(json.dumps(nodes[member]))
+        node["from"] = _map_refs(node["from"], functools.partial(_inside_block, cut=cut, members=first_members))
+        for (where, arg), param in varying.items():
+            if where == position:
+                node.setdefault("args", {})[arg] = f"${param}"
+        block_nodes[member[cut:]] = node
+    return {"params": list(varying.values()), "inputs": ["x"], "nodes": block_nodes,
+            "output": first_output[cut:], "output_keeps_name": True}
+
+
+def _renamed(ref: str, replaced: dict[str, str]) -> str:
+    base, index = split_ref(ref)
+    return replaced.get(base, base) + index
 
 
 def _repeated(nodes: dict[str, dict], outputs: set[str]) -> dict[str, dict]:

@@ -366,11 +366,12 @@ def test_a_run_directory_is_always_readable_by_graphspec(project, monkeypatch):
     assert run_cli("evaluate", run, "--data", project / "data" / "sine_val.csv").returncode == 0
     assert graphspec.load(run / "spec.yaml").spec.doc == "1e-3"
 
-    from graphspec import loader, train as training
+    from graphspec import loader
+    from graphspec.training import output
 
     monkeypatch.setattr(loader, "MAX_BYTES", 64)
     with pytest.raises(graphspec.GraphspecError, match="cannot be recorded in a run directory"):
-        training._run_spec_text({"doc": "x" * 100})
+        output.run_spec_text({"doc": "x" * 100})
 
 
 def test_an_allowed_module_beside_the_spec_imports_without_pythonpath(project):

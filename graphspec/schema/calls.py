@@ -44,34 +44,49 @@ def call_problems(signature: CallSignature, tensors: list[str] | None, options: 
     """What is wrong with a call: `tensors` are the argument names a `from:` mapping gives
     (None for a positional `from:`, which feeds the first argument), `options` the `call:` mapping."""
     owner = owner or signature.name
-    problems: list[CallProblem] = []
     given = [signature.first] if tensors is None and signature.first else list(tensors or [])
-    for where, names in (("from", tensors or []), ("call", list(options))):
-        for name in names:
-            if name not in signature.args and not signature.accepts_kwargs:
-                hint = did_you_mean(name, signature.args) or f"{owner} takes: {', '.join(signature.order)}"
-                problems.append(CallProblem(f"unknown call argument '{name}' for {owner}", (where, name), hint))
-            elif name not in signature.args:
-                continue
-            elif where == "from" and not signature.takes_tensor(name):
-                problems.append(CallProblem(f"'{name}' of {owner} is an option, not a tensor: give it under `call:`",
-                                            (where, name)))
-            elif where == "call" and name in given:
-                problems.append(CallProblem(f"'{name}' is given twice, in `from:` and in `call:`", (where, name)))
-            elif where == "call" and signature.takes_tensor(name):
-                problems.append(CallProblem(f"'{name}' of {owner} takes a tensor: wire it under `from:`",
-                                            (where, name), f"e.g. {_example(signature, [signature.first, name])}"))
-            elif where == "call":
-                check = a_bool if name == "training" else by_default(signature.args[name].get("default"))
-                problem = check(options[name]) if check is not None else None
-                if problem:
-                    problems.append(CallProblem(f"call argument '{name}' of {owner}: {problem}", (where, name)))
+    found = [_wired_problem(signature, name, owner) for name in tensors or []]
+    found += [_option_problem(signature, name, options[name], given, owner) for name in options]
+    problems = [problem for problem in found if problem is not None]
     missing = [name for name in signature.required if name not in given]
     if missing and not problems:  # after a misspelt name, "missing" would only repeat it
-        what = "argument" + ("s" if len(missing) > 1 else "")
-        problems.append(CallProblem(f"{owner} needs the call {what} {', '.join(repr(m) for m in missing)}: "
-                                    f"write {_example(signature, list(signature.required))}", ("from",)))
+        problems.append(_missing(signature, missing, owner))
     return problems
+
+
+def _missing(signature: CallSignature, missing: list[str], owner: str) -> CallProblem:
+    what = "argument" + ("s" if len(missing) > 1 else "")
+    return CallProblem(f"{owner} needs the call {what} {', '.join(repr(m) for m in missing)}: "
+                       f"write {_example(signature, list(signature.required))}", ("from",))
+
+
+def _unknown(signature: CallSignature, name: str, owner: str, where: str) -> CallProblem:
+    hint = did_you_mean(name, signature.args) or f"{owner} takes: {', '.join(signature.order)}"
+    return CallProblem(f"unknown call argument '{name}' for {owner}", (where, name), hint)
+
+
+def _wired_problem(signature: CallSignature, name: str, owner: str) -> CallProblem | None:
+    """What is wrong with a call argument named in a `from:` mapping."""
+    if name not in signature.args:
+        return None if signature.accepts_kwargs else _unknown(signature, name, owner, "from")
+    if not signature.takes_tensor(name):
+        return CallProblem(f"'{name}' of {owner} is an option, not a tensor: give it under `call:`", ("from", name))
+    return None
+
+
+def _option_problem(signature: CallSignature, name: str, value: Any, given: list[str],
+                    owner: str) -> CallProblem | None:
+    """What is wrong with a `call:` option."""
+    if name not in signature.args:
+        return None if signature.accepts_kwargs else _unknown(signature, name, owner, "call")
+    if name in given:
+        return CallProblem(f"'{name}' is given twice, in `from:` and in `call:`", ("call", name))
+    if signature.takes_tensor(name):
+        return CallProblem(f"'{name}' of {owner} takes a tensor: wire it under `from:`", ("call", name),
+                           f"e.g. {_example(signature, [signature.first, name])}")
+    check = a_bool if name == "training" else by_default(signature.args[name].get("default"))
+    problem = check(value) if check is not None else None
+    return CallProblem(f"call argument '{name}' of {owner}: {problem}", ("call", name)) if problem else None
 
 
 def model_call_problems(model: str, input_names: list[str], tensors: list[str] | None,

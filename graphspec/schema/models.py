@@ -111,13 +111,7 @@ def check_layer_args(layer: str, args: dict[str, Any], owner: str = "layer") -> 
         raise schema_error(f"'{refused[1]}' can run arbitrary code and is refused, here as in a layer type", None,
                      refused[0])
     if "." in layer:
-        # A custom layer class `package.module.Class`: its module must be allowed by the
-        # user (checked in the graph stage) and its arguments are checked when it is built.
-        if not re.match(CUSTOM_LAYER_PATTERN, layer):
-            raise schema_error(f"'{layer}' is not a layer class path like 'package.module.Class'", None, ("layer",))
-        if layer.split(".")[0] in FRAMEWORK_PACKAGES:
-            bare = f"write `layer: {class_name}`" if cat.canonical_layer(class_name) else None
-            raise schema_error(f"{owner} type '{layer}': {module_problem(layer.rpartition('.')[0])}", bare, ("layer",))
+        _check_custom_layer(layer, owner)
         return
     if layer in STRUCTURAL_LAYERS or cat.canonical_layer(layer) is None:
         raise schema_error(
@@ -125,6 +119,25 @@ def check_layer_args(layer: str, args: dict[str, Any], owner: str = "layer") -> 
             did_you_mean(layer, cat.layer_names) or "see keras.layers for the layer classes",
             ("layer",),
         )
+    problems, at = _argument_problems(layer, args)
+    if problems:
+        raise schema_error("; ".join(problems), None, at)
+
+
+def _check_custom_layer(layer: str, owner: str) -> None:
+    """A custom layer class `package.module.Class`: its module must be allowed by the user (checked in the graph
+    stage) and its arguments are checked when it is built."""
+    if not re.match(CUSTOM_LAYER_PATTERN, layer):
+        raise schema_error(f"'{layer}' is not a layer class path like 'package.module.Class'", None, ("layer",))
+    if layer.split(".")[0] in FRAMEWORK_PACKAGES:
+        class_name = layer.rpartition(".")[2]
+        bare = f"write `layer: {class_name}`" if catalog().canonical_layer(class_name) else None
+        raise schema_error(f"{owner} type '{layer}': {module_problem(layer.rpartition('.')[0])}", bare, ("layer",))
+
+
+def _argument_problems(layer: str, args: dict[str, Any]) -> tuple[list[str], tuple]:
+    """Unknown and missing arguments of a Keras layer, and where the first is."""
+    cat = catalog()
     signature = cat.layer(layer)
     allowed = set(signature.args) | (set(cat.base_layer_kwargs) if signature.accepts_base_kwargs else set())
     problems: list[str] = []
@@ -142,8 +155,7 @@ def check_layer_args(layer: str, args: dict[str, Any], owner: str = "layer") -> 
     if missing:
         problems.append(f"{signature.name} needs argument(s) {', '.join(repr(m) for m in missing)}")
         at = at or ("args",)
-    if problems:
-        raise schema_error("; ".join(problems), None, at)
+    return problems, at
 
 
 class LayerDef(Strict):

@@ -272,23 +272,31 @@ def _check_for(owner: str, arg: str, signature: Signature | None) -> Check | Non
         return BY_OWNER[owner, arg]
     if BY_NAME.get(arg) is not None:
         return BY_NAME[arg]
-    if arg in _SPATIAL:
-        rank = re.search(r"([123])D", owner)
-        base = spatial(int(rank.group(1)) if rank else None)
-        # Pooling layers take strides=None (the pool size); everything else needs a value.
-        return optional(base) if signature is not None and signature.default(arg) is None else base
-    if arg == "padding" and signature is not None and signature.default(arg) in ("valid", "same"):
-        return one_of("valid", "same", "causal") if owner == "Conv1D" else one_of("valid", "same")
-    if arg in ("padding", "cropping"):  # ZeroPadding and Cropping: an amount, one per axis, or per side
-        rank = re.search(r"([123])D", owner)
-        return side_amounts(int(rank.group(1)) if rank else None)
-    if arg == "output_padding":
-        return optional(amounts)
+    geometric = _geometry_check(owner, arg, signature)
+    if geometric is not None:
+        return geometric
     for suffix, kind in _OBJECT_SUFFIXES.items():
         if arg.endswith(suffix):
             return keras_object(kind)
     if signature is not None and arg in signature.args:
         return by_default(signature.default(arg))
+    return None
+
+
+def _geometry_check(owner: str, arg: str, signature: Signature | None) -> Check | None:
+    """Kernel sizes, strides, padding and cropping: their form depends on the layer's rank."""
+    rank_match = re.search(r"([123])D", owner)
+    rank = int(rank_match.group(1)) if rank_match else None
+    default = signature.default(arg) if signature is not None else None
+    if arg in _SPATIAL:
+        # Pooling layers take strides=None (the pool size); everything else needs a value.
+        return optional(spatial(rank)) if signature is not None and default is None else spatial(rank)
+    if arg == "padding" and default in ("valid", "same"):
+        return one_of("valid", "same", "causal") if owner == "Conv1D" else one_of("valid", "same")
+    if arg in ("padding", "cropping"):  # ZeroPadding and Cropping: an amount, one per axis, or per side
+        return side_amounts(rank)
+    if arg == "output_padding":
+        return optional(amounts)
     return None
 
 

@@ -23,18 +23,10 @@ from graphspec.training.records import EpochRecords, RunState
 
 
 def make_recorder(keras, tf, run: RunDir, state: RunState, callbacks: list, checkpoints: Checkpoints,
-                   interrupt: Interrupt):
+                  interrupt: Interrupt):
     """The callback that writes the run directory after each epoch (the checkpoint when `checkpoints`
     says it is due), and restores `callbacks` on resume."""
-    from graphspec.model_file import load_model_file
-    from graphspec.keras_private import callback_state, restore_callback_state
-
-    records = EpochRecords(tf, run, state)
-
-    def restoring() -> set[int]:
-        """Checkpoints a resume needs besides the last few: EarlyStopping's best weights."""
-        return {c.best_epoch + 1 for c in callbacks
-                if getattr(c, "restore_best_weights", False) and getattr(c, "best", None) is not None}
+    recorder = _Recorder(keras, EpochRecords(tf, run, state), state, callbacks, checkpoints, interrupt)
 
     class Recorder(keras.callbacks.Callback):
         """After each epoch: its history row, metrics and TensorBoard scalars (written by `EpochRecords`); a
@@ -42,13 +34,7 @@ def make_recorder(keras, tf, run: RunDir, state: RunState, callbacks: list, chec
 
         def on_train_begin(self, logs=None):
             # Runs after the spec's callbacks reset themselves (it comes after them in the list).
-            if not state.resumed_callbacks:
-                return
-            for callback, saved in zip(callbacks, state.resumed_callbacks, strict=False):
-                restore_callback_state(callback, saved)
-                if getattr(callback, "restore_best_weights", False) and callback.best is not None:
-                    best = run.checkpoint(callback.best_epoch + 1)
-                    callback.best_weights = load_model_file(keras, best).get_weights()
+            recorder.restore_callbacks()
 
         def on_epoch_begin(self, epoch, logs=None):
             for layer in self.model.layers:
@@ -56,38 +42,79 @@ def make_recorder(keras, tf, run: RunDir, state: RunState, callbacks: list, chec
                     layer.reset_states()
 
         def on_epoch_end(self, epoch, logs=None):
-            logs = {k: float(v) for k, v in (logs or {}).items()}
-            for key, value in logs.items():
-                state.history.setdefault(key, []).append(value)
-            diverged = sorted(k for k in ("loss", "val_loss") if k in logs and not math.isfinite(logs[k]))
-            if diverged:
-                # The history keeps the row; no checkpoint holds these weights, so the run's models stay finite.
-                state.diverged = (epoch + 1, diverged[0], logs[diverged[0]])
-                records.write(now=True)
-                checkpoints.flush(self.model, state.best_epoch, restoring())
-                self.model.stop_training = True
-                return
-            state.epochs_done = epoch + 1
-            monitored = logs.get(state.monitor)
-            if state.improves is None and monitored is not None:
-                state.improves = _improvement_test(keras, self.model, state)
-            if monitored is not None and state.improves(monitored, state.best_value):
-                state.best_value, state.best_epoch = monitored, epoch + 1
-            records.add(epoch, logs)
-            saved = {"best_epoch": state.best_epoch, "best_value": state.best_value,
-                     "callbacks": [callback_state(c) for c in callbacks]}
-            if checkpoints.due(epoch + 1, stopping=self.model.stop_training or interrupt.requested):
-                # The history row is durable before its checkpoint: a run killed between the two
-                # resumes from the previous checkpoint and drops the row (`output.resume_point`).
-                records.write(now=True)
-                checkpoints.write(self.model, epoch + 1, saved, state.best_epoch, restoring())
-            else:
-                records.write(now=False)
-                checkpoints.hold(self.model, epoch + 1, saved, state.best_epoch, restoring())
-            if interrupt.requested:
-                self.model.stop_training = True
+            recorder.epoch_end(self.model, epoch, {k: float(v) for k, v in (logs or {}).items()})
 
     return Recorder()
+
+
+class _Recorder:
+    """What the recorder callback does, apart from Keras's callback protocol."""
+
+    def __init__(self, keras, records: EpochRecords, state: RunState, callbacks: list, checkpoints: Checkpoints,
+                 interrupt: Interrupt):
+        self.keras, self.records, self.state = keras, records, state
+        self.callbacks, self.checkpoints, self.interrupt = callbacks, checkpoints, interrupt
+
+    def restoring(self) -> set[int]:
+        """Checkpoints a resume needs besides the last few: EarlyStopping's best weights."""
+        return {c.best_epoch + 1 for c in self.callbacks
+                if getattr(c, "restore_best_weights", False) and getattr(c, "best", None) is not None}
+
+    def restore_callbacks(self) -> None:
+        from graphspec.keras_private import restore_callback_state
+        from graphspec.model_file import load_model_file
+
+        for callback, saved in zip(self.callbacks, self.state.resumed_callbacks, strict=False):
+            restore_callback_state(callback, saved)
+            if getattr(callback, "restore_best_weights", False) and callback.best is not None:
+                best = self.records.run.checkpoint(callback.best_epoch + 1)
+                callback.best_weights = load_model_file(self.keras, best).get_weights()
+
+    def epoch_end(self, model, epoch: int, logs: dict[str, float]) -> None:
+        from graphspec.keras_private import callback_state
+
+        state = self.state
+        for key, value in logs.items():
+            state.history.setdefault(key, []).append(value)
+        if self.diverged(model, epoch, logs):
+            return
+        state.epochs_done = epoch + 1
+        self.track_best(model, epoch, logs)
+        self.records.add(epoch, logs)
+        saved = {"best_epoch": state.best_epoch, "best_value": state.best_value,
+                 "callbacks": [callback_state(c) for c in self.callbacks]}
+        if self.checkpoints.due(epoch + 1, stopping=model.stop_training or self.interrupt.requested):
+            # The history row is durable before its checkpoint: a run killed between the two
+            # resumes from the previous checkpoint and drops the row (`output.resume_point`).
+            self.records.write(now=True)
+            self.checkpoints.write(model, epoch + 1, saved, state.best_epoch, self.restoring())
+        else:
+            self.records.write(now=False)
+            self.checkpoints.hold(model, epoch + 1, saved, state.best_epoch, self.restoring())
+        if self.interrupt.requested:
+            model.stop_training = True
+
+    def diverged(self, model, epoch: int, logs: dict[str, float]) -> bool:
+        """Stop at a non-finite loss. The history keeps the row; no checkpoint holds these weights, so the run's
+        models stay finite."""
+        diverged = sorted(k for k in ("loss", "val_loss") if k in logs and not math.isfinite(logs[k]))
+        if not diverged:
+            return False
+        self.state.diverged = (epoch + 1, diverged[0], logs[diverged[0]])
+        self.records.write(now=True)
+        self.checkpoints.flush(model, self.state.best_epoch, self.restoring())
+        model.stop_training = True
+        return True
+
+    def track_best(self, model, epoch: int, logs: dict[str, float]) -> None:
+        state = self.state
+        monitored = logs.get(state.monitor)
+        if monitored is None:
+            return
+        if state.improves is None:
+            state.improves = _improvement_test(self.keras, model, state)
+        if state.improves(monitored, state.best_value):
+            state.best_value, state.best_epoch = monitored, epoch + 1
 
 
 def _improvement_test(keras, model, state: RunState):
@@ -99,7 +126,6 @@ def _improvement_test(keras, model, state: RunState):
         raise GraphspecError(Diagnostic(
             f"train.monitor '{state.monitor}': Keras cannot tell whether it should rise or fall",
             hint="set train.monitor_mode to max or min")) from None
-
 
 
 def spec_callbacks(keras, settings: TrainSpec) -> list:

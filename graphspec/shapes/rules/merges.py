@@ -33,13 +33,24 @@ def elementwise(call: Call) -> Out:
         dims = {s[axis] for s in shapes if len(s) == rank}
         known = {d for d in dims if d is not None and d != 1}
         if len(known) > 1 or any(len(s) != rank for s in shapes):
-            first, second = next((i, j) for i in range(len(shapes)) for j in range(i + 1, len(shapes))
-                                 if shapes[i] != shapes[j])
-            raise ShapeError(f"{_describe(call, first)} vs {_describe(call, second)}")
-        # as Keras's merge layers: an unknown size makes the axis unknown; 1 broadcasts to the other size
-        result.append(None if None in dims else (known.pop() if known else 1))
+            _refuse_first_mismatch(call)
+        result.append(_merged_size(dims, known))
     batch = next((s[0] for s in shapes if s[0] is not None), None)
     return Out([(batch, *result)])
+
+
+def _merged_size(dims: set[Dim], known: set[int]) -> Dim:
+    """As Keras's merge layers: an unknown size makes the axis unknown; 1 broadcasts to the other size."""
+    if None in dims:
+        return None
+    return known.pop() if known else 1
+
+
+def _refuse_first_mismatch(call: Call) -> None:
+    shapes = call.inputs
+    first, second = next((i, j) for i in range(len(shapes)) for j in range(i + 1, len(shapes))
+                         if shapes[i] != shapes[j])
+    raise ShapeError(f"{_describe(call, first)} vs {_describe(call, second)}")
 
 
 def _broadcast(first: Shape, second: Shape) -> Shape:
@@ -111,19 +122,25 @@ def concatenate(call: Call) -> Out:
     axis = normalize_axis(axis, rank)
     if axis == 0:
         raise ShapeError("cannot concatenate along the batch axis (axis 0)")
-    out = list(shapes[0])
-    for i, shape in enumerate(shapes[1:], start=1):
-        for d in range(1, rank):
-            if d == axis:
-                continue
-            if shape[d] is not None and out[d] is not None and shape[d] != out[d]:
-                raise ShapeError(
-                    f"shapes must match except on axis {call.arg('axis')}: {_describe(call, 0)} vs {_describe(call, i)}"
-                )
-            out[d] = out[d] if out[d] is not None else shape[d]
+    out = _matched_except(call, axis)
     sizes = [s[axis] for s in shapes]
     out[axis] = None if any(v is None for v in sizes) else sum(sizes)
     return Out([tuple(out)])
+
+
+def _matched_except(call: Call, axis: int) -> list[Dim]:
+    """The inputs' common shape on every axis but `axis`; an unknown size takes the others' size."""
+    shapes = call.inputs
+    out = list(shapes[0])
+    for i, shape in enumerate(shapes[1:], start=1):
+        for d in range(1, len(out)):
+            if d == axis:
+                continue
+            if shape[d] is not None and out[d] is not None and shape[d] != out[d]:
+                raise ShapeError(f"shapes must match except on axis {call.arg('axis')}: {_describe(call, 0)} vs "
+                                 f"{_describe(call, i)}")
+            out[d] = out[d] if out[d] is not None else shape[d]
+    return out
 
 
 @rule("Dot")

@@ -14,6 +14,23 @@ _GATES = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}
 _STATES = {"SimpleRNN": 1, "LSTM": 2, "GRU": 1}
 
 
+def _initial_state_warnings(call: Call, units: int) -> list[str]:
+    """Check `initial_state` (one (batch, units) tensor per state of the layer); what Keras ignores is a warning."""
+    states = call.named.get("initial_state")
+    if states is None:
+        return []
+    needed = _STATES[call.layer]
+    if len(states) < needed or (len(states) > needed and call.layer != "GRU"):
+        raise ShapeError(f"initial_state needs {needed} tensor(s) for {call.layer}, got {len(states)}")
+    for state in states[:needed]:
+        if len(state) != 2 or state[1] not in (None, units):
+            raise ShapeError(f"each initial state must be (batch, {units}), got {fmt(state)}")
+    if len(states) > needed:  # Keras's GRU cell reads the first state and ignores the rest
+        return [f"initial_state has {len(states)} tensors; {call.layer} uses the first {needed} and Keras ignores "
+                "the rest"]
+    return []
+
+
 @rule("SimpleRNN", "LSTM", "GRU", takes=("initial_state",))
 def recurrent(call: Call) -> Out:
     shape = of_rank(call, 3, "(batch, timesteps, features)")
@@ -29,18 +46,7 @@ def recurrent(call: Call) -> Out:
     params = gates * (units * (features + units))
     if call.arg("use_bias"):
         params += gates * units * (2 if call.layer == "GRU" and call.arg("reset_after") else 1)
-    states = call.named.get("initial_state")
-    warnings = []
-    if states is not None:
-        needed = _STATES[call.layer]
-        if len(states) < needed or (len(states) > needed and call.layer != "GRU"):
-            raise ShapeError(f"initial_state needs {needed} tensor(s) for {call.layer}, got {len(states)}")
-        if len(states) > needed:  # Keras's GRU cell reads the first state and ignores the rest
-            warnings.append(f"initial_state has {len(states)} tensors; {call.layer} uses the first {needed} and "
-                            "Keras ignores the rest")
-        for state in states[:needed]:
-            if len(state) != 2 or state[1] not in (None, units):
-                raise ShapeError(f"each initial state must be (batch, {units}), got {fmt(state)}")
+    warnings = _initial_state_warnings(call, units)
     output = (batch, steps, units) if call.arg("return_sequences") else (batch, units)
     shapes = [output]
     if call.arg("return_state"):
