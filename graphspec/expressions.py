@@ -120,6 +120,24 @@ class _Parser:
             value = _bounded(_ARITHMETIC[operator], value, right)
         return value
 
+    def arguments(self) -> list:
+        """A function's arguments, from its opening parenthesis to its closing one."""
+        self.take()
+        arguments = [self.expression()]
+        while self.peek() == ",":
+            self.take()
+            arguments.append(self.expression())
+        self.expect(")")
+        return arguments
+
+    def parameter(self, name: str):
+        if name not in self.names:
+            raise ExpressionError(f"unknown parameter {name!r}")
+        value = self.names[name]
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise ExpressionError(f"parameter {name!r} is {value!r}, not a number")
+        return _bounded(lambda: value)
+
     def factor(self):
         self.depth += 1
         if self.depth > 50:
@@ -135,20 +153,9 @@ class _Parser:
             if isinstance(token, (int, float)):
                 return _bounded(lambda: token)
             if isinstance(token, str) and token in _FUNCTIONS and self.peek() == "(":
-                self.take()
-                arguments = [self.expression()]
-                while self.peek() == ",":
-                    self.take()
-                    arguments.append(self.expression())
-                self.expect(")")
-                return _FUNCTIONS[token](arguments)
+                return _FUNCTIONS[token](self.arguments())
             if isinstance(token, str) and (token[0].isalpha() or token[0] == "_"):
-                if token not in self.names:
-                    raise ExpressionError(f"unknown parameter {token!r}")
-                value = self.names[token]
-                if not isinstance(value, (int, float)) or isinstance(value, bool):
-                    raise ExpressionError(f"parameter {token!r} is {value!r}, not a number")
-                return _bounded(lambda: value)
+                return self.parameter(token)
             raise ExpressionError(f"expected a number, a parameter or '(', found "
                                   f"{'the end' if token is None else repr(token)}")
         finally:

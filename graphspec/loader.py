@@ -261,44 +261,55 @@ class _Builder:
             raise self.fail(f"bad scalar {event.value[:40]!r}: {exc}", event.start_mark) from None
 
     def feed(self, event) -> None:
-        if isinstance(event, yaml.DocumentStartEvent):
+        if isinstance(event, yaml.ScalarEvent):
+            self.add_scalar(event)
+        elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            self.open_container(event)
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            self.close_container()
+        elif isinstance(event, yaml.AliasEvent):
+            self.add_alias(event)
+        elif isinstance(event, yaml.DocumentStartEvent):
             self.documents += 1
             if self.documents > 1:
                 raise self.fail("a spec file holds one YAML document; found a second '---'", event.start_mark)
-        elif isinstance(event, yaml.ScalarEvent):
-            self.check_tag(event)
-            self.count(1, event.start_mark)
-            value = self.scalar(event)
-            if event.anchor:
-                self.anchors[event.anchor] = (value, 1)
-            self.add_value(value, 1, event.start_mark)
-        elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-            self.check_tag(event)
-            self.count(1, event.start_mark)
-            if len(self.stack) >= MAX_DEPTH:
-                raise self.fail(f"nesting deeper than {MAX_DEPTH} levels", event.start_mark, path=())
-            path = self.child_path(event.start_mark)
-            if not self.stack:
-                self.positions[()] = _mark(event.start_mark)
-            container = {} if isinstance(event, yaml.MappingStartEvent) else []
-            self.stack.append(_Frame(container, path, event.anchor, event.start_mark))
-        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-            frame = self.stack.pop()
-            value = frame.container
-            if frame.merges:
-                for source in reversed(frame.merges):
-                    for key, item in source.items():
-                        value.setdefault(key, item)
-            if frame.anchor:
-                self.anchors[frame.anchor] = (value, frame.size)
-            self.add_value(value, frame.size, frame.mark)
-        elif isinstance(event, yaml.AliasEvent):
-            if event.anchor not in self.anchors:
-                raise self.fail(f"unknown alias '*{event.anchor}'", event.start_mark)
-            value, size = self.anchors[event.anchor]
-            self.count(size, event.start_mark)
-            # Shared, not copied: loaded data is read-only, and copying is what makes alias bombs slow.
-            self.add_value(value, size, event.start_mark)
+
+    def add_scalar(self, event) -> None:
+        self.check_tag(event)
+        self.count(1, event.start_mark)
+        value = self.scalar(event)
+        if event.anchor:
+            self.anchors[event.anchor] = (value, 1)
+        self.add_value(value, 1, event.start_mark)
+
+    def open_container(self, event) -> None:
+        self.check_tag(event)
+        self.count(1, event.start_mark)
+        if len(self.stack) >= MAX_DEPTH:
+            raise self.fail(f"nesting deeper than {MAX_DEPTH} levels", event.start_mark, path=())
+        path = self.child_path(event.start_mark)
+        if not self.stack:
+            self.positions[()] = _mark(event.start_mark)
+        container = {} if isinstance(event, yaml.MappingStartEvent) else []
+        self.stack.append(_Frame(container, path, event.anchor, event.start_mark))
+
+    def close_container(self) -> None:
+        frame = self.stack.pop()
+        value = frame.container
+        for source in reversed(frame.merges):
+            for key, item in source.items():
+                value.setdefault(key, item)
+        if frame.anchor:
+            self.anchors[frame.anchor] = (value, frame.size)
+        self.add_value(value, frame.size, frame.mark)
+
+    def add_alias(self, event) -> None:
+        if event.anchor not in self.anchors:
+            raise self.fail(f"unknown alias '*{event.anchor}'", event.start_mark)
+        value, size = self.anchors[event.anchor]
+        self.count(size, event.start_mark)
+        # Shared, not copied: loaded data is read-only, and copying is what makes alias bombs slow.
+        self.add_value(value, size, event.start_mark)
 
 
 def load_text(text: str, file: str = "<string>") -> Document:

@@ -86,24 +86,24 @@ def _run_stages(document: Document, policy: Policy) -> SpecFile:
     result = SpecFile(document.file, document)
     spec, found = check_document(document)
     result.diagnostics.extend(found)
-    broken: frozenset[str] = frozenset()
+    failed_names: frozenset[str] = frozenset()
     if spec is None:
-        spec, broken = salvage(document, found)
+        spec, failed_names = salvage(document, found)
         if spec is None:
             return result
         result.diagnostics.extend(cross_check(spec, document))
     else:
         result.spec = spec
-    graph, found = build_graph(spec, document, policy, broken)
+    graph, found = build_graph(spec, document, policy, failed_names)
     result.diagnostics.extend(found)
-    if not broken:
+    if not failed_names:
         result.graph = graph
     if _has_cycle(graph):
         return result  # no order to infer shapes in
     # Shapes are checked even after graph errors: nodes that lost an input are skipped silently.
     shapes = infer(graph)
     result.diagnostics.extend(shapes.diagnostics)
-    if not broken and not any(d.severity == "error" for d in found):
+    if not failed_names and not any(d.severity == "error" for d in found):
         result.shapes = shapes
     return result
 
@@ -130,8 +130,7 @@ def _has_cycle(graph) -> bool:
     """A cycle among nodes (no order) or among sub-models (inference would never end), or an expansion
     abandoned at its budget."""
     graphs = [graph, *graph.models.values()]
-    return (graph.dag.graph.get("model_cycle", False) or graph.dag.graph.get("abandoned", False)
-            or any(g.nodes and not g.order for g in graphs))
+    return graph.model_cycle or graph.abandoned or any(g.nodes and not g.order for g in graphs)
 
 
 _SECTIONS_OUTSIDE_THE_GRAPH = ("compile", "train", "data", "doc", "name")
@@ -147,19 +146,19 @@ def salvage(document: Document, found: list[Diagnostic]) -> tuple[Spec | None, f
     data = dict(document.data) if isinstance(document.data, dict) else None
     if data is None:
         return None, frozenset()
-    broken: set[str] = set()
+    failed_names: set[str] = set()
     for diagnostic in found:
         path = diagnostic.path
         if len(path) >= 2 and path[0] == "nodes":
-            broken.add(path[1])
+            failed_names.add(path[1])
         elif path and path[0] in _SECTIONS_OUTSIDE_THE_GRAPH:
             data.pop(path[0], None)
         else:
             return None, frozenset()
     if isinstance(data.get("nodes"), dict):
-        data["nodes"] = {k: v for k, v in data["nodes"].items() if k not in broken}
+        data["nodes"] = {k: v for k, v in data["nodes"].items() if k not in failed_names}
     try:
-        return Spec.model_validate(data), frozenset(broken)
+        return Spec.model_validate(data), frozenset(failed_names)
     except ValidationError:
         return None, frozenset()
 

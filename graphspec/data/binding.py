@@ -184,29 +184,13 @@ class _Binder:
         values, what = self.raw(binding, owner)
         shape = self.spec.shapes.outputs.get(name)
         target_shape = tuple(shape[1:]) if shape is not None else values.shape[1:]
-        classes = target_shape[-1] if target_shape else None
-        single = values.ndim == 1 or (values.ndim == 2 and values.shape[1] == 1)
         loss = _loss_name(self.spec, name) or ""
         sparse = "sparse" in loss.lower()
         one_hot = binding.one_hot if binding.one_hot is not None else loss in _CATEGORICAL_LOSSES
-        # Class labels: one per row, or one per position of a sequence output ((steps,) for (steps, classes)).
-        label_shape = target_shape[:-1]
-        per_position = len(values.shape[1:]) == len(label_shape) and all(
-            want is None or have == want for have, want in zip(values.shape[1:], label_shape, strict=True))
-        if ((sparse or one_hot) and classes and classes > 1
-                and ((single and len(target_shape) == 1) or (len(target_shape) > 1 and per_position))):
-            labels = self.check_values(values.reshape(len(values), -1), owner, what, "int64")
-            outside = ((labels < 0) | (labels >= classes)).any(axis=1)
-            if outside.any():
-                row = int(np.argmax(outside))
-                # The cell as written: a value past int64's range converts to INT64_MIN, which it is not.
-                shown = values.reshape(len(values), -1)[row][(labels[row] < 0) | (labels[row] >= classes)][0]
-                shown = f"{shown:g}" if isinstance(shown, (float, np.floating)) else shown
-                raise self.table.row_error(row,
-                                 f"{owner}: {what} holds class {shown}, but the output has {classes} "
-                                 f"classes (0..{classes - 1})")
+        if (sparse or one_hot) and _class_labels(values, target_shape):
+            labels = self.class_labels(values, target_shape[-1], owner, what)
             labels = labels.reshape(len(values), *values.shape[1:]) if len(target_shape) > 1 else labels[:, 0]
-            return labels.astype("int32") if sparse else np.eye(classes, dtype="float32")[labels]
+            return labels.astype("int32") if sparse else np.eye(target_shape[-1], dtype="float32")[labels]
         values = self.check_values(values, owner, what, "float32")
         self.check_targets(values, loss, owner, what)
         if values.ndim == 1:
@@ -215,6 +199,18 @@ class _Binder:
             return values
         return self.fit_shape(values, target_shape, owner, what)
 
+    def class_labels(self, values: np.ndarray, classes: int, owner: str, what: str) -> np.ndarray:
+        """Integer class labels, one row each, every one of them in 0..classes-1."""
+        labels = self.check_values(values.reshape(len(values), -1), owner, what, "int64")
+        outside = ((labels < 0) | (labels >= classes)).any(axis=1)
+        if outside.any():
+            row = int(np.argmax(outside))
+            # The cell as written: a value past int64's range converts to INT64_MIN, which it is not.
+            shown = values.reshape(len(values), -1)[row][(labels[row] < 0) | (labels[row] >= classes)][0]
+            shown = f"{shown:g}" if isinstance(shown, (float, np.floating)) else shown
+            raise self.table.row_error(row, f"{owner}: {what} holds class {shown}, but the output has {classes} "
+                                            f"classes (0..{classes - 1})")
+        return labels
 
     def check_targets(self, values: np.ndarray, loss: str, owner: str, what: str) -> None:
         """Targets the output's loss cannot take (a 3 for binary cross-entropy) are a data error."""
@@ -229,6 +225,19 @@ class _Binder:
             shown = value[~((value >= low) & (value <= high))][0]
             raise self.table.row_error(row,
                              f"{owner}: {what} holds {shown:g}, but its loss {loss} takes {meaning}")
+
+
+def _class_labels(values: np.ndarray, target_shape: tuple) -> bool:
+    """Whether `values` are class labels for an output of `target_shape` with several classes: one per row, or
+    one per position of a sequence output ((steps,) for (steps, classes))."""
+    classes = target_shape[-1] if target_shape else None
+    if not classes or classes <= 1:
+        return False
+    if len(target_shape) == 1:
+        return values.ndim == 1 or (values.ndim == 2 and values.shape[1] == 1)
+    label_shape = target_shape[:-1]
+    return len(values.shape[1:]) == len(label_shape) and all(
+        want is None or have == want for have, want in zip(values.shape[1:], label_shape, strict=True))
 
 
 def bound_names(spec: SpecFile, outputs: bool) -> list[tuple[Binding, str, str]]:

@@ -22,43 +22,53 @@ from graphspec.schema.spec import Spec
 
 
 
-def _build_dag(builder: Builder, outputs: list[TensorRef], output_paths: list[tuple], name: str) -> nx.DiGraph:
-    found, nodes = builder.found, builder.nodes
-    position = {n: i for i, n in enumerate(nodes)}
+def _build_dag(builder: Builder, outputs: list[TensorRef], output_paths: list[tuple],
+               name: str) -> tuple[nx.DiGraph, list[str]]:
+    """The DAG of a model's nodes and their order (empty when there is a cycle, which is reported)."""
+    nodes = builder.nodes
     dag = nx.DiGraph()
     for node in nodes.values():
         dag.add_node(node.name)
         for ref in node.inputs:
             if ref.node in nodes:
                 dag.add_edge(ref.node, node.name)
+    order = _order(dag, nodes, builder.found)
+    if not builder.failed_reference and order:
+        _check_reachability(builder, dag, order, outputs, output_paths, name)
+    return dag, order
+
+
+def _order(dag: nx.DiGraph, nodes: dict[str, GNode], found: list[Diagnostic]) -> list[str]:
+    """The nodes in topological order, ties broken by the order they are declared in; a cycle is reported."""
+    position = {n: i for i, n in enumerate(nodes)}
     try:
-        order = list(nx.lexicographical_topological_sort(dag, key=position.__getitem__))
+        return list(nx.lexicographical_topological_sort(dag, key=position.__getitem__))
     except nx.NetworkXUnfeasible:
         cycle = [edge[0] for edge in nx.find_cycle(dag)]
         start = min(range(len(cycle)), key=lambda i: position[cycle[i]])  # report from the first declared
-        names = cycle[start:] + cycle[:start] + [cycle[start]]
-        first = nodes[names[0]]
-        found.append(first.diagnostic(f"cycle: {' -> '.join(names)}",
-                                      hint="a graph must be acyclic; one of these nodes must take another input"))
-        order = []
-    dag.graph["order"] = order
-    if builder.unresolved:
-        return dag
+        names = [*cycle[start:], *cycle[:start], cycle[start]]
+        found.append(nodes[names[0]].diagnostic(
+            f"cycle: {' -> '.join(names)}", hint="a graph must be acyclic; one of these nodes must take another input"))
+        return []
+
+
+def _check_reachability(builder: Builder, dag: nx.DiGraph, order: list[str], outputs: list[TensorRef],
+                        output_paths: list[tuple], name: str) -> None:
+    """Every output is reached from an input, and every node reaches an output (a warning)."""
+    nodes, found = builder.nodes, builder.found
     inputs = {n for n, node in nodes.items() if node.kind == "input"}
     useful: set[str] = set()
     for ref, path in zip(outputs, output_paths, strict=True):
         ancestors = nx.ancestors(dag, ref.node) if ref.node in dag else set()
-        if order and ref.node not in inputs and not (ancestors & inputs):
+        if ref.node not in inputs and not (ancestors & inputs):
             found.append(builder.doc.diagnostic(f"output '{ref}' cannot be reached from any input", path))
         useful |= ancestors | {ref.node}
-    if order:
-        for node_name in order:
-            if node_name not in useful:
-                node = nodes[node_name]
-                what = "input" if node.kind == "input" else "node"
-                found.append(node.diagnostic(f"{what} '{node_name}' reaches no output of '{name}'",
-                                             severity="warning", hint="remove it or connect it"))
-    return dag
+    for node_name in order:
+        if node_name not in useful:
+            node = nodes[node_name]
+            what = "input" if node.kind == "input" else "node"
+            found.append(node.diagnostic(f"{what} '{node_name}' reaches no output of '{name}'",
+                                         severity="warning", hint="remove it or connect it"))
 
 
 def _graph_from(builder: Builder, name: str, raw_outputs: list[str], outputs_path: tuple,
@@ -73,8 +83,8 @@ def _graph_from(builder: Builder, name: str, raw_outputs: list[str], outputs_pat
             continue
         outputs.append(ref)
         output_paths.append(out_path)
-    dag = _build_dag(builder, outputs, output_paths, name)
-    return Graph(name, builder.doc, builder.nodes, outputs, output_paths, dag, dag.graph["order"], kind, path=path)
+    dag, order = _build_dag(builder, outputs, output_paths, name)
+    return Graph(name, builder.doc, builder.nodes, outputs, output_paths, dag, order, kind, path=path)
 
 
 def _check_top_outputs(graph: Graph, raw_outputs: list[str], found: list[Diagnostic]) -> None:
@@ -118,7 +128,7 @@ class _ModelResolver:
         self.file_stack: list[str] = []
         self.building: list[str] = []
 
-    def build_spec(self, spec: Spec, doc: Document, broken: frozenset[str] = frozenset()) -> Graph:
+    def build_spec(self, spec: Spec, doc: Document, failed_names: frozenset[str] = frozenset()) -> Graph:
         defs = Definitions(
             spec.layers, spec.models, spec.blocks, {name: ("blocks", name) for name in spec.blocks}, self.policy
         )
@@ -129,7 +139,7 @@ class _ModelResolver:
                 model_graphs[model_name] = graph
         builder = Builder(defs, doc, self.found, self.budget)
         scope = Scope()
-        scope.broken |= broken
+        scope.failed_names |= failed_names
         _add_inputs(builder, spec.inputs, scope, ("inputs",))
         builder.expand(spec.nodes, scope, ("nodes",))
         name = spec.name or model_name_from_file(doc.file)
@@ -206,23 +216,22 @@ class _ModelResolver:
 
 
 def build_graph(spec: Spec, doc: Document, policy: Policy | None = None,
-                broken: frozenset[str] = frozenset()) -> tuple[Graph, list[Diagnostic]]:
+                failed_names: frozenset[str] = frozenset()) -> tuple[Graph, list[Diagnostic]]:
     """Expand and wire a validated spec. Returns the graph and every graph-level finding.
 
     `policy` says which modules custom layer classes may come from (none by default).
-    `broken` names top-level nodes that failed schema validation and were left out: references
+    `failed_names` names top-level nodes that failed schema validation and were left out: references
     to them are not reported again, and nodes that use them get no shapes.
     """
     found: list[Diagnostic] = []
     resolver = _ModelResolver(found, policy or policy_for(doc.folder))
     resolver.file_stack.append(str(real_path(doc.file)))
     try:
-        graph = resolver.build_spec(spec, doc, broken)
+        graph = resolver.build_spec(spec, doc, failed_names)
     except OverBudget as over:
         found.append(over.diagnostic)
-        dag = nx.DiGraph(abandoned=True)
-        return Graph(spec.name or Path(doc.file).stem, doc, {}, [], [], dag, []), found
-    if not broken and not any(d.severity == "error" for d in found):  # else they would echo earlier errors
+        return Graph(spec.name or Path(doc.file).stem, doc, {}, [], [], nx.DiGraph(), [], abandoned=True), found
+    if not failed_names and not any(d.severity == "error" for d in found):  # else they would echo earlier errors
         _check_top_outputs(graph, list(spec.outputs), found)
     _check_model_use(graph, found)
     _check_calls(graph, found, set())
@@ -249,7 +258,7 @@ def _check_calls(graph: Graph, found: list[Diagnostic], seen: set[int]) -> None:
             continue
         for problem in problems:
             found.append(node.diagnostic(problem.message, hint=problem.hint, path=node.path + problem.at))
-        node.incomplete |= bool(problems)
+        node.failed |= bool(problems)
     for sub in graph.models.values():
         _check_calls(sub, found, seen)
 
@@ -295,11 +304,11 @@ def _check_model_use(graph: Graph, found: list[Diagnostic]) -> None:
         depth = nx.dag_longest_path_length(uses)
         if depth > MAX_MODEL_DEPTH:
             deepest = nx.dag_longest_path(uses)[0]
-            graph.dag.graph["model_cycle"] = True
+            graph.model_cycle = True
             found.append(graph.doc.diagnostic(
                 f"sub-models nest {depth} deep, more than the limit of {MAX_MODEL_DEPTH}", ("models", deepest)))
         return
     names = [edge[0] for edge in cycle] + [cycle[0][0]]
-    graph.dag.graph["model_cycle"] = True
+    graph.model_cycle = True
     found.append(graph.doc.diagnostic(f"sub-models use each other in a cycle: {' -> '.join(names)}",
                                       ("models", names[0])))

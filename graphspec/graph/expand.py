@@ -30,8 +30,8 @@ class Scope:
     def __init__(self, prefix: str = "", params: dict[str, Any] | None = None, renames: dict[str, str] | None = None):
         self.prefix = prefix
         self.aliases: dict[str, TensorRef] = {}
-        self.broken: set[str] = set()  # names whose definition already failed with its own error
-        self.incomplete = False  # a block instance with parameter errors: its nodes get no shapes
+        self.failed_names: set[str] = set()  # names whose definition already failed with its own error
+        self.failed = False  # a block instance with parameter errors: its nodes get no shapes
         self.params = params or {}
         self.within = ""  # `in block instance 'b_1' (line 9)`, for findings located in the block's definition
         # A block's output node takes the instance's name, as a chain's last step takes its node's.
@@ -91,7 +91,7 @@ class Builder:
         self.budget = budget
         self.nodes: dict[str, GNode] = {}
         self.pending: list[_Pending] = []
-        self.unresolved = False  # a bad reference: reachability findings would only echo it
+        self.failed_reference = False  # a bad reference: reachability findings would only echo it
         self.within = ""  # the block instance being expanded, named by findings in its definition
 
     # -- naming ---------------------------------------------------------------
@@ -110,7 +110,7 @@ class Builder:
         if node.name in self.defs.layer_names:
             self.error(f"node '{node.name}' has the name of a shared layer or sub-model", node.path,
                        hint="Keras layer names must be unique in a model")
-        node.incomplete = scope.incomplete or (node.spec is not None and node.spec.invalid)
+        node.failed = scope.failed or (node.spec is not None and node.spec.failed)
         node.arguments = wiring.arguments
         node.within = scope.within
         self.nodes[node.name] = node
@@ -147,7 +147,7 @@ class Builder:
         try:
             return evaluate(text, scope.params)
         except ExpressionError as exc:
-            scope.incomplete = True
+            scope.failed = True
             self.error(f"in '${{{text}}}': {exc}", path,
                        hint=f"parameters: {', '.join(scope.params) or 'none'}; operators + - * / // %, "
                             "parentheses, min(), max()")
@@ -156,7 +156,7 @@ class Builder:
     def param(self, name: str, scope: Scope, path: tuple) -> Any:
         if name in scope.params:
             return scope.params[name]
-        scope.incomplete = True
+        scope.failed = True
         self.error(f"unknown block parameter '${name}'", path,
                    hint=did_you_mean(name, scope.params) or f"parameters: {', '.join(scope.params) or 'none'}")
         return None
@@ -181,10 +181,10 @@ class Builder:
         for arg in FILE_ARGS.get(layer, ()):
             if isinstance(args.get(arg), str):
                 args[arg] = self.readable_file(args[arg], (*path, "args", arg))
-        invalid = isinstance(wrap, LayerSpec) and wrap.invalid
-        if "." not in layer and not scope.incomplete:
-            invalid |= not self.values_ok(layer, args, path)
-        return LayerSpec(layer, args, wrap, invalid)
+        failed = isinstance(wrap, LayerSpec) and wrap.failed
+        if "." not in layer and not scope.failed:
+            failed |= not self.values_ok(layer, args, path)
+        return LayerSpec(layer, args, wrap, failed)
 
     def values_ok(self, layer: str, args: dict, path: tuple) -> bool:
         """Argument values as Keras will take them (after `$param` substitution); errors are reported."""
@@ -253,8 +253,8 @@ class Builder:
                            wiring, scope, path, node.doc)
             elif isinstance(node, m.MergeNode):
                 spec = LayerSpec(node.merge.capitalize(), self.substitute(dict(node.args), scope, (*path, "args")))
-                if not scope.incomplete:
-                    spec.invalid = not self.values_ok(spec.layer, spec.args, path)
+                if not scope.failed:
+                    spec.failed = not self.values_ok(spec.layer, spec.args, path)
                 self.add(GNode(full, "merge", path, self.doc, spec=spec, note=node.doc), wiring, scope)
                 scope.aliases[name] = TensorRef(full)
             elif isinstance(node, m.OpNode):
@@ -305,16 +305,16 @@ class Builder:
         if block is not None:
             wiring = self.block_inputs(node, block, wiring, path)
             if wiring is None:
-                outer.broken.add(name)
+                outer.failed_names.add(name)
                 return
         if node.names is not None and len(node.names) != count:
             self.error(f"`names` gives {len(node.names)} name(s) for repeat {count}", (*path, "names"))
-            outer.broken.add(name)
+            outer.failed_names.add(name)
             return
         if count > 1 and block is not None and len(block.inputs) != 1:
             self.error(f"block '{node.block}' takes {len(block.inputs)} inputs; only a block with one input "
                        "can repeat (each instance feeds the next)", (*path, "repeat"))
-            outer.broken.add(name)
+            outer.failed_names.add(name)
             return
         self.budget.ensure(self.defs.block_size(node.block) * count, self.doc, path)
         names = node.names or [name if position == count else f"{name}_{position}" for position in range(1, count + 1)]
@@ -322,41 +322,28 @@ class Builder:
             self.instantiate(instance, node, wiring, outer, path, block_stack)
             wiring = Wiring([instance], [()])
         if names[-1] != name:
-            if names[-1] in outer.broken:
-                outer.broken.add(name)
+            if names[-1] in outer.failed_names:
+                outer.failed_names.add(name)
             else:
                 outer.aliases[name] = outer.aliases[names[-1]]
 
     def instantiate(self, name: str, node: m.BlockNode, wiring: Wiring, outer: Scope, path: tuple,
                     block_stack: tuple) -> None:
-        block = self.defs.blocks.get(node.block)
-        outer.broken.add(name)  # until the instance's output resolves below
+        outer.failed_names.add(name)  # until the instance's output resolves below
+        block = self.instantiable(node, path, block_stack)
         if block is None:
-            self.error(f"unknown block '{node.block}'", (*path, "block"),
-                       hint=did_you_mean(node.block, self.defs.blocks))
-            return
-        if node.block in block_stack or len(block_stack) >= MAX_BLOCK_DEPTH:
-            cycle = " -> ".join((*block_stack, node.block))
-            self.error(f"block instantiates itself: {cycle}", (*path, "block"))
             return
         self.budget.ensure(self.defs.block_size(node.block), self.doc, path)
         given = self.substitute(dict(node.with_), outer, (*path, "with"))
-        known = set(block.params) | set(block.defaults)
-        for key in given:
-            if key not in known:
-                self.error(f"block '{node.block}' has no parameter '{key}'", (*path, "with", key),
-                           hint=did_you_mean(key, known) or f"parameters: {', '.join(sorted(known)) or 'none'}")
-        missing = [p for p in block.params if p not in given]
-        if missing:
-            self.error(f"block '{node.block}' needs parameter(s) {', '.join(missing)}", (*path, "with"))
+        missing, unknown = self.check_parameters(node, block, given, path)
         if len(wiring.raw) != len(block.inputs):
             self.error(f"block '{node.block}' takes {len(block.inputs)} input(s) ({', '.join(block.inputs)}), "
                        f"got {len(wiring.raw)}", (*path, "from"))
         # Missing parameters were reported above; binding them to None avoids a second report per use.
         params = {**{p: None for p in missing}, **block.defaults, **given}
         scope = Scope(prefix=f"{outer.prefix}{name}_", params=params,
-                       renames={} if block.output_keeps_name else {block.output: outer.full(name)})
-        scope.incomplete = outer.incomplete or bool(missing) or any(key not in known for key in given)
+                      renames={} if block.output_keeps_name else {block.output: outer.full(name)})
+        scope.failed = outer.failed or bool(missing) or unknown
         bound = [self.resolve(r, outer, path + suffix) for r, suffix in zip(wiring.raw, wiring.suffixes, strict=True)]
         for formal, actual in zip(block.inputs, bound, strict=False):
             if actual is not None:
@@ -370,7 +357,33 @@ class Builder:
         self.within = outer_within
         if output is not None:
             outer.aliases[name] = output
-            outer.broken.discard(name)
+            outer.failed_names.discard(name)
+
+    def instantiable(self, node: m.BlockNode, path: tuple, block_stack: tuple) -> m.BlockDef | None:
+        """The block an instance names, or None (reported) when it is unknown or would instantiate itself."""
+        block = self.defs.blocks.get(node.block)
+        if block is None:
+            self.error(f"unknown block '{node.block}'", (*path, "block"),
+                       hint=did_you_mean(node.block, self.defs.blocks))
+            return None
+        if node.block in block_stack or len(block_stack) >= MAX_BLOCK_DEPTH:
+            cycle = " -> ".join((*block_stack, node.block))
+            self.error(f"block instantiates itself: {cycle}", (*path, "block"))
+            return None
+        return block
+
+    def check_parameters(self, node: m.BlockNode, block: m.BlockDef, given: dict,
+                         path: tuple) -> tuple[list[str], bool]:
+        """Report unknown and missing parameters of an instance: (the missing ones, whether any is unknown)."""
+        known = set(block.params) | set(block.defaults)
+        unknown = [key for key in given if key not in known]
+        for key in unknown:
+            self.error(f"block '{node.block}' has no parameter '{key}'", (*path, "with", key),
+                       hint=did_you_mean(key, known) or f"parameters: {', '.join(sorted(known)) or 'none'}")
+        missing = [p for p in block.params if p not in given]
+        if missing:
+            self.error(f"block '{node.block}' needs parameter(s) {', '.join(missing)}", (*path, "with"))
+        return missing, bool(unknown)
 
     # -- references -------------------------------------------------------------
     def resolve(self, raw: str, scope: Scope, path: tuple) -> TensorRef | None:
@@ -383,8 +396,8 @@ class Builder:
         name, index = match.group(1), match.group(2)
         target = scope.aliases.get(name)
         if target is None:
-            self.unresolved = True
-            if name in scope.broken:
+            self.failed_reference = True
+            if name in scope.failed_names:
                 return None
             visible = sorted(scope.aliases)
             self.error(f"unknown reference '{name}'", path,
@@ -402,7 +415,7 @@ class Builder:
             self.within = item.scope.within
             refs = [self.resolve(r, item.scope, path) for r, path in zip(item.raw, item.paths, strict=True)]
             item.node.inputs = [r for r in refs if r is not None]
-            item.node.incomplete |= len(item.node.inputs) < len(refs)
+            item.node.failed |= len(item.node.inputs) < len(refs)
         self.within = ""
 
 

@@ -93,7 +93,7 @@ class LayerSpec:
     layer: str  # canonical Keras class name
     args: dict[str, Any]
     wrap: LayerSpec | str | None = None  # inline layer, or the name of a shared layer / sub-model
-    invalid: bool = False  # an argument value was reported as wrong: shapes skip it rather than report it again
+    failed: bool = False  # an upstream error was reported (a wrong argument value): later stages skip it
 
 
 @dataclass
@@ -107,7 +107,7 @@ class GNode:
     target: str | None = None  # apply nodes: shared layer or sub-model name
     input_spec: m.InputSpec | None = None  # input nodes
     note: str | None = None
-    incomplete: bool = False  # an input names a node that failed validation: shapes skip it
+    failed: bool = False  # an upstream error was reported (here or in a node it takes): later stages skip it
     # A keyword call (`from: {query: a, value: b}`): each argument's index, or list of indices, in `inputs`.
     # None for a positional call, which hands `inputs` to the first argument (one tensor, or the list).
     arguments: dict[str, int | list[int]] | None = None
@@ -151,6 +151,8 @@ class Graph:
     models: dict[str, Graph] = field(default_factory=dict)
     path: tuple = ()
     weights: str | None = None  # a resolved `.weights.h5` file the built model loads (top level only)
+    model_cycle: bool = False  # sub-models use each other in a cycle, or nest too deep: nothing can be inferred
+    abandoned: bool = False  # the expansion stopped at its node budget: the graph is empty
 
     @property
     def input_names(self) -> list[str]:

@@ -217,8 +217,8 @@ class _Inferer:
                 spec = node.input_spec
                 row.shapes = [(spec.batch_size, *spec.shape)]
                 continue
-            invalid_shared = node.kind == "apply" and getattr(graph.shared.get(node.target), "invalid", False)
-            given = None if node.incomplete or invalid_shared else self.input_shapes(node, info)
+            failed_shared = node.kind == "apply" and getattr(graph.shared.get(node.target), "failed", False)
+            given = None if node.failed or failed_shared else self.input_shapes(node, info)
             if given is None:
                 row.status, row.trainable, row.non_trainable = "unchecked", None, None
                 continue
