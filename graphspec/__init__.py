@@ -12,11 +12,12 @@ Example:
 """
 
 from graphspec.errors import Diagnostic, GraphspecError
-from graphspec.pipeline import SpecFile, check, check_text, load
+from graphspec.pipeline import CheckResult, SpecFile, check, check_text, load
 from graphspec.policy import Trust
 
 __version__ = "0.1.0"
 __all__ = [
+    "CheckResult",
     "Diagnostic",
     "GraphspecError",
     "SpecFile",

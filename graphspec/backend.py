@@ -28,7 +28,7 @@ from typing import Any
 from graphspec.errors import Diagnostic, GraphspecError, first_line, raised_outside_graphspec
 from graphspec.graph import GNode, Graph, LayerSpec, TensorRef
 from graphspec.keras_private import APPLICATION_LAYERS, application_layer
-from graphspec.pipeline import SpecFile, load
+from graphspec.pipeline import CheckResult, SpecFile, load
 from graphspec.policy import Policy, Trust, split_dotted
 from graphspec.schema.catalog import UNSAFE_LAYERS
 from graphspec.schema.spec import CompileSpec
@@ -289,16 +289,18 @@ def import_allowed_modules(policy: Policy) -> None:
             raise GraphspecError(f"cannot import allowed module '{module}': {exc}") from None
 
 
-def build(spec: SpecFile | str | os.PathLike, *, compile: bool = True, trust: Trust | None = None,
+def build(spec: SpecFile | CheckResult | str | os.PathLike, *, compile: bool = True, trust: Trust | None = None,
           steps_per_execution: int = 1):
     """Build (and by default compile) the Keras model a spec describes.
 
-    `spec` is a path or a `SpecFile` from `graphspec.load` (which fixed what it may
-    import and read; `trust` applies to a path). With `train.seed` set, weights are
+    `spec` is a path, a `SpecFile` from `graphspec.load` or a `CheckResult` from `graphspec.check` (which fixed
+    what it may import and read; `trust` applies to a path; a check with errors raises them). With `train.seed` set, weights are
     initialised from that seed, so two builds are identical. `steps_per_execution` goes
     to `compile` (training picks it from `train.steps_per_execution`).
     """
-    if not isinstance(spec, SpecFile):
+    if isinstance(spec, CheckResult):
+        spec = spec.spec_file()
+    elif not isinstance(spec, SpecFile):
         spec = load(spec, trust)
     keras = keras_module()
     policy = spec.policy

@@ -8,7 +8,7 @@ Example:
     ...     "nodes: {y: {layer: Dense, args: {units: 8}, from: x}}\\noutputs: [y]\\n", "a.yaml")
     >>> after = graphspec.check_text("graphspec: 1\\ninputs: {x: {shape: [4]}}\\n"
     ...     "nodes: {y: {layer: Dense, args: {units: 16}, from: x}}\\noutputs: [y]\\n", "b.yaml")
-    >>> print(render(diff(before, after), "text"))
+    >>> print(render(diff(before.spec_file(), after.spec_file()), "text"))
     ~ y: args units: 8 → 16; shape (None, 8) → (None, 16); params 40 → 80 (+40)
     1 changed; total params 40 → 80 (+40)
 

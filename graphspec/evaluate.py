@@ -106,9 +106,8 @@ def open_trained(target: str | os.PathLike, spec_file: str | os.PathLike | None 
             raise GraphspecError(f"no such model file: {model_file}")
         if spec_file is None:
             raise GraphspecError(f"{model_file} is a bare model: pass --spec SPEC so its data binding is known")
-    spec = check_document_stages(document, trust) if document is not None else check(spec_file, trust)
-    if not spec.ok:
-        raise GraphspecError(spec.diagnostics)
+    checked = check_document_stages(document, trust) if document is not None else check(spec_file, trust)
+    spec = checked.spec_file()
     keras = keras_module()
     import_allowed_modules(spec.policy)
     model = load_model_file(keras, model_file)

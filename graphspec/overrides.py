@@ -101,11 +101,12 @@ def resolve_spec(document: Document, overrides: dict[str, str], trust: Trust | N
     named = tuple(os.path.abspath(p) for p in named)
     trust = trust or Trust()
     result = check_document_stages(document, dataclasses.replace(trust, allow_paths=(*trust.allow_paths, *named)))
-    if result.ok:
+    if result.ok and result.spec is not None and result.policy is not None:
         result.diagnostics += data_path_findings(result.spec, document, result.policy)
     if not result.ok:
         raise GraphspecError(_blame_overrides(result.diagnostics, overrides))
+    spec = result.spec_file()
     for section in ("compile", "data"):
-        if getattr(result.spec, section) is None:
+        if getattr(spec.spec, section) is None:
             raise GraphspecError(document.diagnostic(f"training needs a `{section}:` section", ()))
-    return result, _absolute_paths(document.data, document.folder)
+    return spec, _absolute_paths(document.data, document.folder)

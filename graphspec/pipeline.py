@@ -30,8 +30,9 @@ from graphspec.shapes import ShapeReport, infer
 
 
 @dataclass
-class SpecFile:
-    """A spec file after every static stage: the loaded Spec, its graph and its shapes."""
+class CheckResult:
+    """What the static stages found in a spec file: every finding, and the result of each stage that ran
+    cleanly (None for one that did not). `spec_file()` is the checked spec, when there were no errors."""
 
     file: str
     document: Document | None = None
@@ -46,15 +47,43 @@ class SpecFile:
         return not any(d.severity == "error" for d in self.diagnostics)
 
     @property
+    def name(self) -> str:
+        if self.graph is not None:
+            return self.graph.name
+        return Path(self.file).stem
+
+    def spec_file(self) -> SpecFile:
+        """The checked spec; raises GraphspecError with every error when there were errors."""
+        if not self.ok:
+            raise GraphspecError(self.diagnostics)
+        # Without errors every stage ran cleanly (see `_run_stages`), so none of these is None.
+        assert self.document and self.spec and self.graph and self.shapes and self.policy, self.file
+        return SpecFile(self.file, self.document, self.spec, self.graph, self.shapes, self.policy, self.diagnostics)
+
+
+@dataclass
+class SpecFile:
+    """A spec file that passed every static stage: its document, validated Spec, graph, shapes and the policy
+    it was checked under; `diagnostics` holds its warnings."""
+
+    file: str
+    document: Document
+    spec: Spec
+    graph: Graph
+    shapes: ShapeReport
+    policy: Policy
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    ok = True
+
+    @property
     def fixed_batch_size(self) -> int | None:
         """The batch size an input fixes (stateful RNNs), which training and inference must use."""
         return next((i.batch_size for i in self.spec.inputs.values() if i.batch_size), None)
 
     @property
     def name(self) -> str:
-        if self.graph is not None:
-            return self.graph.name
-        return Path(self.file).stem
+        return self.graph.name
 
 
 MAX_FINDINGS = 200  # per file: an alias-multiplied mistake must not print gigabytes
@@ -74,7 +103,7 @@ def _sorted(found: list[Diagnostic]) -> list[Diagnostic]:
     return [*shown, summary]
 
 
-def check_document_stages(document: Document, trust: Trust | None = None) -> SpecFile:
+def check_document_stages(document: Document, trust: Trust | None = None) -> CheckResult:
     policy = policy_for(document.folder, trust, document.project)
     result = _run_stages(document, policy)
     result.policy = policy
@@ -82,8 +111,8 @@ def check_document_stages(document: Document, trust: Trust | None = None) -> Spe
     return result
 
 
-def _run_stages(document: Document, policy: Policy) -> SpecFile:
-    result = SpecFile(document.file, document)
+def _run_stages(document: Document, policy: Policy) -> CheckResult:
+    result = CheckResult(document.file, document)
     spec, found = check_document(document)
     result.diagnostics.extend(found)
     failed_names: frozenset[str] = frozenset()
@@ -163,7 +192,7 @@ def salvage(document: Document, found: list[Diagnostic]) -> tuple[Spec | None, f
         return None, frozenset()
 
 
-def check(path: str | os.PathLike, trust: Trust | None = None) -> SpecFile:
+def check(path: str | os.PathLike, trust: Trust | None = None) -> CheckResult:
     """Run every static stage on a file; findings are collected, never raised.
 
     `trust` holds what the person running graphspec grants: modules custom layers may
@@ -173,21 +202,18 @@ def check(path: str | os.PathLike, trust: Trust | None = None) -> SpecFile:
     try:
         document = load_file(path)
     except GraphspecError as exc:
-        return SpecFile(str(path), diagnostics=exc.diagnostics)
+        return CheckResult(str(path), diagnostics=exc.diagnostics)
     return check_document_stages(document, trust)
 
 
-def check_text(text: str, file: str = "<string>", trust: Trust | None = None) -> SpecFile:
+def check_text(text: str, file: str = "<string>", trust: Trust | None = None) -> CheckResult:
     try:
         document = load_text(text, file)
     except GraphspecError as exc:
-        return SpecFile(file, diagnostics=exc.diagnostics)
+        return CheckResult(file, diagnostics=exc.diagnostics)
     return check_document_stages(document, trust)
 
 
 def load(path: str | os.PathLike, trust: Trust | None = None) -> SpecFile:
     """Load and statically check a spec; raise `GraphspecError` with every error if it is invalid."""
-    result = check(path, trust)
-    if not result.ok:
-        raise GraphspecError(result.diagnostics)
-    return result
+    return check(path, trust).spec_file()

@@ -3,8 +3,8 @@
 Example:
 
     >>> from graphspec.errors import Diagnostic
-    >>> from graphspec.pipeline import SpecFile
-    >>> bad = SpecFile("a.yaml", diagnostics=[Diagnostic("boom", file="a.yaml", line=2, column=3)])
+    >>> from graphspec.pipeline import CheckResult
+    >>> bad = CheckResult("a.yaml", diagnostics=[Diagnostic("boom", file="a.yaml", line=2, column=3)])
     >>> print(render([bad], "github"))
     ::error file=a.yaml,line=2,col=3,title=graphspec::boom
 """
@@ -16,12 +16,12 @@ from typing import Literal
 from collections.abc import Callable
 
 from graphspec.errors import Diagnostic, printable
-from graphspec.pipeline import SpecFile
+from graphspec.pipeline import CheckResult
 
 Format = Literal["text", "json", "github"]
 
 
-def _text(results: list[SpecFile], verbose: bool = False) -> str:
+def _text(results: list[CheckResult], verbose: bool = False) -> str:
     lines: list[str] = []
     for result in results:
         for d in result.diagnostics:
@@ -37,7 +37,7 @@ def _text(results: list[SpecFile], verbose: bool = False) -> str:
     return "\n".join(lines)
 
 
-def _params(result: SpecFile) -> dict:
+def _params(result: CheckResult) -> dict:
     """The static parameter count, or null with the nodes it could not count (a custom layer, a layer
     without a static rule): a partial sum reported as the total would read as a real figure."""
     report = result.shapes
@@ -49,7 +49,7 @@ def _params(result: SpecFile) -> dict:
     return {"total_params": report.total_params}
 
 
-def _json(results: list[SpecFile], verbose: bool = False) -> str:
+def _json(results: list[CheckResult], verbose: bool = False) -> str:
     payload = {
         "valid": all(r.ok for r in results),
         "files": [
@@ -91,14 +91,14 @@ def github_line(d: Diagnostic) -> str:
     return f"::{command} {','.join(props)}::{escape_data(where + d.message + hint)}"
 
 
-def _github(results: list[SpecFile], verbose: bool = False) -> str:
+def _github(results: list[CheckResult], verbose: bool = False) -> str:
     return "\n".join(
         github_line(d) for r in results for d in r.diagnostics if d.severity != "info" or verbose
     )
 
 
-RENDERERS: dict[str, Callable[[list[SpecFile], bool], str]] = {"text": _text, "json": _json, "github": _github}
+RENDERERS: dict[str, Callable[[list[CheckResult], bool], str]] = {"text": _text, "json": _json, "github": _github}
 
 
-def render(results: list[SpecFile], fmt: Format = "text", verbose: bool = False) -> str:
+def render(results: list[CheckResult], fmt: Format = "text", verbose: bool = False) -> str:
     return RENDERERS[fmt](results, verbose)

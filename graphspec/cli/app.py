@@ -135,7 +135,7 @@ def load_or_exit(spec: Path, trust):
     if not result.ok:
         typer.echo(render([result], "text"), err=True)
         raise typer.Exit(1)
-    return result
+    return result.spec_file()
 
 
 def exit_now() -> None:

@@ -137,7 +137,7 @@ def diff(
     if not all(r.ok for r in results):
         typer.echo(render([r for r in results if not r.ok], "text"), err=True)
         raise typer.Exit(2)
-    result = compare(*results)
+    result = compare(*(r.spec_file() for r in results))
     typer.echo(render_diff(result, format.value))
     raise typer.Exit(0 if result.equal else 1)
 

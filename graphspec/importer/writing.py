@@ -33,7 +33,7 @@ def check_rebuilt(original, text: str, file: str, trust=None) -> None:
     if not checked.ok:
         first = next(d for d in checked.diagnostics if d.severity == "error")
         raise GraphspecError(f"the imported spec does not validate, so nothing was written: {first}")
-    rebuilt = build(checked, compile=False, trust=trust)
+    rebuilt = build(checked.spec_file(), compile=False, trust=trust)
     _refuse_different_layers(_layers_by_name(original), _layers_by_name(rebuilt))
     if rebuilt.count_params() != original.count_params():
         raise GraphspecError(f"the imported spec rebuilds {rebuilt.count_params():,} parameters, not "
