@@ -294,9 +294,9 @@ def build(spec: SpecFile | CheckResult | str | os.PathLike, *, compile: bool = T
     """Build (and by default compile) the Keras model a spec describes.
 
     `spec` is a path, a `SpecFile` from `graphspec.load` or a `CheckResult` from `graphspec.check` (which fixed
-    what it may import and read; `trust` applies to a path; a check with errors raises them). With `train.seed` set, weights are
-    initialised from that seed, so two builds are identical. `steps_per_execution` goes
-    to `compile` (training picks it from `train.steps_per_execution`).
+    what it may import and read; `trust` applies to a path; a check with errors raises them). With
+    `train.seed` set, weights are initialised from that seed, so two builds are identical.
+    `steps_per_execution` goes to `compile` (training picks it from `train.steps_per_execution`).
     """
     if isinstance(spec, CheckResult):
         spec = spec.spec_file()

@@ -266,7 +266,7 @@ def test_build_rejects_an_invalid_spec_with_all_errors(write):
 
 
 def test_yaml_1_2_scalars_reach_keras_as_numbers_and_strings():
-    """README's `{name: adam, learning_rate: 1e-3}` is a float; `name: no` stays a string."""
+    """The docs' `{name: adam, learning_rate: 1e-3}` is a float; `name: no` stays a string."""
     spec = check("graphspec: 1\nname: no\ninputs: {x: {shape: [3]}}\nnodes:\n  y: {layer: Dense, args: {units: 1}, "
                  "from: x}\noutputs: [y]\ncompile: {optimizer: {name: adam, learning_rate: 1e-3}, loss: mse}\n")
     model = graphspec.build(spec)

@@ -92,8 +92,8 @@ def test_validate_schema_diff_and_init_never_import_tensorflow(tmp_path):
 
 
 def test_readme_sample_validate_output_is_reproducible():
-    """The README's `graphspec validate` sample is what the command prints, character for character."""
-    readme = (ROOT / "README.md").read_text()
+    """The docs' `graphspec validate` sample is what the command prints, character for character."""
+    readme = (ROOT / "docs" / "commands.md").read_text()
     block = readme.split("$ cd tests/data/readme && graphspec validate .\n", 1)[1].split("```", 1)[0]
     run = run_cli("validate", ".", cwd=ROOT / "tests" / "data" / "readme")
     assert run.returncode == 1

@@ -1,6 +1,6 @@
-"""The README's safety promises: no code runs from a spec folder, no file leaks in, no data is lost.
+"""The safety promises (docs/safety.md): no code runs from a spec folder, no file leaks in, no data is lost.
 
-Each test names the promise it proves; README "Safety" points here.
+Each test names the promise it proves; docs/safety.md points here.
 """
 
 from __future__ import annotations

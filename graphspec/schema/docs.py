@@ -1,13 +1,14 @@
-"""README's key reference, generated from the JSON Schema so the two cannot drift.
+"""The documentation's key reference (docs/reference.md), generated from the JSON Schema so the two cannot
+drift, and organised by where a key goes in a spec (`inputs.NAME`, `compile`, ...), not by schema class.
 
-    python -m graphspec.schema.docs            # rewrite the section in README.md
-    python -m graphspec.schema.docs --check    # exit 1 when README.md is stale
+    python -m graphspec.schema.docs            # rewrite the section in docs/reference.md
+    python -m graphspec.schema.docs --check    # exit 1 when it is stale
 
 Example:
 
     >>> from graphspec.schema.docs import reference_markdown
     >>> reference_markdown().splitlines()[0]
-    '### `Spec` (the file)'
+    '### The file (top level) { #spec }'
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ END = "<!-- reference:end -->"
 def _type(prop: dict) -> str:
     if "$ref" in prop:
         name = prop["$ref"].rsplit("/", 1)[-1]
-        return f"[{name}](#{name.lower()})"
+        return f"[{_label(name)}](#{name.lower()})"
     if "anyOf" in prop:
         return " or ".join(dict.fromkeys(_type(p) for p in prop["anyOf"]))
     if "oneOf" in prop:
@@ -46,8 +47,40 @@ def _type(prop: dict) -> str:
             "object": "mapping"}.get(kind, kind)
 
 
+# Where each schema class's keys are written in a spec, in the order a spec is read.
+PLACES = {
+    "Spec": "The file (top level)",
+    "InputSpec": "`inputs.NAME`",
+    "LayerNode": "`nodes.NAME`: a layer",
+    "MergeNode": "`nodes.NAME`: a merge",
+    "OpNode": "`nodes.NAME`: an op",
+    "ApplyNode": "`nodes.NAME`: a call of a shared layer or sub-model",
+    "SequentialNode": "`nodes.NAME`: a chain of layers",
+    "Step": "`nodes.NAME.sequential[i]` and `models.NAME.sequential[i]`: one step of a chain",
+    "BlockNode": "`nodes.NAME`: a block instance",
+    "LayerDef": "`layers.NAME` (a shared layer) and `wrap:`",
+    "BlockDef": "`blocks.NAME`",
+    "GraphDef": "`models.NAME`: a functional sub-model",
+    "SequentialModelDef": "`models.NAME`: a sequential sub-model",
+    "FileModelDef": "`models.NAME`: a sub-model from another file",
+    "CompileSpec": "`compile`",
+    "NamedWithArgs": "`compile.optimizer`, `compile.loss`, `compile.metrics`: by name with arguments",
+    "TrainSpec": "`train`",
+    "DataSpec": "`data`",
+    "Binding": "`data.inputs.NAME` and `data.outputs.NAME`",
+    "ColumnRange": "`data.*.NAME.columns`: a range of columns",
+    "ColumnGlob": "`data.*.NAME.columns`: a pattern of column names",
+}
+
+
+def _label(name: str) -> str:
+    """How a link to a class's section reads: what it is (`a layer`) or where it goes (`inputs.NAME`)."""
+    place = PLACES.get(name, name).replace("`", "")
+    return place.partition(": ")[2] or place
+
+
 def _table(title: str, schema: dict) -> list[str]:
-    lines = [f"### `{title}`" + (" (the file)" if title == "Spec" else ""), ""]
+    lines = [f"### {PLACES.get(title, f'`{title}`')} {{ #{title.lower()} }}", ""]
     description = " ".join(schema.get("description", "").split())
     if description:
         lines += [description, ""]
@@ -65,26 +98,28 @@ def _table(title: str, schema: dict) -> list[str]:
 def reference_markdown() -> str:
     schema = json_schema()
     sections = _table("Spec", schema)
-    for name, definition in schema.get("$defs", {}).items():
-        if definition.get("type") == "object" and "properties" in definition:
-            sections += _table(name, definition)
+    definitions = {name: definition for name, definition in schema.get("$defs", {}).items()
+                   if definition.get("type") == "object" and "properties" in definition}
+    order = list(PLACES)
+    for name in sorted(definitions, key=lambda n: (order.index(n) if n in order else len(order), n)):
+        sections += _table(name, definitions[name])
     return "\n".join(sections).rstrip() + "\n"
 
 
-def update(readme: Path, check: bool) -> int:
-    text = readme.read_text()
+def update(page: Path, check: bool) -> int:
+    text = page.read_text()
     head, _, rest = text.partition(START)
     _, _, tail = rest.partition(END)
     new = f"{head}{START}\n{reference_markdown()}{END}{tail}"
     if check:
         return 0 if new == text else 1
-    readme.write_text(new)
+    page.write_text(new)
     return 0
 
 
 if __name__ == "__main__":
-    readme_path = Path(__file__).resolve().parents[2] / "README.md"
-    status = update(readme_path, "--check" in sys.argv)
+    reference_page = Path(__file__).resolve().parents[2] / "docs" / "reference.md"
+    status = update(reference_page, "--check" in sys.argv)
     if status:
-        print("README.md reference is stale: run python -m graphspec.schema.docs", file=sys.stderr)
+        print("docs/reference.md is stale: run python -m graphspec.schema.docs", file=sys.stderr)
     sys.exit(status)

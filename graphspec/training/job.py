@@ -39,7 +39,8 @@ from graphspec.pipeline import SpecFile
 from graphspec.policy import real_path
 from graphspec.rundir import RunDir, is_run_dir
 from graphspec.schema.spec import TrainSpec
-from graphspec.training import feeding
+from graphspec.training.feeding import (data_files, read_data_while_importing_keras, split, steps_per_epoch,
+                                        steps_per_execution, streamed_training, training_stream, trim)
 from graphspec.training.checkpoints import Checkpoints
 from graphspec.training.distribution import fit_multi_worker, strategy_for, writes_run_directory
 from graphspec.training.exact import validation_feed
@@ -133,25 +134,25 @@ def _plan(spec_path: str, options: TrainOptions) -> _Plan:
         plan.run.remove_debris()
     elif plan.chief:
         protected = {"the spec": real_path(spec_path),
-                     **{f"data file {f}": real_path(f) for f in feeding.data_files(spec)}}
+                     **{f"data file {f}": real_path(f) for f in data_files(spec)}}
         check_new_output(plan.run, options, protected)
     return plan
 
 
 def _feed(plan: _Plan, echo: Echo) -> _Feed:
-    data, validation = feeding.read_data_while_importing_keras(plan.spec)
+    data, validation = read_data_while_importing_keras(plan.spec)
     if isinstance(data, StreamedData):
         echo(f"streaming {data.source}: {data.rows} rows, read again in chunks each epoch")
     settings = plan.settings
     if validation is None and settings.validation_split:
-        data, validation = feeding.split(data, settings.validation_split)
+        data, validation = split(data, settings.validation_split)
     fixed_batch = plan.spec.fixed_batch_size
     if not fixed_batch:
         return _Feed(data, validation, settings.batch_size, fixed=False)
     if settings.batch_size != fixed_batch:
         echo(f"note: the inputs fix the batch size at {fixed_batch}; training uses it")
-    return _Feed(feeding.trim(data, fixed_batch),
-                 feeding.trim(validation, fixed_batch) if validation is not None else None, fixed_batch, fixed=True)
+    return _Feed(trim(data, fixed_batch),
+                 trim(validation, fixed_batch) if validation is not None else None, fixed_batch, fixed=True)
 
 
 def _runtime(plan: _Plan) -> _Runtime:
@@ -200,8 +201,8 @@ def _model(plan: _Plan, feed: _Feed, runtime: _Runtime, state: RunState):
 
             return load_model_file(runtime.keras, plan.run.checkpoint(state.epochs_done),
                                    hint="delete it to resume from the checkpoint before it")
-        steps = feeding.steps_per_epoch(feed.data.rows, feed.batch, feed.fixed)
-        return build(plan.spec, steps_per_execution=feeding.steps_per_execution(plan.settings, steps))
+        steps = steps_per_epoch(feed.data.rows, feed.batch, feed.fixed)
+        return build(plan.spec, steps_per_execution=steps_per_execution(plan.settings, steps))
 
 
 def _resume_state(plan: _Plan, state: RunState, echo: Echo) -> None:
@@ -273,9 +274,9 @@ def _training_batches(plan: _Plan, feed: _Feed, runtime: _Runtime):
     """The epoch's batches as tf.data, and the callback that tells them which epoch it is."""
     shuffle = plan.settings.shuffle and not feed.fixed
     if isinstance(feed.data, StreamedData):
-        return feeding.streamed_training(runtime.tf, feed.data, feed.batch, shuffle,
+        return streamed_training(runtime.tf, feed.data, feed.batch, shuffle,
                                          plan.spec.spec.data.shuffle_buffer, runtime.seed, fixed=feed.fixed)
-    return feeding.training_stream(runtime.tf, feed.data, feed.batch, shuffle, runtime.seed, fixed=feed.fixed)
+    return training_stream(runtime.tf, feed.data, feed.batch, shuffle, runtime.seed, fixed=feed.fixed)
 
 
 @contextlib.contextmanager
