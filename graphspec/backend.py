@@ -17,12 +17,12 @@ TimeDistributed included. Whatever Keras rejects while constructing is raised as
 from __future__ import annotations
 
 import contextlib
-import functools
 import importlib
 import inspect
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 from typing import Any
 
 from graphspec.errors import Diagnostic, GraphspecError, first_line, raised_outside_graphspec
@@ -61,11 +61,23 @@ def _native_stderr_captured():
             os.close(saved)
 
 
+def _other_backend(what: str) -> GraphspecError:
+    return GraphspecError(Diagnostic(
+        f"{what}: graphspec builds and trains models on Keras's TensorFlow backend",
+        hint="unset KERAS_BACKEND or set it to tensorflow (validate, summary, diff and plot need no backend)"))
+
+
 def keras_module():
     """Import Keras on the TensorFlow backend, quietly, on first use."""
+    backend = os.environ.get("KERAS_BACKEND") or "tensorflow"
+    if backend != "tensorflow":
+        raise _other_backend(f"KERAS_BACKEND is {backend!r}")
     if "keras" in sys.modules:
-        return sys.modules["keras"]
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+        keras = sys.modules["keras"]
+        if keras.backend.backend() != "tensorflow":  # imported before graphspec, from ~/.keras/keras.json
+            raise _other_backend(f"Keras was imported on the {keras.backend.backend()!r} backend")
+        return keras
+    os.environ["KERAS_BACKEND"] = "tensorflow"  # over ~/.keras/keras.json
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
         with _native_stderr_captured():
@@ -119,7 +131,9 @@ class _GraphBuilder:
         kwargs = dict(spec.args)
         if spec.wrap is not None:
             kwargs["layer"] = self.target(spec.wrap, f"{name}_{self.wrapped_name(spec.wrap)}", node)
-        return self.layer_class(spec, node)(**kwargs, name=name)
+        cls = self.layer_class(spec, node)
+        with self.judged(node, spec.layer):
+            return cls(**kwargs, name=name)
 
     @staticmethod
     def wrapped_name(wrap: LayerSpec | str) -> str:
@@ -140,21 +154,25 @@ class _GraphBuilder:
         return self.objects[target]
 
     # -- graph --------------------------------------------------------------------
-    def located(self, node: GNode, make):
-        """Run `make()`; what Keras raises for the spec's values is reported at `node`, a bug of ours is not."""
+    @contextlib.contextmanager
+    def judged(self, node: GNode, what: str) -> Iterator[None]:
+        """Around one Keras call that receives the spec's values for `node` (a layer's constructor, its call, an
+        op, an Input): what Keras (or a user's custom layer) raises there is the user's located error. Anything
+        raised elsewhere while building is graphspec's own bug, and surfaces as one."""
         try:
-            return make()
+            yield
         except GraphspecError:
             raise
         except Exception as exc:
             if not raised_outside_graphspec(exc):
                 raise
-            what = node.spec.layer if node.spec is not None else node.target
             raise GraphspecError(node.diagnostic(f"Keras rejected {what} '{node.name}': {first_line(exc)}")) from None
 
     def input_tensor(self, node: GNode, name: str | None):
         spec = node.input_spec
-        return self.keras.Input(shape=tuple(spec.shape), dtype=spec.dtype, batch_size=spec.batch_size, name=name)
+        shape, dtype, batch_size = tuple(spec.shape), spec.dtype, spec.batch_size
+        with self.judged(node, "input"):
+            return self.keras.Input(shape=shape, dtype=dtype, batch_size=batch_size, name=name)
 
     def build(self):
         if self.graph.kind == "sequential":
@@ -170,26 +188,18 @@ class _GraphBuilder:
                 operands = [tensor(ref) for ref in node.inputs]
                 if "constant" in node.spec.args:
                     operands.insert(0 if node.spec.args["constant_first"] else 1, node.spec.args["constant"])
-                return getattr(self.keras.ops, node.spec.layer)(*operands)
+                function = getattr(self.keras.ops, node.spec.layer)
+                with self.judged(node, node.spec.layer):
+                    return function(*operands)
             layer = (self.target(node.target, node.name, node) if node.kind == "apply"
                      else self.make_layer(node.spec, node.name, node))
-            given = [tensor(ref) for ref in node.inputs]
-            if node.arguments is None:
-                return layer(given[0] if len(given) == 1 else given, **node.options)
-            named = {arg: given[where] if isinstance(where, int) else [given[i] for i in where]
-                     for arg, where in node.arguments.items()}
-            if isinstance(layer, self.keras.Model) and node.kind == "apply":
-                ordered = [named[name] for name in self.graph.models[node.target].input_names]
-                return layer(ordered[0] if len(ordered) == 1 else ordered, **node.options)
-            positional, keywords = _as_written(layer, named)
-            return layer(*positional, **keywords, **node.options)
+            positional, keywords = self.call_arguments(node, layer, [tensor(ref) for ref in node.inputs])
+            with self.judged(node, node.target if node.kind == "apply" else node.spec.layer):
+                return layer(*positional, **keywords, **node.options)
 
         for name in self.graph.order:
             node = self.graph.nodes[name]
-            if node.kind == "input":
-                tensors[name] = self.located(node, functools.partial(self.input_tensor, node, name))
-            else:
-                tensors[name] = self.located(node, functools.partial(call, node))
+            tensors[name] = self.input_tensor(node, name) if node.kind == "input" else call(node)
         inputs = [tensors[n] for n in self.graph.input_names]
         outputs = [tensor(ref) for ref in self.graph.outputs]
         for ref, path, output in zip(self.graph.outputs, self.graph.output_paths, outputs, strict=True):
@@ -212,9 +222,22 @@ class _GraphBuilder:
         stack = [self.input_tensor(self.graph.nodes[input_name], None)]
         for name in steps:
             node = self.graph.nodes[name]
-            stack.append(self.located(node, functools.partial(self.make_layer, node.spec, name, node)))
+            stack.append(self.make_layer(node.spec, name, node))
         last = self.graph.nodes[steps[-1]]
-        return self.located(last, lambda: self.keras.Sequential(stack, name=self.graph.name))
+        with self.judged(last, last.spec.layer):
+            return self.keras.Sequential(stack, name=self.graph.name)
+
+    def call_arguments(self, node: GNode, layer, given: list) -> tuple[list, dict]:
+        """The tensors of a call as the layer takes them: one, or the list, to its first argument; by argument
+        name as a person writes the call; a sub-model's by its input order."""
+        if node.arguments is None:
+            return [given[0] if len(given) == 1 else given], {}
+        named = {arg: given[where] if isinstance(where, int) else [given[i] for i in where]
+                 for arg, where in node.arguments.items()}
+        if isinstance(layer, self.keras.Model) and node.kind == "apply":
+            ordered = [named[name] for name in self.graph.models[node.target].input_names]
+            return [ordered[0] if len(ordered) == 1 else ordered], {}
+        return _as_written(layer, named)
 
 
 def _as_written(layer, named: dict[str, Any]) -> tuple[list, dict]:

@@ -170,6 +170,42 @@ def test_graphspec_bugs_are_not_reported_as_keras_rejections():
         graphspec.build(spec)
 
 
+def test_a_graphspec_bug_that_ends_inside_keras_is_not_blamed_on_the_spec(monkeypatch):
+    """Blame goes by the call, not by where the traceback ends: a bug in graphspec's own code between the spec and
+    Keras (here an injected one, which passes Keras a value the spec never held) fails inside Keras, yet is no
+    Keras call that received the spec's values, so it surfaces as the bug it is, not at the user's line."""
+    from graphspec import backend
+
+    def injected_bug(self, node, layer, given):
+        return [self.keras.ops.add(given[0], "not a tensor")], {}
+
+    monkeypatch.setattr(backend._GraphBuilder, "call_arguments", injected_bug)
+    with pytest.raises(Exception) as info:
+        graphspec.build(ROOT / "specs" / "examples" / "sine.yaml")
+    assert not isinstance(info.value, graphspec.GraphspecError), info.value
+
+
+def test_keras_on_another_backend_is_refused_by_name(monkeypatch):
+    from graphspec.backend import keras_module
+
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    with pytest.raises(graphspec.GraphspecError, match="KERAS_BACKEND is 'jax': graphspec builds and trains models "
+                                                       "on Keras's TensorFlow backend") as info:
+        keras_module()
+    assert "unset KERAS_BACKEND or set it to tensorflow" in str(info.value)
+
+
+@pytest.mark.slow
+def test_another_backend_is_a_clear_error_from_the_command_line(tmp_path):
+    from helpers import run_cli
+
+    built = run_cli("build", ROOT / "specs" / "examples" / "sine.yaml", "-o", tmp_path / "m.keras",
+                    env={"KERAS_BACKEND": "torch"})
+    assert built.returncode == 1 and "KERAS_BACKEND is 'torch'" in built.stderr and "Traceback" not in built.stderr
+    validated = run_cli("validate", ROOT / "specs" / "examples" / "sine.yaml", env={"KERAS_BACKEND": "torch"})
+    assert validated.returncode == 0
+
+
 def test_prelu_with_an_integer_shared_axis_is_valid_and_matches_keras():
     spec = check("graphspec: 1\ninputs: {x: {shape: [4, 5]}}\nnodes:\n  y: {layer: PReLU, args: {shared_axes: 1}, "
                  "from: x}\noutputs: [y]\n")
