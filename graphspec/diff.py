@@ -3,20 +3,21 @@
 Example:
 
     >>> import graphspec
-    >>> from graphspec.diff import diff, render
+    >>> from graphspec.diff import diff
+    >>> from graphspec.report import render_diff
     >>> before = graphspec.check_text("graphspec: 1\\ninputs: {x: {shape: [4]}}\\n"
     ...     "nodes: {y: {layer: Dense, args: {units: 8}, from: x}}\\noutputs: [y]\\n", "a.yaml")
     >>> after = graphspec.check_text("graphspec: 1\\ninputs: {x: {shape: [4]}}\\n"
     ...     "nodes: {y: {layer: Dense, args: {units: 16}, from: x}}\\noutputs: [y]\\n", "b.yaml")
-    >>> print(render(diff(before.spec_file(), after.spec_file()), "text"))
+    >>> print(render_diff(diff(before.spec_file(), after.spec_file()), "text"))
     ~ y: args units: 8 → 16; shape (None, 8) → (None, 16); params 40 → 80 (+40)
     1 changed; total params 40 → 80 (+40)
 
 Every node of the expanded graph is compared (block instances and repeats as the
 names they expand to; sub-model nodes as `model/node`): added, removed, rewired
 (other inputs), changed (layer class, arguments, call options), and the static
-shape and parameter-count deltas. Reporters render text, JSON, GitHub annotations
-and Markdown for a pull-request comment.
+shape and parameter-count deltas. `graphspec.report`'s reporters render it as text, JSON,
+GitHub annotations or Markdown for a pull-request comment.
 """
 
 from __future__ import annotations
@@ -24,12 +25,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from collections.abc import Callable
 
 from graphspec.graph import GNode, Graph, LayerSpec
 from graphspec.pipeline import SpecFile
-from graphspec.errors import printable
-from graphspec.report import escape_data, github_line
 from graphspec.shapes import ShapeReport, shapes_text
 
 Change = Literal["added", "removed", "changed"]
@@ -137,11 +135,11 @@ def _compare(old: NodeView, new: NodeView) -> list[str]:
         details.append(f"shape {old.shapes} → {new.shapes}")
     if old.params != new.params:
         delta = f" ({new.params - old.params:+,})" if old.params is not None and new.params is not None else ""
-        details.append(f"params {_count(old.params)} → {_count(new.params)}{delta}")
+        details.append(f"params {count_text(old.params)} → {count_text(new.params)}{delta}")
     return details
 
 
-def _count(value: int | None) -> str:
+def count_text(value: int | None) -> str:
     return "?" if value is None else f"{value:,}"
 
 
@@ -163,78 +161,3 @@ def diff(before: SpecFile, after: SpecFile) -> SpecDiff:
             nodes.append(NodeDiff(name, "removed", [view.what], view.params, None, view.node))
     return SpecDiff(before, after, nodes, [str(r) for r in before.graph.outputs],
                     [str(r) for r in after.graph.outputs])
-
-
-# --------------------------------------------------------------------------- reporters
-
-_MARK = {"added": "+", "removed": "-", "changed": "~"}
-
-
-def _totals(result: SpecDiff) -> tuple[int | None, int | None]:
-    """Total parameters before and after, when every layer's count is known statically."""
-    return tuple(r.total_params if r is not None and r.complete else None
-                 for r in (result.before.shapes, result.after.shapes))
-
-
-def _summary(result: SpecDiff) -> str:
-    if result.equal:
-        return "no structural differences"
-    counts = {kind: sum(1 for n in result.nodes if n.change == kind) for kind in ("added", "removed", "changed")}
-    parts = [f"{count} {kind}" for kind, count in counts.items() if count]
-    if result.outputs_before != result.outputs_after:
-        parts.append(f"outputs {', '.join(result.outputs_before)} → {', '.join(result.outputs_after)}")
-    before, after = _totals(result)
-    delta = f" ({after - before:+,})" if before is not None and after is not None else ""
-    return f"{', '.join(parts)}; total params {_count(before)} → {_count(after)}{delta}"
-
-
-def _text(result: SpecDiff) -> str:
-    lines = [f"{_MARK[n.change]} {n.name}: {'; '.join(n.details)}" for n in result.nodes]
-    return "\n".join([*lines, _summary(result)])
-
-
-def _json(result: SpecDiff) -> str:
-    before, after = _totals(result)
-    return json.dumps({
-        "equal": result.equal,
-        "before": result.before.file, "after": result.after.file,
-        "nodes": [{"name": n.name, "change": n.change, "details": n.details, "params_before": n.params_before,
-                   "params_after": n.params_after, "params_delta": n.params_delta} for n in result.nodes],
-        "outputs": {"before": result.outputs_before, "after": result.outputs_after},
-        "total_params": {"before": before, "after": after,
-                         "delta": after - before if before is not None and after is not None else None},
-    }, indent=2, ensure_ascii=False)
-
-
-def _github(result: SpecDiff) -> str:
-    lines = [github_line(n.where.diagnostic(f"{n.change}: {'; '.join(n.details)}", severity="info"))
-             for n in result.nodes]
-    return "\n".join([*lines, f"::notice title=graphspec diff::{escape_data(_summary(result))}"])
-
-
-# Spec content reaches a pull-request comment: HTML, mentions, links and code spans are shown, never acted on.
-_MARKDOWN_ENTITIES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "@": "&#64;", "`": "&#96;",
-                                    "[": "&#91;", "]": "&#93;", "|": "\\|", "\n": " ", "\r": " "})
-
-
-def _cell(text: str) -> str:
-    return printable(text.translate(_MARKDOWN_ENTITIES))
-
-
-def _markdown(result: SpecDiff) -> str:
-    header = f"### graphspec diff: {_cell(result.before.file)} → {_cell(result.after.file)}\n\n"
-    if result.equal:
-        return header + "No structural differences."
-    rows = ["| | node | change | params Δ |", "|---|---|---|---:|"]
-    for n in result.nodes:
-        delta = "" if n.params_delta in (None, 0) else f"{n.params_delta:+,}"
-        rows.append(f"| {_MARK[n.change]} | `{n.name}` | {_cell('; '.join(n.details))} | {delta} |")
-    return header + "\n".join(rows) + f"\n\n**{_cell(_summary(result))}**"
-
-
-RENDERERS: dict[str, Callable[[SpecDiff], str]] = {"text": _text, "json": _json, "github": _github,
-                                                   "markdown": _markdown}
-
-
-def render(result: SpecDiff, fmt: str = "text") -> str:
-    return RENDERERS[fmt](result)

@@ -1,4 +1,5 @@
-"""Reporters: the same findings rendered as text, JSON or GitHub annotations.
+"""Reporters: a validation's findings and a structural diff, rendered as text, JSON, GitHub annotations or
+Markdown; one reporter per format, chosen by name (`REPORTER_BY_NAME`).
 
 Example:
 
@@ -12,13 +13,13 @@ Example:
 from __future__ import annotations
 
 import json
-from typing import Literal
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
 
+from graphspec.diff import SpecDiff, count_text
 from graphspec.errors import Diagnostic, printable
 from graphspec.pipeline import CheckResult
-
-Format = Literal["text", "json", "github"]
 
 
 def _text(results: list[CheckResult], verbose: bool = False) -> str:
@@ -97,8 +98,113 @@ def _github(results: list[CheckResult], verbose: bool = False) -> str:
     )
 
 
-RENDERERS: dict[str, Callable[[list[CheckResult], bool], str]] = {"text": _text, "json": _json, "github": _github}
+def _markdown(results: list[CheckResult], verbose: bool = False) -> str:
+    """A table of findings for a pull-request comment, and the summary line."""
+    rows = [f"| {_cell(d.location)} | {d.severity} | {_cell(d.message + (f'; {d.hint}' if d.hint else ''))} |"
+            for r in results for d in r.diagnostics if d.severity != "info" or verbose]
+    table = ["| where | severity | finding |", "|---|---|---|", *rows, ""] if rows else []
+    return "\n".join([*table, f"**{_cell(_text(results, verbose).splitlines()[-1])}**"])
 
 
-def render(results: list[CheckResult], fmt: Format = "text", verbose: bool = False) -> str:
-    return RENDERERS[fmt](results, verbose)
+_MARK = {"added": "+", "removed": "-", "changed": "~"}
+
+
+def _totals(result: SpecDiff) -> tuple[int | None, int | None]:
+    """Total parameters before and after, when every layer's count is known statically."""
+    return tuple(r.total_params if r is not None and r.complete else None
+                 for r in (result.before.shapes, result.after.shapes))
+
+
+def _summary(result: SpecDiff) -> str:
+    if result.equal:
+        return "no structural differences"
+    counts = {kind: sum(1 for n in result.nodes if n.change == kind) for kind in ("added", "removed", "changed")}
+    parts = [f"{count} {kind}" for kind, count in counts.items() if count]
+    if result.outputs_before != result.outputs_after:
+        parts.append(f"outputs {', '.join(result.outputs_before)} → {', '.join(result.outputs_after)}")
+    before, after = _totals(result)
+    delta = f" ({after - before:+,})" if before is not None and after is not None else ""
+    return f"{', '.join(parts)}; total params {count_text(before)} → {count_text(after)}{delta}"
+
+
+def _diff_text(result: SpecDiff) -> str:
+    lines = [f"{_MARK[n.change]} {n.name}: {'; '.join(n.details)}" for n in result.nodes]
+    return "\n".join([*lines, _summary(result)])
+
+
+def _diff_json(result: SpecDiff) -> str:
+    before, after = _totals(result)
+    return json.dumps({
+        "equal": result.equal,
+        "before": result.before.file, "after": result.after.file,
+        "nodes": [{"name": n.name, "change": n.change, "details": n.details, "params_before": n.params_before,
+                   "params_after": n.params_after, "params_delta": n.params_delta} for n in result.nodes],
+        "outputs": {"before": result.outputs_before, "after": result.outputs_after},
+        "total_params": {"before": before, "after": after,
+                         "delta": after - before if before is not None and after is not None else None},
+    }, indent=2, ensure_ascii=False)
+
+
+def _diff_github(result: SpecDiff) -> str:
+    lines = [github_line(n.where.diagnostic(f"{n.change}: {'; '.join(n.details)}", severity="info"))
+             for n in result.nodes]
+    return "\n".join([*lines, f"::notice title=graphspec diff::{escape_data(_summary(result))}"])
+
+
+# Spec content reaches a pull-request comment: HTML, mentions, links and code spans are shown, never acted on.
+_MARKDOWN_ENTITIES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "@": "&#64;", "`": "&#96;",
+                                    "[": "&#91;", "]": "&#93;", "|": "\\|", "\n": " ", "\r": " "})
+
+
+def _cell(text: str) -> str:
+    return printable(text.translate(_MARKDOWN_ENTITIES))
+
+
+def _diff_markdown(result: SpecDiff) -> str:
+    header = f"### graphspec diff: {_cell(result.before.file)} → {_cell(result.after.file)}\n\n"
+    if result.equal:
+        return header + "No structural differences."
+    rows = ["| | node | change | params Δ |", "|---|---|---|---:|"]
+    for n in result.nodes:
+        delta = "" if n.params_delta in (None, 0) else f"{n.params_delta:+,}"
+        rows.append(f"| {_MARK[n.change]} | `{n.name}` | {_cell('; '.join(n.details))} | {delta} |")
+    return header + "\n".join(rows) + f"\n\n**{_cell(_summary(result))}**"
+
+
+class Reporter(Protocol):
+    """One output format, for a validation's findings and for a structural diff."""
+
+    def findings(self, results: list[CheckResult], verbose: bool) -> str: ...
+
+    def diff(self, result: SpecDiff) -> str: ...
+
+
+@dataclass(frozen=True)
+class _Renderers:
+    findings_of: Callable[[list[CheckResult], bool], str]
+    diff_of: Callable[[SpecDiff], str]
+
+    def findings(self, results: list[CheckResult], verbose: bool) -> str:
+        return self.findings_of(results, verbose)
+
+    def diff(self, result: SpecDiff) -> str:
+        return self.diff_of(result)
+
+
+# The one place a format is chosen by name (`--format`), for `validate` and `diff` alike.
+REPORTER_BY_NAME: dict[str, Reporter] = {
+    "text": _Renderers(_text, _diff_text),
+    "json": _Renderers(_json, _diff_json),
+    "github": _Renderers(_github, _diff_github),
+    "markdown": _Renderers(_markdown, _diff_markdown),
+}
+
+
+def render(results: list[CheckResult], fmt: str = "text", verbose: bool = False) -> str:
+    """A validation's findings in the format named `fmt`."""
+    return REPORTER_BY_NAME[fmt].findings(results, verbose)
+
+
+def render_diff(result: SpecDiff, fmt: str = "text") -> str:
+    """A structural diff in the format named `fmt`."""
+    return REPORTER_BY_NAME[fmt].diff(result)

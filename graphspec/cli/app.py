@@ -24,6 +24,7 @@ import typer
 import typer.core
 
 from graphspec.errors import GraphspecError
+from graphspec.report import REPORTER_BY_NAME
 
 class Command(typer.core.TyperCommand):
     """Usage lines as click writes them (`SPEC`), not Typer's `{SPEC}` for required arguments."""
@@ -87,10 +88,8 @@ def trust_of(allow_module: list[str], trust_project: bool, allow_path: list[Path
     return Trust(tuple(allow_module), trust_project, tuple(str(p) for p in allow_path))
 
 
-class ReportFormat(str, enum.Enum):
-    text = "text"
-    json = "json"
-    github = "github"
+# The formats graphspec.report's reporters render, for `validate` and `diff` alike.
+ReportFormat = enum.Enum("ReportFormat", {name: name for name in REPORTER_BY_NAME}, type=str)  # type: ignore[misc]
 
 
 class TableFormat(str, enum.Enum):

@@ -101,20 +101,13 @@ def init(
     typer.echo(f"next: graphspec train {written[0]} --output runs/{name.name}")
 
 
-class DiffFormat(str, enum.Enum):
-    text = "text"
-    json = "json"
-    github = "github"
-    markdown = "markdown"
-
-
 @app.command(cls=Command)
 def diff(
     before: Path = typer.Argument(
         ..., metavar="BEFORE", help="The old spec."),
     after: Path = typer.Argument(
         ..., metavar="AFTER", help="The new spec."),
-    format: DiffFormat = typer.Option(DiffFormat.text, "--format", "-f",
+    format: ReportFormat = typer.Option(ReportFormat.text, "--format", "-f",
                                       help="text, json, github annotations, or markdown for a pull-request comment."),
     allow_module: list[str] = ALLOW_MODULE,
     trust_project: bool = TRUST_PROJECT,
@@ -128,9 +121,9 @@ def diff(
 
     Example: graphspec diff main/model.yaml model.yaml --format markdown
     """
-    from graphspec.diff import diff as compare, render as render_diff
+    from graphspec.diff import diff as compare
     from graphspec.pipeline import check
-    from graphspec.report import render
+    from graphspec.report import render, render_diff
 
     trust = trust_of(allow_module, trust_project, allow_path)
     results = [check(path, trust) for path in (before, after)]
