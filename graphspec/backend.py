@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from graphspec.errors import Diagnostic, GraphspecError, first_line, raised_outside_graphspec
-from graphspec.graph import GNode, Graph, LayerSpec, TensorRef
+from graphspec.graph import ApplyCall, GNode, Graph, InputNode, LayerCall, LayerSpec, OpCall, TensorRef
 from graphspec.keras_private import APPLICATION_LAYERS, application_layer
 from graphspec.pipeline import CheckResult, SpecFile, load
 from graphspec.policy import Policy, Trust, split_dotted
@@ -147,7 +147,7 @@ class _GraphBuilder:
             if target in self.graph.models:
                 sub = self.graph.models[target]
                 # Inline sub-models see this file's shared layers; a file model has its own.
-                objects = self.objects if sub.shared is self.graph.shared else {}
+                objects = {} if sub.from_file else self.objects
                 self.objects[target] = _GraphBuilder(self.keras, sub, self.policy, objects).build()
             else:
                 self.objects[target] = self.make_layer(self.graph.shared[target], target, node)
@@ -169,6 +169,7 @@ class _GraphBuilder:
             raise GraphspecError(node.diagnostic(f"Keras rejected {what} '{node.name}': {first_line(exc)}")) from None
 
     def input_tensor(self, node: GNode, name: str | None):
+        assert isinstance(node, InputNode), node.name
         spec = node.input_spec
         shape, dtype, batch_size = tuple(spec.shape), spec.dtype, spec.batch_size
         with self.judged(node, "input"):
@@ -184,17 +185,20 @@ class _GraphBuilder:
             return value if ref.index is None else value[ref.index]
 
         def call(node: GNode):
-            if node.kind == "op":
+            if isinstance(node, OpCall):
                 operands = [tensor(ref) for ref in node.inputs]
                 if "constant" in node.spec.args:
                     operands.insert(0 if node.spec.args["constant_first"] else 1, node.spec.args["constant"])
                 function = getattr(self.keras.ops, node.spec.layer)
                 with self.judged(node, node.spec.layer):
                     return function(*operands)
-            layer = (self.target(node.target, node.name, node) if node.kind == "apply"
-                     else self.make_layer(node.spec, node.name, node))
+            if isinstance(node, ApplyCall):
+                layer, what = self.target(node.target, node.name, node), node.target
+            else:
+                assert isinstance(node, LayerCall), node.name
+                layer, what = self.make_layer(node.spec, node.name, node), node.spec.layer
             positional, keywords = self.call_arguments(node, layer, [tensor(ref) for ref in node.inputs])
-            with self.judged(node, node.target if node.kind == "apply" else node.spec.layer):
+            with self.judged(node, what):
                 return layer(*positional, **keywords, **node.options)
 
         for name in self.graph.order:
@@ -220,11 +224,10 @@ class _GraphBuilder:
         """A `keras.Sequential`, as a tutorial writes a one-input chain."""
         input_name, *steps = self.graph.order
         stack = [self.input_tensor(self.graph.nodes[input_name], None)]
-        for name in steps:
-            node = self.graph.nodes[name]
-            stack.append(self.make_layer(node.spec, name, node))
-        last = self.graph.nodes[steps[-1]]
-        with self.judged(last, last.spec.layer):
+        layers = [node for name in steps if isinstance(node := self.graph.nodes[name], LayerCall)]
+        assert len(layers) == len(steps), "a sequential model holds layers only"
+        stack += [self.make_layer(node.spec, node.name, node) for node in layers]
+        with self.judged(layers[-1], layers[-1].spec.layer):
             return self.keras.Sequential(stack, name=self.graph.name)
 
     def call_arguments(self, node: GNode, layer, given: list) -> tuple[list, dict]:
@@ -234,7 +237,7 @@ class _GraphBuilder:
             return [given[0] if len(given) == 1 else given], {}
         named = {arg: given[where] if isinstance(where, int) else [given[i] for i in where]
                  for arg, where in node.arguments.items()}
-        if isinstance(layer, self.keras.Model) and node.kind == "apply":
+        if isinstance(layer, self.keras.Model) and isinstance(node, ApplyCall):
             ordered = [named[name] for name in self.graph.models[node.target].input_names]
             return [ordered[0] if len(ordered) == 1 else ordered], {}
         return _as_written(layer, named)

@@ -26,7 +26,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from graphspec.graph import GNode, Graph, LayerSpec
+from graphspec.graph import ApplyCall, GNode, Graph, InputNode, LayerCall, LayerSpec, MergeCall, OpCall
 from graphspec.pipeline import SpecFile
 from graphspec.shapes import ShapeReport, shapes_text
 
@@ -85,16 +85,17 @@ def _layer_args(spec: LayerSpec) -> dict[str, Any]:
 
 
 def _view(node: GNode, graph: Graph) -> tuple[str, dict[str, Any]]:
-    if node.kind == "input":
+    if isinstance(node, InputNode):
         spec = node.input_spec
         return f"input {spec.dtype}", {"shape": spec.shape, "batch_size": spec.batch_size}
-    if node.kind == "apply":
+    if isinstance(node, ApplyCall):
         target = graph.shared.get(node.target)
         args = _layer_args(target) if target is not None else {}
         return f"apply {node.target}", {**args, **({"call": node.options} if node.options else {})}
-    if node.kind == "merge":
+    assert isinstance(node, LayerCall), node.name
+    if isinstance(node, MergeCall):
         return f"merge {node.spec.layer.lower()}", dict(node.spec.args)
-    if node.kind == "op":
+    if isinstance(node, OpCall):
         return f"op {node.spec.layer}", dict(node.spec.args)
     args = _layer_args(node.spec)
     if node.options:

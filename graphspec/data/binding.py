@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from graphspec.data.files import KIND_NAMES, Table, data_error
+from graphspec.graph import LayerCall
 from graphspec.errors import GraphspecError
 from graphspec.pipeline import SpecFile
 from graphspec.schema.spec import Binding
@@ -169,10 +170,10 @@ class _Binder:
         """Integer inputs an Embedding looks up must be valid rows of its table (0..input_dim-1);
         TensorFlow would otherwise stop training mid-epoch with a GatherV2 error."""
         for node in self.spec.graph.nodes.values():
-            spec = node.spec
-            if spec is None or spec.layer != "Embedding" or not any(r.node == name for r in node.inputs):
+            if not (isinstance(node, LayerCall) and node.spec.layer == "Embedding"
+                    and any(r.node == name for r in node.inputs)):
                 continue
-            size = spec.args.get("input_dim")
+            size = node.spec.args.get("input_dim")
             outside = ((values < 0) | (values >= size)).reshape(len(values), -1).any(axis=1)
             if outside.any():
                 raise self.table.row_error(int(np.argmax(outside)),

@@ -24,6 +24,8 @@ the Keras backend, plotting — only ever walk `Graph.nodes` in `Graph.order`.
 """
 
 from graphspec.graph.build import build_graph
-from graphspec.graph.nodes import GNode, Graph, LayerSpec, TensorRef, env_limit, with_instance
+from graphspec.graph.nodes import (ApplyCall, GNode, Graph, InputNode, LayerCall, LayerSpec, MergeCall, ModelCall,
+                                   OpCall, SharedCall, TensorRef, env_limit, with_instance)
 
-__all__ = ["GNode", "Graph", "LayerSpec", "TensorRef", "build_graph", "env_limit", "with_instance"]
+__all__ = ["ApplyCall", "GNode", "Graph", "InputNode", "LayerCall", "LayerSpec", "MergeCall", "ModelCall", "OpCall",
+           "SharedCall", "TensorRef", "build_graph", "env_limit", "with_instance"]

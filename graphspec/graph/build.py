@@ -10,8 +10,8 @@ import networkx as nx
 
 from graphspec.errors import Diagnostic, GraphspecError
 from graphspec.graph.expand import Builder, Definitions, Scope, Wiring
-from graphspec.graph.nodes import (MAX_FILE_DEPTH, MAX_MODEL_DEPTH, Budget, GNode, Graph, LayerSpec, OverBudget,
-                                   TensorRef, max_nodes, model_name_from_file)
+from graphspec.graph.nodes import (MAX_FILE_DEPTH, MAX_MODEL_DEPTH, ApplyCall, Budget, GNode, Graph, InputNode,
+                                   LayerCall, LayerSpec, OverBudget, TensorRef, max_nodes, model_name_from_file)
 from graphspec.loader import Document, load_file
 from graphspec.policy import Policy, policy_for, real_path
 from graphspec.schema import check_document
@@ -113,8 +113,8 @@ def _check_top_outputs(graph: Graph, raw_outputs: list[str], found: list[Diagnos
 
 def _add_inputs(builder: Builder, inputs: dict[str, m.InputSpec], scope: Scope, base: tuple) -> None:
     for input_name, input_spec in inputs.items():
-        builder.add(GNode(input_name, "input", (*base, input_name), builder.doc, input_spec=input_spec,
-                          note=input_spec.doc), Wiring([], []), scope)
+        builder.add(InputNode(name=input_name, path=(*base, input_name), doc=builder.doc, input_spec=input_spec,
+                              note=input_spec.doc), Wiring([], []), scope)
         scope.aliases[input_name] = TensorRef(input_name)
 
 
@@ -212,6 +212,7 @@ class _ModelResolver:
             self.file_stack.pop()
         graph.name = name
         graph.path = path
+        graph.from_file = True
         return graph
 
 
@@ -245,7 +246,7 @@ def _check_calls(graph: Graph, found: list[Diagnostic], seen: set[int]) -> None:
         return
     seen.add(id(graph))
     for node in graph.nodes.values():
-        if node.kind != "apply":
+        if not isinstance(node, ApplyCall):
             continue
         tensors = list(node.arguments) if node.arguments is not None else None
         if node.target in graph.models:
@@ -289,12 +290,12 @@ def _check_model_use(graph: Graph, found: list[Diagnostic]) -> None:
 
     for model_name, sub in graph.models.items():
         uses.add_node(model_name)
-        if sub.shared is not graph.shared:  # from another file: its names are its own
+        if sub.from_file:  # its names are its own
             _check_model_use(sub, found)
             continue
         for node in sub.nodes.values():
-            targets = [node.target] if node.kind == "apply" else []
-            targets += _wrapped_names(node.spec)
+            targets = [node.target] if isinstance(node, ApplyCall) else []
+            targets += _wrapped_names(node.spec) if isinstance(node, LayerCall) else []
             for target in targets:
                 for model in called(target):
                     uses.add_edge(model_name, model)

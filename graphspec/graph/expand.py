@@ -10,8 +10,8 @@ from typing import Any
 
 from graphspec.errors import Diagnostic, did_you_mean
 from graphspec.expressions import ExpressionError, evaluate
-from graphspec.graph.nodes import (MAX_BLOCK_DEPTH, MAX_STRING_CHARS, Budget, GNode, LayerSpec, OverBudget,
-                                   TensorRef, with_instance)
+from graphspec.graph.nodes import (MAX_BLOCK_DEPTH, MAX_STRING_CHARS, Budget, GNode, LayerCall, LayerSpec, MergeCall,
+                                   ModelCall, OpCall, OverBudget, SharedCall, TensorRef, with_instance)
 from graphspec.loader import Document
 from graphspec.policy import Policy, real_path, split_dotted
 from graphspec.schema.catalog import FILE_ARGS, catalog
@@ -110,7 +110,7 @@ class Builder:
         if node.name in self.defs.layer_names:
             self.error(f"node '{node.name}' has the name of a shared layer or sub-model", node.path,
                        hint="Keras layer names must be unique in a model")
-        node.failed = scope.failed or (node.spec is not None and node.spec.failed)
+        node.failed = scope.failed or (isinstance(node, LayerCall) and node.spec.failed)
         node.arguments = wiring.arguments
         node.within = scope.within
         self.nodes[node.name] = node
@@ -234,8 +234,9 @@ class Builder:
             explicit = getattr(step, "name", None)
             layer_name = (scope.full(name) if last and not explicit
                           else scope.prefix + (explicit or f"{name}_{position}"))
-            node = GNode(layer_name, "layer", step_path, self.doc, spec=self.layer_spec(step, scope, step_path),
-                         note=doc_text, options=dict(options or {}) if position == 1 else {})
+            node = LayerCall(name=layer_name, path=step_path, doc=self.doc,
+                             spec=self.layer_spec(step, scope, step_path), note=doc_text,
+                             options=dict(options or {}) if position == 1 else {})
             self.add(node, wiring, scope)
             wiring = Wiring.chained(layer_name)
         scope.aliases[name] = TensorRef(wiring.raw[0][1:])
@@ -255,20 +256,21 @@ class Builder:
                 spec = LayerSpec(node.merge.capitalize(), self.substitute(dict(node.args), scope, (*path, "args")))
                 if not scope.failed:
                     spec.failed = not self.values_ok(spec.layer, spec.args, path)
-                self.add(GNode(full, "merge", path, self.doc, spec=spec, note=node.doc), wiring, scope)
+                self.add(MergeCall(name=full, path=path, doc=self.doc, spec=spec, note=node.doc), wiring, scope)
                 scope.aliases[name] = TensorRef(full)
             elif isinstance(node, m.OpNode):
                 operand = {} if node.constant is None else {"constant": node.constant,
                                                              "constant_first": node.constant_first}
-                self.add(GNode(full, "op", path, self.doc, spec=LayerSpec(node.op, operand), note=node.doc), wiring,
-                         scope)
+                self.add(OpCall(name=full, path=path, doc=self.doc, spec=LayerSpec(node.op, operand), note=node.doc),
+                         wiring, scope)
                 scope.aliases[name] = TensorRef(full)
             elif isinstance(node, m.ApplyNode):
                 if node.apply not in self.defs.layer_names:
                     self.error(f"'{node.apply}' is not a shared layer or sub-model", (*path, "apply"),
                                hint=did_you_mean(node.apply, self.defs.layer_names))
                 options = self.substitute(dict(node.call), scope, (*path, "call"))
-                self.add(GNode(full, "apply", path, self.doc, target=node.apply, note=node.doc, options=options),
+                call = ModelCall if node.apply in self.defs.models else SharedCall
+                self.add(call(name=full, path=path, doc=self.doc, target=node.apply, note=node.doc, options=options),
                          wiring, scope)
                 scope.aliases[name] = TensorRef(full)
             elif isinstance(node, m.BlockNode):

@@ -14,7 +14,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import networkx as nx
 
@@ -96,16 +96,16 @@ class LayerSpec:
     failed: bool = False  # an upstream error was reported (a wrong argument value): later stages skip it
 
 
-@dataclass
+@dataclass(kw_only=True)
 class GNode:
+    """A node of a model's graph; its class says what it is (`InputNode`, `LayerCall`, `MergeCall`, `OpCall`,
+    `SharedCall`, `ModelCall`), `kind` names it for messages and drawings."""
+
+    kind: ClassVar[NodeKind]
     name: str
-    kind: NodeKind
     path: tuple
     doc: Document
     inputs: list[TensorRef] = field(default_factory=list)
-    spec: LayerSpec | None = None  # layer, merge and op nodes (an op's `layer` is its keras.ops function)
-    target: str | None = None  # apply nodes: shared layer or sub-model name
-    input_spec: m.InputSpec | None = None  # input nodes
     note: str | None = None
     failed: bool = False  # an upstream error was reported (here or in a node it takes): later stages skip it
     # A keyword call (`from: {query: a, value: b}`): each argument's index, or list of indices, in `inputs`.
@@ -127,6 +127,52 @@ class GNode:
     def diagnostic(self, message: str, severity="error", hint=None, path: tuple | None = None) -> Diagnostic:
         path = self.path if path is None else path
         return self.doc.diagnostic(with_instance(message, path, self.within), path, severity=severity, hint=hint)
+
+
+@dataclass(kw_only=True)
+class InputNode(GNode):
+    kind: ClassVar[NodeKind] = "input"
+    input_spec: m.InputSpec
+
+
+@dataclass(kw_only=True)
+class LayerCall(GNode):
+    """A new layer, called once."""
+
+    kind: ClassVar[NodeKind] = "layer"
+    spec: LayerSpec
+
+
+@dataclass(kw_only=True)
+class MergeCall(LayerCall):
+    """A merge layer (`merge: add`), its `spec.layer` the Keras class (`Add`)."""
+
+    kind: ClassVar[NodeKind] = "merge"
+
+
+@dataclass(kw_only=True)
+class OpCall(LayerCall):
+    """A keras.ops call (`op: add`), its `spec.layer` the function and `spec.args` a constant operand."""
+
+    kind: ClassVar[NodeKind] = "op"
+
+
+@dataclass(kw_only=True)
+class ApplyCall(GNode):
+    """A call of a layer or model defined once and called by name (`apply: NAME`)."""
+
+    kind: ClassVar[NodeKind] = "apply"
+    target: str
+
+
+@dataclass(kw_only=True)
+class SharedCall(ApplyCall):
+    """A call of a shared layer (`layers:`): one set of weights for every call."""
+
+
+@dataclass(kw_only=True)
+class ModelCall(ApplyCall):
+    """A call of a sub-model (`models:`), inline or from another file."""
 
 
 def with_instance(message: str, path: tuple, within: str) -> str:
@@ -151,6 +197,7 @@ class Graph:
     models: dict[str, Graph] = field(default_factory=dict)
     path: tuple = ()
     weights: str | None = None  # a resolved `.weights.h5` file the built model loads (top level only)
+    from_file: bool = False  # a `file:` sub-model: its shared layers and sub-models are its own, not its includer's
     model_cycle: bool = False  # sub-models use each other in a cycle, or nest too deep: nothing can be inferred
     abandoned: bool = False  # the expansion stopped at its node budget: the graph is empty
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from graphspec.graph import Graph
+from graphspec.graph import ApplyCall, Graph, LayerCall
 from graphspec.pipeline import SpecFile
 from graphspec.shapes import NodeInfo, ShapeReport, infer, shapes_text
 
@@ -87,13 +87,13 @@ class _Builder:
             if row.name in outputs and node.kind != "input":
                 role = "output"
             lines = _lines(row)
-            if role == "call":  # the weights belong to the shared layer or sub-model drawn once
+            if isinstance(node, ApplyCall):  # the weights belong to the shared layer or sub-model drawn once
                 lines[1], lines[3] = f"calls {node.target}", "weights shared"
             nodes.append(DrawNode(prefix + row.name, lines, role))
             for ref in node.inputs:
                 edges.append((prefix + ref.node, prefix + row.name, "data"))
-            used = node.target if node.kind == "apply" else (
-                node.spec.wrap if node.spec is not None and isinstance(node.spec.wrap, str) else None)
+            used = node.target if isinstance(node, ApplyCall) else (
+                node.spec.wrap if isinstance(node, LayerCall) and isinstance(node.spec.wrap, str) else None)
             if used is not None:
                 edges.append((self.definition(graph, report, used), prefix + row.name, "uses"))
         return nodes, edges

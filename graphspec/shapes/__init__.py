@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from graphspec.errors import Diagnostic
-from graphspec.graph import GNode, Graph, LayerSpec, env_limit
+from graphspec.graph import (ApplyCall, GNode, Graph, InputNode, LayerCall, LayerSpec, MergeCall, OpCall,
+                             env_limit)
 from graphspec.schema.catalog import catalog
 from graphspec.shapes.rules import NEUTRAL_CALL_ARGS, RULES, TAKES, Call, Out, Shape, ShapeError, fmt
 
@@ -94,9 +95,19 @@ class _Unresolved(Exception):
 
 def _reused(node: GNode) -> str | None:
     """The shared layer or sub-model a node calls or wraps, whose weights exist once however often it is used."""
-    if node.kind == "apply":
+    if isinstance(node, ApplyCall):
         return node.target
-    return node.spec.wrap if isinstance(node.spec.wrap, str) else None
+    if isinstance(node, LayerCall):
+        return node.spec.wrap if isinstance(node.spec.wrap, str) else None
+    return None
+
+
+def _callee(node: GNode) -> LayerSpec | str:
+    """What a node other than an input calls: a new layer's spec, or the name of a shared layer or sub-model."""
+    if isinstance(node, ApplyCall):
+        return node.target
+    assert isinstance(node, LayerCall), node.name
+    return node.spec
 
 
 def _compatible(actual: Shape, declared: Shape) -> bool:
@@ -181,25 +192,25 @@ class _Inferer:
 
     # -- nodes ------------------------------------------------------------------
     def label(self, node: GNode) -> str:
-        if node.kind == "merge":
+        if isinstance(node, MergeCall):
             return node.spec.layer.lower()
-        if node.kind == "op":
+        if isinstance(node, OpCall):
             return _op_text(node)
-        if node.kind == "apply":
-            return "apply"
-        return node.spec.layer
+        if isinstance(node, LayerCall):
+            return node.spec.layer
+        return node.kind
 
     def type_name(self, node: GNode) -> str:
-        if node.kind == "input":
-            return "InputLayer"
-        if node.kind == "op":
+        if isinstance(node, OpCall):
             return _op_text(node)
-        if node.kind == "apply":
+        if isinstance(node, ApplyCall):
             if node.target in self.graph.models:
                 sub = self.graph.models[node.target]
                 return f"{'Sequential' if sub.kind == 'sequential' else 'Functional'}:{node.target}"
             shared = self.graph.shared.get(node.target)
             return f"{shared.layer}:{node.target}" if shared else node.target
+        if not isinstance(node, LayerCall):
+            return "InputLayer"
         wrapped = node.spec.wrap
         if wrapped is not None:
             inner = wrapped if isinstance(wrapped, str) else wrapped.layer
@@ -213,11 +224,11 @@ class _Inferer:
             node = graph.nodes[name]
             row = NodeInfo(name, self.type_name(node), node.kind, node.input_labels())
             info[name] = row
-            if node.kind == "input":
+            if isinstance(node, InputNode):
                 spec = node.input_spec
                 row.shapes = [(spec.batch_size, *spec.shape)]
                 continue
-            failed_shared = node.kind == "apply" and getattr(graph.shared.get(node.target), "failed", False)
+            failed_shared = isinstance(node, ApplyCall) and getattr(graph.shared.get(node.target), "failed", False)
             given = None if node.failed or failed_shared else self.input_shapes(node, info)
             if given is None:
                 row.status, row.trainable, row.non_trainable = "unchecked", None, None
@@ -226,8 +237,7 @@ class _Inferer:
                        if node.arguments is None else [])
             try:
                 shapes, named = self.arrange(node, given)
-                target = node.spec if node.kind != "apply" else node.target
-                out = self.call_target(target, shapes, sources, name, named, node.options)
+                out = self.call_target(_callee(node), shapes, sources, name, named, node.options)
             except _Unresolved:
                 row.status, row.trainable, row.non_trainable = "unchecked", None, None
                 continue
@@ -273,7 +283,7 @@ class _Inferer:
             return [shape for shapes in given for shape in shapes], {}
         named = {arg: [shape for i in ([where] if isinstance(where, int) else where) for shape in given[i]]
                  for arg, where in node.arguments.items()}
-        if node.kind == "apply" and node.target in self.graph.models:  # by input name, in the model's order
+        if isinstance(node, ApplyCall) and node.target in self.graph.models:  # by input name, in the model's order
             return [shape for name in self.graph.models[node.target].input_names for shape in named[name]], {}
         first = self.first_argument(node)
         if first is None:
@@ -281,7 +291,8 @@ class _Inferer:
         return named.pop(first, []), named
 
     def first_argument(self, node: GNode) -> str | None:
-        spec = self.graph.shared.get(node.target) if node.kind == "apply" else node.spec
+        callee = _callee(node)
+        spec = self.graph.shared.get(callee) if isinstance(callee, str) else callee
         if spec is None or "." in spec.layer:
             return None  # a custom layer's call is known only to Keras
         return catalog().call(spec.layer).first
@@ -363,7 +374,7 @@ def max_params() -> int:
     return env_limit("GRAPHSPEC_MAX_PARAMS", DEFAULT_MAX_PARAMS)
 
 
-def _op_text(node: GNode) -> str:
+def _op_text(node: OpCall) -> str:
     """`ops.add`, or `ops.add(x, 3.0)` with a constant operand."""
     if "constant" not in node.spec.args:
         return f"ops.{node.spec.layer}"
