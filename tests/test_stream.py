@@ -181,6 +181,23 @@ def test_text_in_a_streamed_csv_is_found_in_any_chunk(tmp_path):
         open_stream(spec, tmp_path / "text.csv")
 
 
+def test_a_csv_cut_mid_row_while_streaming_is_reported_as_changed_not_as_its_broken_row(tmp_path):
+    """A file cut short mid-read leaves a half row, which pyarrow reports as a parse error; the news is the
+    change (the run's checked rows are gone), and what the user is told says so."""
+    x, y = _sine_rows(200_000)
+    path = tmp_path / "cut.csv"
+    path.write_text("x,y\n" + "".join(f"{a:.6f},{b:.6f}\n" for a, b in zip(x, y, strict=True)))
+    stream = open_stream(graphspec.load(_spec_for(tmp_path, "cut.csv")), path)
+    stream.chunk_rows = 1000
+    chunks = stream.chunks()
+    next(chunks)
+    with open(path, "r+b") as handle:
+        handle.truncate(path.stat().st_size // 2 + 3)  # inside a row
+    with pytest.raises(GraphspecError, match="the file changed while training"):
+        for _ in chunks:
+            pass
+
+
 def test_npz_arrays_are_memory_mapped_and_compressed_ones_refused(tmp_path):
     x, y = _sine_rows(2000)
     np.savez(tmp_path / "plain.npz", x=x[:, None].astype("float32"), y=y[:, None].astype("float32"))

@@ -20,7 +20,7 @@ import numpy as np
 
 from graphspec.data.binding import bind_table, bound_names, column_types, data_section
 from graphspec.data.files import KIND_NAMES, STREAM_BLOCK, Table, csv_options, csv_problem, data_error
-from graphspec.errors import first_line
+from graphspec.errors import GraphspecError, first_line
 from graphspec.pipeline import SpecFile
 
 
@@ -94,14 +94,19 @@ class StreamedData:
         self.check_unchanged()
         start, stop = self.start, (self.start + self.rows if self.rows else None)
         offset = 0
-        for columns, rows in self._raw_chunks():
-            low, high = max(start - offset, 0), rows if stop is None else min(stop - offset, rows)
-            if high > low:
-                part = self.table.part(_slice(columns, low, high), high - low, offset + low)
-                yield bind_table(self.spec, part, self.outputs)
-            offset += rows
-            if stop is not None and offset >= stop:
-                return
+        try:
+            for columns, rows in self._raw_chunks():
+                low, high = max(start - offset, 0), rows if stop is None else min(stop - offset, rows)
+                if high > low:
+                    part = self.table.part(_slice(columns, low, high), high - low, offset + low)
+                    yield bind_table(self.spec, part, self.outputs)
+                offset += rows
+                if stop is not None and offset >= stop:
+                    break
+        except GraphspecError:
+            self.check_unchanged()  # a file cut or rewritten mid-read: that, not the broken row it left, is the news
+            raise
+        self.check_unchanged()  # cut at a row's end, it parses: the rows read are still not the rows checked
 
     def _raw_chunks(self):
         """(columns, rows) of each run of rows as stored: Arrow columns, or memory-mapped array slices."""

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 from graphspec.errors import Diagnostic, did_you_mean, printable
 from graphspec.loader import Document
 from graphspec.schema import models
+from graphspec.schema import spec as spec_sections
 from graphspec.schema.models import MODEL_NAME_PATTERN, NODE_FIELDS
 from graphspec.schema.spec import Spec
 
@@ -41,7 +42,7 @@ _PATTERN_WORDS = {MODEL_NAME_PATTERN: "letters, digits, _, - and ., starting wit
 def _vocabulary() -> tuple[str, ...]:
     """Every key any spec mapping accepts, for "did you mean" on unknown keys."""
     names: set[str] = set()
-    for obj in vars(models).values():
+    for obj in (*vars(models).values(), *vars(spec_sections).values()):
         if isinstance(obj, type) and issubclass(obj, BaseModel) and obj is not BaseModel:
             for field_name, info in obj.model_fields.items():
                 names.add(info.alias or field_name)

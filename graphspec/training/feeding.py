@@ -82,7 +82,10 @@ def _per_epoch(tf, epoch_batches: Callable, pair: Callable, steps: int, ahead: i
         def on_epoch_begin(self, number, logs=None):
             epoch.assign(number)
 
-    stream = tf.data.Dataset.range(1).flat_map(lambda _: epoch_batches(epoch.read_value()))
+    # Plain Python building tf.data, run once per epoch: nothing for AutoGraph to convert (it would warn that the
+    # streamed rows' generator is beyond it).
+    batches = tf.autograph.experimental.do_not_convert(lambda _: epoch_batches(epoch.read_value()))
+    stream = tf.data.Dataset.range(1).flat_map(batches)
     ahead = tf.data.AUTOTUNE if ahead is None else ahead
     stream = stream.map(pair, num_parallel_calls=ahead).prefetch(ahead)
     return stream.apply(tf.data.experimental.assert_cardinality(steps)), SetEpoch()
