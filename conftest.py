@@ -22,6 +22,7 @@ SLOW_MODULES = frozenset({
     "test_train.py", "test_train_options.py", "test_checkpoints.py", "test_stream.py", "test_export.py",
     "test_distribute.py", "test_faults.py", "test_examples.py", "test_import.py", "test_cli_build.py",
     "test_static_vs_keras.py", "test_keras_private.py", "test_validate_implies_build.py", "test_model_file.py",
+    "test_backend.py", "test_ci_integration.py",
 })
 # Doctests that build or train a Keras model.
 SLOW_DOCTESTS = ("graphspec.training", "graphspec.backend", "graphspec.evaluate", "graphspec.export",

@@ -46,6 +46,7 @@ def test_top_level_help_names_every_command():
         assert re.search(rf"^\s+{name}\s", text, re.M), name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("template", TEMPLATES)
 def test_init_then_train_works_as_written(tmp_path, template):
     created = run_cli("init", "demo", "--template", template, cwd=tmp_path)

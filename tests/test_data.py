@@ -164,6 +164,7 @@ def test_missing_and_unparsable_files(spec, write, tmp_path):
         load_data(spec, path)
 
 
+@pytest.mark.slow
 def test_bad_data_writes_nothing(tmp_path, write):
     import subprocess
     import sys

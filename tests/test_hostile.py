@@ -155,6 +155,7 @@ def test_broken_npz_files_are_located_errors(npz_spec, tmp_path, content, messag
     assert message in finding.message and finding.file == str(path)
 
 
+@pytest.mark.slow
 def test_an_unused_npz_member_is_never_inflated(tmp_path, write):
     """A member that inflates to 2 GB but is bound to nothing costs nothing."""
     write("s.yaml", NPZ_SPEC)
@@ -232,6 +233,7 @@ def test_a_row_longer_than_a_streamed_block_is_named_as_too_long_not_as_pyarrows
     assert message.startswith("a row is longer than 1 MiB") and "data.stream: false" in message, message
 
 
+@pytest.mark.slow
 def test_an_aliased_doc_is_refused_before_train_writes_it_out_in_full(tmp_path):
     doc = "x" * 1_000_000
     nodes = "".join(f"  n{i}: {{layer: Dense, args: {{units: 1}}, from: {'x' if i == 0 else f'n{i - 1}'}, doc: *d}}\n"
@@ -274,6 +276,7 @@ def test_bad_command_line_values_are_usage_or_located_errors(tmp_path, args, cod
     assert "internal error" not in run.stderr and not (tmp_path / "r").exists()
 
 
+@pytest.mark.slow
 def test_file_names_tensorflow_refuses_as_scope_names_still_train(tmp_path):
     spec = tmp_path / "_my spéc.yaml"
     spec.write_text(SINE.read_text().replace("name: sine\n", "").replace("../data/", str(ROOT / "specs/data") + "/"))
@@ -284,6 +287,7 @@ def test_file_names_tensorflow_refuses_as_scope_names_still_train(tmp_path):
     assert run.returncode == 0, run.stderr
 
 
+@pytest.mark.slow
 def test_a_corrupt_model_file_is_named_as_such(tmp_path):
     corrupt = tmp_path / "m.keras"
     with zipfile.ZipFile(corrupt, "w") as archive:
@@ -309,6 +313,7 @@ GOOD_CLUSTER = {"cluster": {"worker": ["localhost:23456"]}, "task": {"type": "wo
     (GOOD_CLUSTER, "-5", "GRAPHSPEC_WORKER_TIMEOUT='-5'"),
     (GOOD_CLUSTER, "abc", "GRAPHSPEC_WORKER_TIMEOUT='abc'"),
 ], ids=["index", "ps", "evaluator", "worker-list", "port", "nested", "timeout-inf", "timeout-negative", "timeout-text"])
+@pytest.mark.slow
 def test_tf_config_and_worker_timeout_values_tensorflow_rejects_are_located_errors(tmp_path, tf_config, timeout,
                                                                                     message):
     import json
@@ -322,6 +327,7 @@ def test_tf_config_and_worker_timeout_values_tensorflow_rejects_are_located_erro
     assert run.returncode == 1 and message in run.stderr, run.stderr
 
 
+@pytest.mark.slow
 def test_a_hostile_run_directory_never_gets_graphspec_to_write_or_delete_through_a_link(tmp_path):
     run, victims = tmp_path / "run", tmp_path / "victims"
     victims.mkdir()
@@ -380,6 +386,7 @@ def test_an_integer_literal_beyond_64_bits_is_a_located_error(tmp_path):
     assert code == 1 and "is out of range (beyond ±2**64)" in output and "internal error" not in output
 
 
+@pytest.mark.slow
 def test_symlink_loops_as_data_sub_model_and_export_output_are_located_errors(tmp_path):
     for name in ("loop.csv", "loop.yaml", "loop.onnx"):
         (tmp_path / name).symlink_to(tmp_path / name)
@@ -401,6 +408,7 @@ def test_symlink_loops_as_data_sub_model_and_export_output_are_located_errors(tm
     assert code == 1 and "internal error" not in output, output
 
 
+@pytest.mark.slow
 def test_resume_of_a_run_with_damaged_files_and_evaluate_with_an_unrelated_spec_are_located_errors(tmp_path):
     import json
 

@@ -115,6 +115,7 @@ def test_plot_never_imports_tensorflow(tmp_path):
     assert run.stdout.strip().endswith("clean")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz is installed by .ci/run; this machine lacks it")
 def test_keras_plot_model(tmp_path):
     out = tmp_path / "k.png"

@@ -83,6 +83,7 @@ class Innocent(keras.layers.Lambda):
 """
 
 
+@pytest.mark.slow
 def test_a_subclass_of_lambda_from_an_allowed_module_is_refused_by_its_class(project, monkeypatch):
     (project / "gs_innocent.py").write_text(SUBCLASS_MODULE)
     monkeypatch.syspath_prepend(str(project))
@@ -94,6 +95,7 @@ def test_a_subclass_of_lambda_from_an_allowed_module_is_refused_by_its_class(pro
         graphspec.build(spec, trust=trust)
 
 
+@pytest.mark.slow
 def test_a_model_file_holding_a_lambda_is_refused_before_keras_loads_it(project):
     from handwritten import keras
 
@@ -120,6 +122,7 @@ class Scale(keras.layers.Layer):
 """
 
 
+@pytest.mark.slow
 def test_a_pull_request_cannot_make_ci_import_its_module(project):
     """A spec, a pyproject.toml allowing a module, and the module itself: nothing runs without opt-in."""
     (project / "gs_evil.py").write_text(EVIL_MODULE)
@@ -196,6 +199,7 @@ def test_a_sub_model_file_outside_the_project_is_refused_unread_and_allow_path_g
     assert "api_token" not in result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_file_arguments_resolve_against_the_spec_from_any_working_directory(project, tmp_path):
     (project / "specs" / "vocab.txt").write_text("cat\ndog\n")
     spec = project / "specs" / "lookup.yaml"
@@ -234,6 +238,7 @@ def test_overwrite_never_deletes_the_working_directory_or_a_foreign_directory(pr
     assert refused.returncode == 1 and (project / "data" / "sine.csv").exists()
 
 
+@pytest.mark.slow
 def test_overwrite_replaces_an_old_run_only_once_the_new_one_exists(project):
     run = project / "runs" / "a"
     assert train(project, run).returncode == 0
@@ -257,6 +262,7 @@ def test_overwrite_replaces_an_old_run_only_once_the_new_one_exists(project):
     assert not list(run.parent.glob(".a.graphspec-*"))  # nothing left aside
 
 
+@pytest.mark.slow
 def test_nothing_is_created_when_checks_fail(project):
     run = project / "runs" / "never"
     broken = project / "specs" / "broken_data.yaml"
@@ -265,6 +271,7 @@ def test_nothing_is_created_when_checks_fail(project):
     assert not (project / "runs").exists()
 
 
+@pytest.mark.slow
 def test_predict_never_overwrites_its_input_or_a_run_file(project):
     run = project / "runs" / "p"
     assert train(project, run).returncode == 0
@@ -290,6 +297,7 @@ def weights(path: Path) -> list[np.ndarray]:
     return keras.saving.load_model(path).get_weights()
 
 
+@pytest.mark.slow
 def test_resume_reconciles_checkpoints_history_and_the_final_model(project):
     args = ["--epochs", "5", "--seed", "3", "--keep-checkpoints", "10", "--set", "train.checkpoint_every=1"]
     whole, cut = project / "runs" / "whole", project / "runs" / "cut"
@@ -332,6 +340,7 @@ def test_resume_reconciles_checkpoints_history_and_the_final_model(project):
     assert run_cli("evaluate", cut, "--data", project / "data" / "sine_val.csv").returncode == 0
 
 
+@pytest.mark.slow
 def test_a_run_is_locked_while_training_and_resume_refuses_another_spec(project):
     run = project / "runs" / "locked"
     process = subprocess.Popen([sys.executable, "-m", "graphspec", "train", str(project / "specs" / "sine.yaml"),
@@ -357,6 +366,7 @@ def test_a_run_is_locked_while_training_and_resume_refuses_another_spec(project)
     assert resumed.returncode == 0, resumed.stderr
 
 
+@pytest.mark.slow
 def test_a_run_directory_is_always_readable_by_graphspec(project, monkeypatch):
     run = project / "runs" / "binary"
     refused = train(project, run, "--set", "doc=!!binary aGVsbG8=")
@@ -374,6 +384,7 @@ def test_a_run_directory_is_always_readable_by_graphspec(project, monkeypatch):
         output.run_spec_text({"doc": "x" * 100})
 
 
+@pytest.mark.slow
 def test_an_allowed_module_beside_the_spec_imports_without_pythonpath(project):
     (project / "gs_beside.py").write_text("import keras\n\nclass Twice(keras.layers.Layer):\n"
                                           "    def call(self, x):\n        return 2 * x\n")
@@ -385,6 +396,7 @@ def test_an_allowed_module_beside_the_spec_imports_without_pythonpath(project):
     assert refused.returncode == 1 and "is not allowed" in refused.stderr
 
 
+@pytest.mark.slow
 def test_training_data_is_held_to_the_project_unless_the_user_names_it(tmp_path):
     project = tmp_path / "project"
     (project / ".hidden").mkdir(parents=True)

@@ -218,6 +218,7 @@ def test_examples_match_the_tutorials_printed_totals():
     ([None, 8], [5, 8], (None, None, 8)),
     ([1, 8], [5, 8], (None, 5, 8)),
 ])
+@pytest.mark.slow
 def test_broadcasting_merges_match_keras(first, second, expected):
     from handwritten import keras
 
