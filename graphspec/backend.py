@@ -73,10 +73,10 @@ def keras_module():
     if backend != "tensorflow":
         raise _other_backend(f"KERAS_BACKEND is {backend!r}")
     if "keras" in sys.modules:
-        keras = sys.modules["keras"]
-        if keras.backend.backend() != "tensorflow":  # imported before graphspec, from ~/.keras/keras.json
-            raise _other_backend(f"Keras was imported on the {keras.backend.backend()!r} backend")
-        return keras
+        loaded = sys.modules["keras"]
+        if loaded.backend.backend() != "tensorflow":  # imported before graphspec, from ~/.keras/keras.json
+            raise _other_backend(f"Keras was imported on the {loaded.backend.backend()!r} backend")
+        return loaded
     os.environ["KERAS_BACKEND"] = "tensorflow"  # over ~/.keras/keras.json
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
@@ -214,7 +214,7 @@ class _GraphBuilder:
         if self.top and any(self.graph.nodes[ref.node].kind == "apply" for ref in self.graph.outputs):
             # Keras names an output after the layer that made it, here a shared layer or sub-model; keyed
             # outputs take the node's name instead (in losses, metrics and history), without an extra layer.
-            structure = {ref.node: output for ref, output in zip(self.graph.outputs, outputs, strict=True)}
+            structure: Any = {ref.node: output for ref, output in zip(self.graph.outputs, outputs, strict=True)}
         else:
             structure = outputs[0] if len(outputs) == 1 else outputs
         return self.keras.Model(inputs=inputs[0] if len(inputs) == 1 else inputs, outputs=structure,
@@ -263,7 +263,9 @@ def compile_model(model, settings: CompileSpec, output_names: list[str], steps_p
         from graphspec.schema.catalog import catalog
 
         config = dict(optimizer.model_extra or {})
-        optimizer = keras.optimizers.get({"class_name": catalog().optimizer(optimizer.name).name, "config": config})
+        signature = catalog().optimizer(optimizer.name)
+        assert signature is not None, optimizer.name  # the schema checked the name
+        optimizer = keras.optimizers.get({"class_name": signature.name, "config": config})
 
     def per_output(value, wrap=lambda v: v):
         if value is None:

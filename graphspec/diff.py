@@ -23,7 +23,7 @@ GitHub annotations or Markdown for a pull-request comment.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from graphspec.graph import ApplyCall, GNode, Graph, InputNode, LayerCall, LayerSpec, MergeCall, OpCall
@@ -50,10 +50,10 @@ class NodeView:
 class NodeDiff:
     name: str
     change: Change
-    details: list[str] = field(default_factory=list)
-    params_before: int | None = None
-    params_after: int | None = None
-    where: GNode | None = None  # where the change is reported: the new file's node, the old one's if removed
+    details: list[str]
+    params_before: int | None
+    params_after: int | None
+    where: GNode  # where the change is reported: the new file's node, the old one's if removed
 
     @property
     def params_delta(self) -> int | None:

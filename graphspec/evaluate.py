@@ -106,7 +106,11 @@ def open_trained(target: str | os.PathLike, spec_file: str | os.PathLike | None 
             raise GraphspecError(f"no such model file: {model_file}")
         if spec_file is None:
             raise GraphspecError(f"{model_file} is a bare model: pass --spec SPEC so its data binding is known")
-    checked = check_document_stages(document, trust) if document is not None else check(spec_file, trust)
+    if document is not None:
+        checked = check_document_stages(document, trust)
+    else:
+        assert spec_file is not None  # a bare model without --spec was refused above
+        checked = check(spec_file, trust)
     spec = checked.spec_file()
     keras = keras_module()
     import_allowed_modules(spec.policy)
@@ -161,7 +165,7 @@ def _write_npz(rows: int, chunks: Iterable[dict[str, np.ndarray]], target: Path)
         with zipfile.ZipFile(target, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
             for name, array in arrays.items():
                 array.flush()
-                archive.write(array.filename, arcname=f"{name}.npy")
+                archive.write(str(array.filename), arcname=f"{name}.npy")
 
 
 def _write_csv(chunks: Iterable[dict[str, np.ndarray]], target: Path) -> None:

@@ -47,6 +47,7 @@ def _map_refs(value, mapping):
 def split_ref(ref: str) -> tuple[str, str]:
     """`conv[1]` → ("conv", "[1]"); `conv` → ("conv", "")."""
     match = _INDEXED.match(ref)
+    assert match is not None, ref  # the pattern matches any string
     return match.group(1), match.group(2) or ""
 
 
@@ -146,7 +147,8 @@ def _candidates(nodes: dict[str, dict], output_names: set[str], full: str) -> di
 
 def _chosen(candidates: dict[str, list]) -> tuple[list[list], set[str]]:
     """The groups to fold, largest first, none sharing a node with another; and the nodes they cover."""
-    chosen, covered = [], set()
+    chosen: list[list] = []
+    covered: set[str] = set()
     for group in sorted((g for g in candidates.values() if len(g) > 1), key=lambda g: -len(g) * len(g[0][1])):
         instances = [i for i in group if not covered & set(i[1])]
         if len(instances) > 1:

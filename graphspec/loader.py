@@ -62,7 +62,7 @@ _CORE = re.compile("|".join(f"(?P<t{i}>{pattern})" for i, (_, pattern) in enumer
 def core_tag(text: str) -> str:
     """The tag a plain scalar resolves to under the YAML 1.2 core schema."""
     match = _CORE.fullmatch(text)
-    return _CORE_GROUPS[match.lastgroup] if match else STR_TAG
+    return _CORE_GROUPS[match.lastgroup] if match and match.lastgroup else STR_TAG
 
 
 def _core_value(tag: str, text: str) -> Any:
@@ -200,7 +200,8 @@ class _Builder:
         frame = self.stack[-1]
         frame.size += size
         if isinstance(frame.container, list):
-            self.positions[(*frame.path, len(frame.container))] = _mark(start_mark)
+            index = (*frame.path, len(frame.container))
+            self.positions[index] = _mark(start_mark)
             frame.container.append(value)
             return
         if frame.key is _NO_KEY:
@@ -222,9 +223,10 @@ class _Builder:
                 raise self.fail("'<<' merge needs a mapping or a list of mappings", start_mark)
             frame.merges.extend(sources)
         else:
-            self.positions[(*frame.path, frame.key)] = frame.seen[frame.key]
+            key_path = (*frame.path, frame.key)
+            self.positions[key_path] = frame.seen[frame.key]
             if not isinstance(value, (dict, list)):
-                self.value_positions[(*frame.path, frame.key)] = _mark(start_mark)
+                self.value_positions[key_path] = _mark(start_mark)
             frame.container[frame.key] = value
         frame.key = _NO_KEY
 
@@ -290,7 +292,7 @@ class _Builder:
         path = self.child_path(event.start_mark)
         if not self.stack:
             self.positions[()] = _mark(event.start_mark)
-        container = {} if isinstance(event, yaml.MappingStartEvent) else []
+        container: dict | list = {} if isinstance(event, yaml.MappingStartEvent) else []
         self.stack.append(_Frame(container, path, event.anchor, event.start_mark))
 
     def close_container(self) -> None:

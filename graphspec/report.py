@@ -111,8 +111,8 @@ _MARK = {"added": "+", "removed": "-", "changed": "~"}
 
 def _totals(result: SpecDiff) -> tuple[int | None, int | None]:
     """Total parameters before and after, when every layer's count is known statically."""
-    return tuple(r.total_params if r is not None and r.complete else None
-                 for r in (result.before.shapes, result.after.shapes))
+    before, after = (r.total_params if r.complete else None for r in (result.before.shapes, result.after.shapes))
+    return before, after
 
 
 def _summary(result: SpecDiff) -> str:

@@ -28,6 +28,7 @@ import shutil
 import stat
 import tempfile
 from contextlib import contextmanager
+from typing import IO
 from pathlib import Path
 
 from graphspec.errors import Diagnostic, GraphspecError
@@ -112,7 +113,7 @@ class RunDir:
         self.tensorboard = self.root / "tensorboard"
         self.marker = self.root / MARKER
         self.lock_file = self.root / LOCK
-        self._lock_handle = None
+        self._lock_handle: IO[str] | None = None
         self.interrupted = False  # set by training that stopped at Ctrl-C, so the CLI exits 130
 
     def is_empty(self) -> bool:

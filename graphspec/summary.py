@@ -82,9 +82,8 @@ def render_text(table: dict[str, Any]) -> str:
     from rich.table import Table
 
     grid = Table(title=f"{table['name']} ({table['source']})", title_justify="left")
-    for column, justify in (("node", "left"), ("type", "left"), ("output shape", "left"),
-                            ("params", "right"), ("inputs", "left")):
-        grid.add_column(column, justify=justify)
+    for column in ("node", "type", "output shape", "params", "inputs"):
+        grid.add_column(column, justify="right" if column == "params" else "left")
     for row in table["rows"]:
         params = "?" if row["params"] is None else f"{row['params']:,}"
         grid.add_row(row["name"], row["type"], shapes_text(row["output_shapes"]), params, ", ".join(row["inputs"]))

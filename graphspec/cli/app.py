@@ -88,7 +88,8 @@ def trust_of(allow_module: list[str], trust_project: bool, allow_path: list[Path
     return Trust(tuple(allow_module), trust_project, tuple(str(p) for p in allow_path))
 
 
-# The formats graphspec.report's reporters render, for `validate` and `diff` alike.
+# The formats graphspec.report's reporters render, for `validate` and `diff` alike. (mypy cannot follow an Enum
+# whose members come from a mapping, hence the ignore.)
 ReportFormat = enum.Enum("ReportFormat", {name: name for name in REPORTER_BY_NAME}, type=str)  # type: ignore[misc]
 
 

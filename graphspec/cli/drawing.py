@@ -46,7 +46,7 @@ def plot(
     if (output is None) == (format is None):
         typer.echo("graphspec: give either --output FILE or --format mermaid|dot", err=True)
         raise typer.Exit(2)
-    suffix = output.suffix.lstrip(".").lower() if output is not None else format.value
+    suffix = output.suffix.lstrip(".").lower() if output is not None else str(format.value if format else "")
     fmt = TEXT_FORMATS.get(suffix, suffix)
     if fmt not in IMAGE_FORMATS and fmt not in TEXT_FORMATS.values():
         typer.echo(f"graphspec: cannot draw .{suffix}: use .dot .mmd .svg .png or .pdf", err=True)

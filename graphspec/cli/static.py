@@ -17,7 +17,7 @@ from graphspec.cli.app import (ALLOW_MODULE, ALLOW_PATH, TRUST_PROJECT, Command,
 def validate(
     paths: list[Path] = typer.Argument(
         ..., metavar="PATHS...", help="Spec files or folders (searched for *.yaml, *.yml)."),
-    format: ReportFormat = typer.Option(ReportFormat.text, "--format", "-f", help="Report format."),
+    format: ReportFormat = typer.Option(ReportFormat("text"), "--format", "-f", help="Report format."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Also show notes (layers checked at build)."),
     skip_non_specs: bool = typer.Option(
         False, "--skip-non-specs",
@@ -107,7 +107,7 @@ def diff(
         ..., metavar="BEFORE", help="The old spec."),
     after: Path = typer.Argument(
         ..., metavar="AFTER", help="The new spec."),
-    format: ReportFormat = typer.Option(ReportFormat.text, "--format", "-f",
+    format: ReportFormat = typer.Option(ReportFormat("text"), "--format", "-f",
                                       help="text, json, github annotations, or markdown for a pull-request comment."),
     allow_module: list[str] = ALLOW_MODULE,
     trust_project: bool = TRUST_PROJECT,

@@ -34,7 +34,7 @@ from graphspec.data.files import KIND_NAMES, Table, data_error
 from graphspec.graph import LayerCall
 from graphspec.errors import GraphspecError
 from graphspec.pipeline import SpecFile
-from graphspec.schema.spec import Binding
+from graphspec.schema.spec import Binding, DataSpec
 
 
 _CATEGORICAL_LOSSES = {
@@ -173,7 +173,7 @@ class _Binder:
             if not (isinstance(node, LayerCall) and node.spec.layer == "Embedding"
                     and any(r.node == name for r in node.inputs)):
                 continue
-            size = node.spec.args.get("input_dim")
+            size = int(node.spec.args["input_dim"])  # required by Embedding, checked by the schema
             outside = ((values < 0) | (values >= size)).reshape(len(values), -1).any(axis=1)
             if outside.any():
                 raise self.table.row_error(int(np.argmax(outside)),
@@ -243,7 +243,7 @@ def _class_labels(values: np.ndarray, target_shape: tuple) -> bool:
 
 def bound_names(spec: SpecFile, outputs: bool) -> list[tuple[Binding, str, str]]:
     """Each bound input (and output, if asked): its binding, its name in messages, the dtype to parse it as."""
-    binding = spec.spec.data
+    binding = data_section(spec)
     found: list[tuple[Binding, str, str]] = []
     for name, input_spec in spec.spec.inputs.items():
         if name in binding.inputs:
@@ -265,7 +265,7 @@ def column_types(spec: SpecFile, table: Table, outputs: bool) -> dict[str, str]:
     return types
 
 
-def data_section(spec: SpecFile):
+def data_section(spec: SpecFile) -> DataSpec:
     binding = spec.spec.data
     if binding is None:
         raise GraphspecError(spec.document.diagnostic("the spec has no `data:` section to bind files to inputs",

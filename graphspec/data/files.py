@@ -19,6 +19,7 @@ import zipfile
 import zlib
 from collections import Counter
 from collections.abc import Mapping
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +57,7 @@ def _memory_bytes() -> int:
         return 2**63
 
 
-class _NpzArrays(Mapping):
+class NpzArrays(Mapping):
     """The arrays of an NPZ file, each read only when a binding asks for it.
 
     Before an array is allocated its header is read and checked: the size it declares must be
@@ -85,7 +86,7 @@ class _NpzArrays(Mapping):
             self.loaded[name] = self._read(name, self.members[name])
         return self.loaded[name]
 
-    def mapped(self, name: str) -> np.ndarray:
+    def mapped(self, name: str) -> np.memmap:
         """Array `name` memory-mapped from the file (read only as rows are touched): it must be stored
         uncompressed, as `numpy.savez` writes it."""
         info = self.members[name]
@@ -162,7 +163,7 @@ class Table:
             raise data_error(path, "data file not found") from None
         except OSError as exc:
             raise data_error(path, f"cannot open data file: {exc.strerror or exc}") from None
-        self.columns: dict[str, object] = {}
+        self.columns: Mapping[str, Any] = {}  # pyarrow columns, or an NPZ file's arrays
         self.names: list[str] = []
         self.rows = 0
         self.first_row = 0  # of the file, for messages: a streamed chunk starts further down
@@ -251,7 +252,7 @@ class Table:
                         else "the file has no data rows")
 
     def _read_npz(self) -> None:
-        self.columns = _NpzArrays(self.path)
+        self.columns = NpzArrays(self.path)
         self.names = list(self.columns)
 
     # -- CSV column selection --------------------------------------------------

@@ -19,7 +19,7 @@ import os
 import numpy as np
 
 from graphspec.data.binding import bind_table, bound_names, column_types, data_section
-from graphspec.data.files import KIND_NAMES, STREAM_BLOCK, Table, csv_options, csv_problem, data_error
+from graphspec.data.files import KIND_NAMES, STREAM_BLOCK, NpzArrays, Table, csv_options, csv_problem, data_error
 from graphspec.errors import GraphspecError, first_line
 from graphspec.pipeline import SpecFile
 
@@ -111,7 +111,9 @@ class StreamedData:
     def _raw_chunks(self):
         """(columns, rows) of each run of rows as stored: Arrow columns, or memory-mapped array slices."""
         if self.table.kind == "npz":
-            arrays = {name: self.table.columns.mapped(name) for name in self._bound_arrays()}
+            npz = self.table.columns
+            assert isinstance(npz, NpzArrays)
+            arrays = {name: npz.mapped(name) for name in self._bound_arrays()}
             total = min((len(a) for a in arrays.values()), default=0)
             with open(self.source, "rb") as handle:
                 for first in range(0, total, self.chunk_rows):

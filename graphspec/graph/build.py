@@ -154,8 +154,8 @@ class _ModelResolver:
                 sub.shared, sub.models = graph.shared, model_graphs
         if spec.weights is not None:
             graph.weights = builder.readable_file(spec.weights, ("weights",))
-        for shared_name, definition in spec.layers.items():
-            if definition.repeat != 1:
+        for shared_name, shared_def in spec.layers.items():
+            if shared_def.repeat != 1:
                 self.found.append(doc.diagnostic("a shared layer cannot repeat", ("layers", shared_name, "repeat")))
         return graph
 

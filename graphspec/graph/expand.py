@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -63,7 +64,9 @@ class Wiring:
             return cls([value], [("from",)])
         if isinstance(value, list):
             return cls(list(value), [("from", i) for i in range(len(value))])
-        raw, suffixes, arguments = [], [], {}
+        raw: list[str] = []
+        suffixes: list[tuple] = []
+        arguments: dict[str, int | list[int]] = {}
         for arg, refs in value.items():
             if isinstance(refs, str):
                 arguments[arg] = len(raw)
@@ -222,7 +225,7 @@ class Builder:
             return 1
         return count
 
-    def chain(self, name: str, steps: list[tuple[m.LayerDef, tuple]], wiring: Wiring, scope: Scope,
+    def chain(self, name: str, steps: Sequence[tuple[m.LayerDef, tuple]], wiring: Wiring, scope: Scope,
               path: tuple, doc_text: str | None, options: dict | None = None) -> None:
         """Layers applied one after another; the last takes the node's own name."""
         counts = [self.repeat_count(step, scope, step_path) for step, step_path in steps]
@@ -295,7 +298,8 @@ class Builder:
             ok = False
         if not ok:
             return None
-        order = [wiring.arguments[formal] for formal in block.inputs]
+        # Every block input is one tensor here (a list was refused above).
+        order = [where for formal in block.inputs if isinstance(where := wiring.arguments[formal], int)]
         return Wiring([wiring.raw[i] for i in order], [wiring.suffixes[i] for i in order])
 
     def instances(self, name: str, node: m.BlockNode, wiring: Wiring, outer: Scope, path: tuple,
@@ -305,10 +309,11 @@ class Builder:
         count = self.repeat_count(node, outer, path)
         block = self.defs.blocks.get(node.block)
         if block is not None:
-            wiring = self.block_inputs(node, block, wiring, path)
-            if wiring is None:
+            ordered = self.block_inputs(node, block, wiring, path)
+            if ordered is None:
                 outer.failed_names.add(name)
                 return
+            wiring = ordered
         if node.names is not None and len(node.names) != count:
             self.error(f"`names` gives {len(node.names)} name(s) for repeat {count}", (*path, "names"))
             outer.failed_names.add(name)

@@ -91,16 +91,16 @@ def import_model(source: str | os.PathLike, output: str | os.PathLike, *, force:
             # The spec is read beside `output`, so an allowed module sitting there imports as build finds it.
             import_allowed_modules(Policy(frozenset(trust.allow_modules), folder=real_path(output).parent))
         model = load_model_file(keras_module(), source)
-    spec = from_keras(model, allow_modules=trust.allow_modules if trust is not None else ())
-    check_rebuilt(model, spec_text(spec), output.name, trust)
+    imported = from_keras(model, allow_modules=trust.allow_modules if trust is not None else ())
+    check_rebuilt(model, spec_text(imported), output.name, trust)
     if weights:
-        spec = {**{k: v for k, v in spec.items() if k not in ("nodes", "outputs")}, "weights": weights_file.name,
-                "nodes": spec["nodes"], "outputs": spec["outputs"]}
+        imported = {**{k: v for k, v in imported.items() if k not in ("nodes", "outputs")},
+                    "weights": weights_file.name, "nodes": imported["nodes"], "outputs": imported["outputs"]}
         weights_file.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=weights_file.parent) as staging:  # Keras needs the .weights.h5 name
             staged = Path(staging) / weights_file.name
             model.save_weights(staged)
             os.replace(staged, weights_file)
     header = f"# Imported from {source.name} by graphspec import.\n"
-    write_text(output, header + spec_text(spec))
+    write_text(output, header + spec_text(imported))
     return output

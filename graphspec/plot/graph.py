@@ -37,6 +37,9 @@ STYLE: dict[str, dict[str, str]] = {
 }
 
 
+_ROLES: dict[str, Role] = {"input": "input", "merge": "merge", "op": "merge", "apply": "call"}
+
+
 @dataclass
 class DrawNode:
     id: str
@@ -83,7 +86,7 @@ class _Builder:
         nodes, edges = [], []
         for row in report.rows:
             node = graph.nodes[row.name]
-            role: Role = {"input": "input", "merge": "merge", "op": "merge", "apply": "call"}.get(node.kind, "layer")
+            role: Role = _ROLES.get(node.kind, "layer")
             if row.name in outputs and node.kind != "input":
                 role = "output"
             lines = _lines(row)
@@ -122,8 +125,8 @@ class _Builder:
             self.defined[key] = f"model__{name}"
             return self.defined[key]
         shared = graph.shared[name]
-        calls = [row for row in report.rows if graph.nodes[row.name].kind == "apply"
-                 and graph.nodes[row.name].target == name]
+        calls = [row for row in report.rows
+                 if isinstance(call := graph.nodes[row.name], ApplyCall) and call.target == name]
         params = next((row.params for row in calls if row.params), 0)
         self.nodes.append(DrawNode(f"shared__{name}", [name, f"shared {shared.layer}", f"{len(calls)} calls",
                                                       _params_text(params)], "shared"))

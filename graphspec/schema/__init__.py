@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -92,7 +93,7 @@ def _node_kinds_taking(key: str, loc: tuple) -> str | None:
     return f"'{key}' is a key of {listed} nodes, not of {kind} nodes"
 
 
-def _diagnostic(doc: Document, error: dict) -> Diagnostic:
+def _diagnostic(doc: Document, error: Mapping[str, Any]) -> Diagnostic:
     path = _data_path(tuple(error["loc"]), doc.data)
     kind = error["type"]
     ctx = error.get("ctx") or {}
@@ -113,7 +114,7 @@ def _diagnostic(doc: Document, error: dict) -> Diagnostic:
         if isinstance(error.get("input"), str):
             hint = did_you_mean(error["input"], expected)
     elif kind == "string_pattern_mismatch":
-        message = f"{error['input']!r} is not a valid name ({_PATTERN_WORDS.get(ctx.get('pattern'), _NAME_WORDS)})"
+        message = f"{error['input']!r} is not a valid name ({_PATTERN_WORDS.get(ctx.get('pattern', ''), _NAME_WORDS)})"
     elif kind in _TYPES:
         message = f"expected {_TYPES[kind]}, got {_shown(error['input'])}"
     elif kind in _BOUNDS:

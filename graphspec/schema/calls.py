@@ -83,7 +83,7 @@ def _option_problem(signature: CallSignature, name: str, value: Any, given: list
         return CallProblem(f"'{name}' is given twice, in `from:` and in `call:`", ("call", name))
     if signature.takes_tensor(name):
         return CallProblem(f"'{name}' of {owner} takes a tensor: wire it under `from:`", ("call", name),
-                           f"e.g. {_example(signature, [signature.first, name])}")
+                           f"e.g. {_example(signature, [n for n in (signature.first, name) if n])}")
     check = a_bool if name == "training" else by_default(signature.args[name].get("default"))
     problem = check(value) if check is not None else None
     return CallProblem(f"call argument '{name}' of {owner}: {problem}", ("call", name)) if problem else None

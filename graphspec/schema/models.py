@@ -388,6 +388,7 @@ class FileModelDef(Strict):
 
 
 def _model_kind(value: Any) -> str | None:
+    keys: set | dict
     if isinstance(value, BaseModel):
         keys = value.model_fields_set | set(type(value).model_fields)
     elif isinstance(value, dict):

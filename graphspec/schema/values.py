@@ -150,8 +150,8 @@ def keras_object(kind: str) -> Check:
             config = value.get("config", {})
             if not isinstance(config, dict):
                 return f"the config of {kind} {name} must be a mapping"
-            problem = arguments_problem(Signature(name, entry["args"], entry["kwargs"]), config, owner=name)
-            return f"{name} {problem[0]}: {problem[1]}" if problem else None
+            found = arguments_problem(Signature(name, entry["args"], entry["kwargs"]), config, owner=name)
+            return f"{name} {found[0]}: {found[1]}" if found else None
         return f"expected a {kind} name or {{class_name, config}}, got {_show(value)}"
     return check
 
@@ -181,7 +181,7 @@ def activation(value):
 
 
 # Argument names Keras uses with one meaning across its classes.
-BY_NAME: dict[str, Check] = {
+BY_NAME: dict[str, Check | None] = {
     "units": positive_int, "filters": positive_int, "input_dim": positive_int, "output_dim": positive_int,
     "num_heads": positive_int, "key_dim": positive_int, "depth_multiplier": positive_int, "groups": positive_int,
     "n": positive_int, "num_query_heads": positive_int, "num_key_value_heads": positive_int,

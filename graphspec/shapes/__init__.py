@@ -46,6 +46,12 @@ class NodeInfo:
             return None
         return self.trainable + self.non_trainable
 
+    @property
+    def input_shape(self) -> Shape:
+        """An input node's one shape."""
+        assert self.shapes is not None, self.name
+        return self.shapes[0]
+
 
 DEFAULT_MAX_PARAMS = 2 * 10**9
 
@@ -110,6 +116,12 @@ def _callee(node: GNode) -> LayerSpec | str:
     return node.spec
 
 
+def _wrapped(spec: LayerSpec) -> LayerSpec | str:
+    """The layer a wrapper (TimeDistributed, Bidirectional) wraps: the schema requires `wrap:` on them."""
+    assert spec.wrap is not None, spec.layer
+    return spec.wrap
+
+
 def _compatible(actual: Shape, declared: Shape) -> bool:
     return len(actual) == len(declared) and all(
         a is None or d is None or a == d for a, d in zip(actual[1:], declared[1:], strict=False)
@@ -135,16 +147,17 @@ class _Inferer:
     def call_model(self, name: str, shapes: list[Shape]) -> Out:
         report = self.model_report(name)
         sub = self.graph.models[name]
-        declared = [report.row(n).shapes[0] for n in sub.input_names]
+        declared = [report.row(n).input_shape for n in sub.input_names]
         if len(shapes) != len(declared):
             raise ShapeError(f"sub-model '{name}' takes {len(declared)} input(s), got {len(shapes)}")
         for actual, expected, input_name in zip(shapes, declared, sub.input_names, strict=False):
             if not _compatible(actual, expected):
                 raise ShapeError(f"sub-model '{name}' input '{input_name}' expects {fmt(expected)}, got {fmt(actual)}")
-        if not report.complete or any(v is None for v in report.outputs.values()):
+        known = [shape for shape in report.outputs.values() if shape is not None]
+        if not report.complete or len(known) != len(report.outputs):
             raise _Unchecked()
         batch = shapes[0][0]
-        outs = [(batch, *shape[1:]) for shape in report.outputs.values()]
+        outs = [(batch, *shape[1:]) for shape in known]
         return Out(outs, report.trainable_params, report.non_trainable_params)
 
     def call_target(self, target: LayerSpec | str, shapes: list[Shape], sources: list[str], node: str,
@@ -166,10 +179,10 @@ class _Inferer:
             (shape,) = self._one(shapes)
             if len(shape) < 3:
                 raise ShapeError(f"TimeDistributed needs (batch, time, …) input, got {fmt(shape)}")
-            inner = self.call_target(spec.wrap, [(shape[0], *shape[2:])], sources, node)
+            inner = self.call_target(_wrapped(spec), [(shape[0], *shape[2:])], sources, node)
             return Out([(s[0], shape[1], *s[1:]) for s in inner.shapes], inner.trainable, inner.non_trainable)
         if spec.layer == "Bidirectional":
-            inner = self.call_target(spec.wrap, shapes, sources, node)
+            inner = self.call_target(_wrapped(spec), shapes, sources, node)
             mode = spec.args.get("merge_mode", "concat")
             output, states = inner.shapes[0], inner.shapes[1:]
             if mode == "concat":
@@ -361,7 +374,7 @@ def infer(graph: Graph) -> ShapeReport:
         report.diagnostics.extend(sub.diagnostics)
     limit = max_params()
     if report.total_params > limit:
-        largest = max((r for r in report.rows if r.params), key=lambda r: r.params)
+        largest = max((r for r in report.rows if r.params), key=lambda r: r.params or 0)
         report.diagnostics.append(graph.nodes[largest.name].diagnostic(
             f"the model has {report.total_params:,} parameters, over the limit of {limit:,} "
             f"('{largest.name}' alone has {largest.params:,})",

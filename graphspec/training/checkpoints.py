@@ -54,7 +54,7 @@ class Checkpoints:
         """Whether epoch `epoch` (1-based, just finished) is checkpointed."""
         if stopping or epoch >= self.last_epoch:
             return True
-        if self.every != "auto":
+        if isinstance(self.every, int):
             return epoch % self.every == 0
         return self.cost is None or time.perf_counter() - self.since >= self.cost / AUTO_SHARE
 

@@ -15,6 +15,8 @@ Example (100 rows in batches of 32: Keras evaluates three full batches, `on_top`
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from graphspec.data import Dataset, StreamedData
@@ -34,7 +36,8 @@ class AllRows:
     """
 
     def __init__(self, tf, data: Dataset | StreamedData, outputs: int, batch: int):
-        self.tf, self.step = tf, None
+        self.tf = tf
+        self.step: Any = None  # the model's test_step as a tf.function, compiled on first use
         self.last_batch = None
         if self.keras_averages_wrongly(data.rows, outputs, batch):
             full, partial = divmod(data.rows, batch)
@@ -98,11 +101,13 @@ def validation_feed(keras, tf, validation: Dataset | StreamedData, names: list[s
     rows = AllRows(tf, validation, len(names) if one_device else 1, batch)
     if (not one_device and isinstance(validation, Dataset)
             and AllRows.keras_averages_wrongly(validation.rows, len(names), batch)):
+        whole = validation
+
         class WholeSetOutputLosses(keras.callbacks.Callback):
             def on_epoch_end(self, epoch, logs=None):
                 if validated(logs):
                     logs.update({f"val_{name}_loss": loss for name, loss in output_losses(
-                        self.model, names, validation.inputs, validation.outputs, batch).items()})
+                        self.model, names, whole.inputs, whole.outputs, batch).items()})
 
         return rows.keras_data, rows.batch_size, WholeSetOutputLosses()
     if rows.last_batch is None:
@@ -111,7 +116,7 @@ def validation_feed(keras, tf, validation: Dataset | StreamedData, names: list[s
     class LastBatchOnTop(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             if validated(logs):
-                logs.update({f"val_{name}": value for name, value in rows.on_top(self.model).items()})
+                logs.update({f"val_{name}": value for name, value in (rows.on_top(self.model) or {}).items()})
 
     return rows.keras_data, rows.batch_size, LastBatchOnTop()
 

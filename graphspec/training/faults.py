@@ -40,6 +40,7 @@ class Interrupt:
 
 def diverged(run: RunDir, state: RunState, spec_path: str) -> GraphspecError:
     """Stop at a non-finite loss: the run's models are those of the last finite epoch."""
+    assert state.diverged is not None
     epoch, metric, value = state.diverged
     last = run.checkpoint(state.epochs_done)
     if last.exists():
@@ -59,8 +60,8 @@ DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 
 def disk_full(run: RunDir, checkpointed: int, exc: OSError, spec_path: str) -> GraphspecError:
     return GraphspecError(Diagnostic(
-        f"cannot write the run directory {run.root}: {exc.strerror or exc} ({errno.errorcode.get(exc.errno, '')}); "
-        f"it is intact up to epoch {checkpointed}",
+        f"cannot write the run directory {run.root}: {exc.strerror or exc} "
+        f"({errno.errorcode.get(exc.errno or 0, '')}); it is intact up to epoch {checkpointed}",
         hint=f"free some space, then continue with: graphspec train {spec_path} --output {run.root} --resume"))
 
 
@@ -68,6 +69,7 @@ def stream_failed(stream: StreamedData, run: RunDir, written: int, spec_path: st
     """A streamed file that stopped reading mid-run (changed, cut short, removed): what happened, and the
     checkpoint to resume from once the file is back."""
     failure = stream.failure
+    assert failure is not None
     reason = failure.diagnostics[0].message if isinstance(failure, GraphspecError) else \
         f"it cannot be read any more ({printable(first_line(failure))})"
     return GraphspecError(Diagnostic(

@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 from concurrent.futures import ThreadPoolExecutor
 
 from graphspec.data import Dataset, StreamedData, load_data, open_stream, resolve, should_stream
+from graphspec.data.binding import data_section
 from graphspec.errors import Diagnostic, GraphspecError
 from graphspec.pipeline import SpecFile
 from graphspec.schema.spec import TrainSpec
 
 
-def split(data: Dataset | StreamedData, fraction: float) -> tuple[Dataset, Dataset] | tuple[StreamedData, StreamedData]:
+def split(data: Dataset | StreamedData, fraction: float) -> tuple[Dataset | StreamedData, Dataset | StreamedData]:
     """Hold out the last rows, as Keras's validation_split does."""
     cut = data.rows - round(data.rows * fraction)
     if cut < 1 or cut == data.rows:
@@ -77,18 +79,23 @@ def _per_epoch(tf, epoch_batches: Callable, pair: Callable, steps: int, ahead: i
     from graphspec.backend import keras_module
 
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
-
-    class SetEpoch(keras_module().callbacks.Callback):
-        def on_epoch_begin(self, number, logs=None):
-            epoch.assign(number)
-
     # Plain Python building tf.data, run once per epoch: nothing for AutoGraph to convert (it would warn that the
     # streamed rows' generator is beyond it).
     batches = tf.autograph.experimental.do_not_convert(lambda _: epoch_batches(epoch.read_value()))
     stream = tf.data.Dataset.range(1).flat_map(batches)
     ahead = tf.data.AUTOTUNE if ahead is None else ahead
     stream = stream.map(pair, num_parallel_calls=ahead).prefetch(ahead)
-    return stream.apply(tf.data.experimental.assert_cardinality(steps)), SetEpoch()
+    return stream.apply(tf.data.experimental.assert_cardinality(steps)), _epoch_setter(keras_module(), epoch)
+
+
+def _epoch_setter(keras: Any, epoch: Any) -> Any:
+    """The callback that puts the number of the epoch beginning into `epoch` (a tf.Variable)."""
+
+    class SetEpoch(keras.callbacks.Callback):
+        def on_epoch_begin(self, number, logs=None):
+            epoch.assign(number)
+
+    return SetEpoch()
 
 
 def steps_per_epoch(rows: int, batch: int, fixed: bool) -> int:
@@ -178,7 +185,7 @@ def read_data_while_importing_keras(spec: SpecFile) -> tuple[Dataset | StreamedD
     from graphspec.backend import keras_module
 
     files = data_files(spec)
-    read = open_stream if should_stream(spec, files[0]) else load_data
+    read: Callable[..., Dataset | StreamedData] = open_stream if should_stream(spec, files[0]) else load_data
     with ThreadPoolExecutor(max_workers=1) as pool:
         loading = [pool.submit(read, spec, path) for path in files]
         keras_module()
@@ -187,5 +194,5 @@ def read_data_while_importing_keras(spec: SpecFile) -> tuple[Dataset | StreamedD
 
 
 def data_files(spec: SpecFile) -> list[str]:
-    section = spec.spec.data
+    section = data_section(spec)
     return [resolve(p, spec.document.folder) for p in (section.train, section.validation) if p]

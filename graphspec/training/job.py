@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from graphspec.data import Dataset, StreamedData
+from graphspec.data.binding import data_section
 from graphspec.errors import Diagnostic, GraphspecError
 from graphspec.loader import Document, load_file
 from graphspec.overrides import resolve_spec
@@ -275,7 +276,7 @@ def _training_batches(plan: _Plan, feed: _Feed, runtime: _Runtime):
     shuffle = plan.settings.shuffle and not feed.fixed
     if isinstance(feed.data, StreamedData):
         return streamed_training(runtime.tf, feed.data, feed.batch, shuffle,
-                                         plan.spec.spec.data.shuffle_buffer, runtime.seed, fixed=feed.fixed)
+                                         data_section(plan.spec).shuffle_buffer, runtime.seed, fixed=feed.fixed)
     return training_stream(runtime.tf, feed.data, feed.batch, shuffle, runtime.seed, fixed=feed.fixed)
 
 

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from graphspec.errors import Diagnostic, GraphspecError, printable
 from graphspec.rundir import RunDir
@@ -74,7 +75,7 @@ class EpochRecords:
 
     def __init__(self, tf, run: RunDir, state: RunState):
         self.tf, self.run, self.state = tf, run, state
-        self.writers: dict[str, object] = {}
+        self.writers: dict[str, Any] = {}  # tf.summary writers
         self.unlogged: list[tuple[int, dict[str, float]]] = []
         self.written_at = -math.inf
 

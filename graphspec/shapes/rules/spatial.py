@@ -32,7 +32,7 @@ def _pad_or_crop(sign: int, key: str):
         else:
             batch, spatial, channels = split_spatial(call, rank)
         pads = _pairs(call.arg(key), rank, key)
-        new = []
+        new: list[int | None] = []
         for length, (before, after) in zip(spatial, pads, strict=True):
             if length is None:
                 new.append(None)
@@ -133,7 +133,7 @@ def conv_transpose(call: Call) -> Out:
     kernel, strides, dilation, padding = g.kernel, g.strides, g.dilation, g.padding
     output_padding = call.arg("output_padding")
     output_padding = None if output_padding is None else as_tuple(output_padding, g.rank, "output_padding")
-    out = []
+    out: list[int | None] = []
     for i, length in enumerate(g.spatial):
         if length is None:
             out.append(None)
