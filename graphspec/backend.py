@@ -347,7 +347,7 @@ def build(spec: SpecFile | CheckResult | str | os.PathLike, *, compile: bool = T
                 hint="the file must come from a model with these layers (graphspec import --weights)")) from None
     if compile and spec.spec.compile is not None:
         try:
-            compile_model(model, spec.spec.compile, [ref.node for ref in spec.graph.outputs], steps_per_execution)
+            compile_model(model, spec.spec.compile, spec.graph.output_names, steps_per_execution)
         except Exception as exc:
             if not raised_outside_graphspec(exc):
                 raise

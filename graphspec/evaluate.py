@@ -31,6 +31,7 @@ from graphspec.model_file import load_model_file
 from graphspec.pipeline import SpecFile, check, check_document_stages
 from graphspec.policy import Trust
 from graphspec.rundir import RunDir, atomic, check_output_target
+from graphspec.schema.spec import TrainSpec
 from graphspec.training.exact import AllRows, predict_arrays
 
 
@@ -42,7 +43,7 @@ class Trained:
 
     @property
     def output_names(self) -> list[str]:
-        return [ref.node for ref in self.spec.graph.outputs]
+        return self.spec.graph.output_names
 
     def evaluate(self, data_file: str | os.PathLike) -> dict:
         """Loss and metrics over all rows: overall, and grouped per output name as Keras names them (a model
@@ -83,7 +84,7 @@ class Trained:
         return load_data(self.spec, data_file, outputs=outputs)
 
     def _batch(self) -> int:
-        return self.spec.fixed_batch_size or (self.spec.spec.train.batch_size if self.spec.spec.train else 32)
+        return self.spec.fixed_batch_size or (self.spec.spec.train or TrainSpec()).batch_size
 
 
 def open_trained(target: str | os.PathLike, spec_file: str | os.PathLike | None = None, *, best: bool = False,

@@ -202,5 +202,10 @@ class Graph:
     abandoned: bool = False  # the expansion stopped at its node budget: the graph is empty
 
     @property
+    def output_names(self) -> list[str]:
+        """The outputs by node name: what compile, losses, metrics, data bindings and history call them."""
+        return [ref.node for ref in self.outputs]
+
+    @property
     def input_names(self) -> list[str]:
         return [n for n in self.order if self.nodes[n].kind == "input"]

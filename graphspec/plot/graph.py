@@ -137,7 +137,7 @@ class _Builder:
 def drawing(spec: SpecFile, *, expand: bool = True, rankdir: str = "TB") -> Drawing:
     """The neutral drawing both renderers take: nodes, edges and sub-model clusters."""
     builder = _Builder(expand)
-    outputs = {ref.node for ref in spec.graph.outputs}
+    outputs = set(spec.graph.output_names)
     nodes, edges = builder.graph_nodes(spec.graph, spec.shapes, "", outputs)
     return Drawing(spec.graph.name, builder.nodes + nodes, edges + builder.edges, builder.clusters, rankdir,
                    builder.anchors)

@@ -16,7 +16,7 @@ Keras catalog, so a typo fails with "did you mean" and no TensorFlow import.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union, get_args
 
 from pydantic import (
     BaseModel,
@@ -36,6 +36,7 @@ from graphspec.errors import did_you_mean
 from graphspec.policy import FRAMEWORK_PACKAGES, module_problem
 from graphspec.schema.calls import call_problems
 from graphspec.schema.catalog import UNSAFE_LAYERS, STRUCTURAL_LAYERS, catalog
+from graphspec.schema.values import DType
 
 MAX_EPOCHS = 10**9
 
@@ -58,16 +59,11 @@ Refs = Union[Ref, Annotated[list[Ref], Field(min_length=1)]]
 NamedRefs = Annotated[dict[Name, Refs], Field(min_length=1)]
 ParamRef = Annotated[str, StringConstraints(pattern=r"^\$([A-Za-z_][A-Za-z0-9_]*|\{[^{}]*\})$")]
 
-DType = Literal[
-    "float16", "bfloat16", "float32", "float64",
-    "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-    "bool", "string",
-]
-MERGES = ("concatenate", "add", "subtract", "multiply", "average", "maximum", "minimum", "dot")
 MergeKind = Literal["concatenate", "add", "subtract", "multiply", "average", "maximum", "minimum", "dot"]
+MERGES = get_args(MergeKind)
 # keras.ops functions of two tensors that Keras code writes inline (`x + y`, `keras.ops.maximum(a, b)`).
-OPS = ("add", "subtract", "multiply", "divide", "true_divide", "maximum", "minimum", "power")
 OpKind = Literal["add", "subtract", "multiply", "divide", "true_divide", "maximum", "minimum", "power"]
+OPS = get_args(OpKind)
 
 
 def schema_error(message: str, hint: str | None = None, at: tuple = ()) -> PydanticCustomError:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from typing import Any, Literal, get_args
 from collections.abc import Callable
 
 from graphspec.errors import did_you_mean
@@ -29,8 +29,13 @@ from graphspec.schema.catalog import Signature, catalog
 
 Check = Callable[[Any], "str | None"]
 SEED_MAX = 2**32 - 1
-DTYPES = ("float16", "bfloat16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16",
-          "uint32", "uint64", "bool", "string", "mixed_float16", "mixed_bfloat16")
+# An input's dtype; a layer's `dtype` argument also takes Keras's mixed-precision policies.
+DType = Literal[
+    "float16", "bfloat16", "float32", "float64",
+    "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+    "bool", "string",
+]
+DTYPES = (*get_args(DType), "mixed_float16", "mixed_bfloat16")
 
 
 def _show(value: Any) -> str:

@@ -162,7 +162,7 @@ STREAM_AHEAD = 4  # batches a stream prepares ahead of the training step
 
 
 def output_names(data: StreamedData) -> list[str]:
-    return [ref.node for ref in data.spec.graph.outputs]
+    return data.spec.graph.output_names
 
 
 

@@ -244,7 +244,7 @@ def _fit(plan: _Plan, feed: _Feed, runtime: _Runtime, run: RunDir, state: RunSta
     validation_data = validation_batch = exact = None
     if feed.validation is not None:
         validation_data, validation_batch, exact = validation_feed(
-            keras, tf, feed.validation, [ref.node for ref in plan.spec.graph.outputs], feed.batch,
+            keras, tf, feed.validation, plan.spec.graph.output_names, feed.batch,
             one_device=runtime.strategy is None)
     interrupt = Interrupt()
     callbacks_of_spec = spec_callbacks(keras, settings)
