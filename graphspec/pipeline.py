@@ -22,9 +22,7 @@ from graphspec.errors import Diagnostic, GraphspecError
 from graphspec.graph import Graph, build_graph
 from graphspec.loader import Document, load_file, load_text
 from graphspec.policy import Policy, Trust, policy_for, real_path
-from pydantic import ValidationError
-
-from graphspec.schema import check_document, cross_check
+from graphspec.schema import schema_stage
 from graphspec.schema.spec import Spec
 from graphspec.shapes import ShapeReport, infer
 
@@ -113,15 +111,11 @@ def check_document_stages(document: Document, trust: Trust | None = None) -> Che
 
 def _run_stages(document: Document, policy: Policy) -> CheckResult:
     result = CheckResult(document.file, document)
-    spec, found = check_document(document)
+    spec, whole, failed_names, found = schema_stage(document)
     result.diagnostics.extend(found)
-    failed_names: frozenset[str] = frozenset()
     if spec is None:
-        spec, failed_names = salvage(document, found)
-        if spec is None:
-            return result
-        result.diagnostics.extend(cross_check(spec, document))
-    else:
+        return result
+    if whole:
         result.spec = spec
     graph, found = build_graph(spec, document, policy, failed_names)
     result.diagnostics.extend(found)
@@ -160,36 +154,6 @@ def _has_cycle(graph) -> bool:
     abandoned at its budget."""
     graphs = [graph, *graph.models.values()]
     return graph.model_cycle or graph.abandoned or any(g.nodes and not g.order for g in graphs)
-
-
-_SECTIONS_OUTSIDE_THE_GRAPH = ("compile", "train", "data", "doc", "name")
-
-
-def salvage(document: Document, found: list[Diagnostic]) -> tuple[Spec | None, frozenset[str]]:
-    """The spec without what failed the schema, so the graph and shape checks can still run.
-
-    Nodes with schema errors are left out (and remembered, so references to them are not
-    reported twice); bad compile/train/data sections are dropped. Errors anywhere else
-    (inputs, shared layers, sub-models, blocks, outputs) leave nothing sound to check.
-    """
-    data = dict(document.data) if isinstance(document.data, dict) else None
-    if data is None:
-        return None, frozenset()
-    failed_names: set[str] = set()
-    for diagnostic in found:
-        path = diagnostic.path
-        if len(path) >= 2 and path[0] == "nodes":
-            failed_names.add(path[1])
-        elif path and path[0] in _SECTIONS_OUTSIDE_THE_GRAPH:
-            data.pop(path[0], None)
-        else:
-            return None, frozenset()
-    if isinstance(data.get("nodes"), dict):
-        data["nodes"] = {k: v for k, v in data["nodes"].items() if k not in failed_names}
-    try:
-        return Spec.model_validate(data), frozenset(failed_names)
-    except ValidationError:
-        return None, frozenset()
 
 
 def check(path: str | os.PathLike, trust: Trust | None = None) -> CheckResult:

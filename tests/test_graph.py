@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import textwrap
 
 import pytest
@@ -207,6 +209,20 @@ def test_sub_model_file_errors_point_into_that_file(write):
 
     found = errors(graphspec.check(main))
     assert any(d.file.endswith("enc.yaml") and d.line == 4 and "unknown argument 'unit'" in d.message for d in found)
+
+
+def test_a_sub_model_file_goes_through_the_same_stages_as_the_top_file(write):
+    """A `file:` sub-model is checked by the same schema stage as the file that includes it: a node failing the
+    schema is left out, and the graph stage still checks the rest of that file (here: a misspelt reference)."""
+    write("enc.yaml", "graphspec: 1\ninputs: {s: {shape: [3]}}\nnodes:\n  c: {layer: Dense, args: {unit: 2}, from: s}\n"
+          "  d: {layer: Dense, args: {units: 2}, from: ss}\noutputs: [d]\n")
+    main = write("main.yaml", "graphspec: 1\ninputs: {a: {shape: [3]}}\nmodels:\n  enc: {file: enc.yaml}\n"
+                 "nodes:\n  y: {apply: enc, from: a}\noutputs: [y]\n")
+    import graphspec
+
+    found = [(Path(d.file).name, d.line) for d in errors(graphspec.check(main))]
+    assert ("enc.yaml", 4) in found  # the schema's finding: `unit`
+    assert ("enc.yaml", 5) in found  # the graph's, in the same file: `ss`
 
 
 def test_sub_model_files_that_include_each_other(write):

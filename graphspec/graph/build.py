@@ -14,7 +14,7 @@ from graphspec.graph.nodes import (MAX_FILE_DEPTH, MAX_MODEL_DEPTH, ApplyCall, B
                                    LayerCall, LayerSpec, OverBudget, TensorRef, max_nodes, model_name_from_file)
 from graphspec.loader import Document, load_file
 from graphspec.policy import Policy, policy_for, real_path
-from graphspec.schema import check_document
+from graphspec.schema import schema_stage
 from graphspec.schema.calls import call_problems, model_call_problems
 from graphspec.schema.catalog import catalog
 from graphspec.schema import models as m
@@ -201,13 +201,13 @@ class _ModelResolver:
                                              (*path, "file")))
             self.found.extend(exc.diagnostics)
             return None
-        sub_spec, sub_found = check_document(sub_doc)
+        sub_spec, _, failed_names, sub_found = schema_stage(sub_doc)
         self.found.extend(sub_found)
         if sub_spec is None:
             return None
         self.file_stack.append(str(target))
         try:
-            graph = self.build_spec(sub_spec, sub_doc)
+            graph = self.build_spec(sub_spec, sub_doc, failed_names)
         finally:
             self.file_stack.pop()
         graph.name = name

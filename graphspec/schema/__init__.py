@@ -204,3 +204,46 @@ def json_schema() -> dict:
 
 def json_schema_text() -> str:
     return json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
+
+
+_SECTIONS_OUTSIDE_THE_GRAPH = ("compile", "train", "data", "doc", "name")
+
+
+def salvage(document: Document, found: list[Diagnostic]) -> tuple[Spec | None, frozenset[str]]:
+    """The spec without what failed the schema, so the graph and shape checks can still run.
+
+    Nodes with schema errors are left out (and remembered, so references to them are not
+    reported twice); bad compile/train/data sections are dropped. Errors anywhere else
+    (inputs, shared layers, sub-models, blocks, outputs) leave nothing sound to check.
+    """
+    data = dict(document.data) if isinstance(document.data, dict) else None
+    if data is None:
+        return None, frozenset()
+    failed_names: set[str] = set()
+    for diagnostic in found:
+        path = diagnostic.path
+        if len(path) >= 2 and path[0] == "nodes":
+            failed_names.add(path[1])
+        elif path and path[0] in _SECTIONS_OUTSIDE_THE_GRAPH:
+            data.pop(path[0], None)
+        else:
+            return None, frozenset()
+    if isinstance(data.get("nodes"), dict):
+        data["nodes"] = {k: v for k, v in data["nodes"].items() if k not in failed_names}
+    try:
+        return Spec.model_validate(data), frozenset(failed_names)
+    except ValidationError:
+        return None, frozenset()
+
+
+def schema_stage(document: Document) -> tuple[Spec | None, bool, frozenset[str], list[Diagnostic]]:
+    """The schema stage of a loaded document, the one entry for a top file and its `file:` sub-models alike:
+    (the spec, whether it is whole, the top-level nodes left out of it, every finding). With schema errors the
+    spec is the one `salvage` keeps, so the graph and shape stages still check the rest; or None."""
+    spec, found = check_document(document)
+    if spec is not None:
+        return spec, True, frozenset(), found
+    salvaged, failed_names = salvage(document, found)
+    if salvaged is None:
+        return None, False, frozenset(), found
+    return salvaged, False, failed_names, [*found, *cross_check(salvaged, document)]
