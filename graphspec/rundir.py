@@ -81,6 +81,18 @@ def inside_run_dir(path: Path) -> Path | None:
     return None
 
 
+def refuse_inputs(output: Path, inputs: list[Path], *, enclosing: bool, label: str) -> None:
+    """Refuse `output` when it is one of the command's inputs or, with `enclosing` (a folder the command replaces
+    whole), holds one."""
+    from graphspec.errors import GraphspecError
+
+    resolved = real_path(output)
+    for path in inputs:
+        if resolved == real_path(path) or (enclosing and real_path(path).is_relative_to(resolved)):
+            what = "is (or holds)" if enclosing else "is"
+            raise GraphspecError(f"{label} {what} an input of this command ({path}); it is never overwritten")
+
+
 def check_output_target(output: Path, inputs: list[Path], *, force: bool, enclosing: bool = False,
                         label: str | None = None) -> None:
     """Where a command writes a file (`label`, by default `--output OUTPUT`): never one of the command's inputs
@@ -89,10 +101,7 @@ def check_output_target(output: Path, inputs: list[Path], *, force: bool, enclos
     from graphspec.errors import GraphspecError
 
     label = label or f"--output {output}"
-    resolved = real_path(output)
-    if any(resolved == real_path(path) or (enclosing and real_path(path).is_relative_to(resolved)) for path in inputs):
-        what = "is (or holds)" if enclosing else "is"
-        raise GraphspecError(f"{label} {what} an input of this command; it is never overwritten")
+    refuse_inputs(output, inputs, enclosing=enclosing, label=label)
     run = inside_run_dir(output)
     if run is not None and RunDir(run).owns(output):
         raise GraphspecError(f"{label} is one of run {run}'s own files; it is never overwritten")

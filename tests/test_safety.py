@@ -236,6 +236,7 @@ def test_overwrite_never_deletes_the_working_directory_or_a_foreign_directory(pr
     assert sorted(p.name for p in project.rglob("*")) == sorted([*listing, "thesis", "chapter1.tex"])
     refused = train(project, project / "data", "--overwrite")
     assert refused.returncode == 1 and (project / "data" / "sine.csv").exists()
+    assert "is (or holds) an input of this command" in refused.stderr and "sine.csv" in refused.stderr
 
 
 @pytest.mark.slow

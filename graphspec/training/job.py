@@ -134,9 +134,7 @@ def _plan(spec_path: str, options: TrainOptions) -> _Plan:
         plan.run.lock()
         plan.run.remove_debris()
     elif plan.chief:
-        protected = {"the spec": real_path(spec_path),
-                     **{f"data file {f}": real_path(f) for f in data_files(spec)}}
-        check_new_output(plan.run, options, protected)
+        check_new_output(plan.run, options, [Path(spec_path), *map(Path, data_files(spec))])
     return plan
 
 

@@ -17,7 +17,7 @@ from graphspec.errors import Diagnostic, GraphspecError
 from graphspec.loader import MAX_BYTES, CoreDumper, Document, load_bytes, load_file
 from graphspec.overrides import apply_overrides
 from graphspec.policy import real_path
-from graphspec.rundir import RunDir, is_run_dir
+from graphspec.rundir import RunDir, is_run_dir, refuse_inputs
 from graphspec.training.options import TrainOptions
 
 
@@ -29,7 +29,7 @@ def refuse_output(run: RunDir, message: str, hint: str | None = None) -> Graphsp
     return GraphspecError(Diagnostic(f"--output {run.root}: {message}", hint=hint))
 
 
-def check_new_output(run: RunDir, options: TrainOptions, protected: dict[str, Path]) -> None:
+def check_new_output(run: RunDir, options: TrainOptions, protected: list[Path]) -> None:
     """Refuse an --output that is not a fresh place for a run, or that --overwrite must not delete."""
     root = run.root
     resolved = real_path(root)
@@ -46,9 +46,7 @@ def check_new_output(run: RunDir, options: TrainOptions, protected: dict[str, Pa
     if not options.overwrite:
         raise refuse_output(run, "already exists and is not empty",
                              "pass --resume to continue it, --overwrite to replace it, or --output for a new one")
-    for what, path in protected.items():
-        if path == resolved or resolved in path.parents:
-            raise refuse_output(run, f"it is or holds {what} ({path}); --overwrite never deletes that")
+    refuse_inputs(root, protected, enclosing=True, label=f"--output {root}")
     if not is_run_dir(root):
         raise refuse_output(run, "is not a run directory graphspec created (it has no .graphspec-run marker), "
                              "so --overwrite will not delete it", "train into a new --output")
