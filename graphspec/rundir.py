@@ -90,7 +90,8 @@ def refuse_inputs(output: Path, inputs: list[Path], *, enclosing: bool, label: s
     for path in inputs:
         if resolved == real_path(path) or (enclosing and real_path(path).is_relative_to(resolved)):
             what = "is (or holds)" if enclosing else "is"
-            raise GraphspecError(f"{label} {what} an input of this command ({path}); it is never overwritten")
+            held = "" if resolved == real_path(path) else f" (it holds {path})"
+            raise GraphspecError(f"{label} {what} an input of this command; it is never overwritten{held}")
 
 
 def check_output_target(output: Path, inputs: list[Path], *, force: bool, enclosing: bool = False,
