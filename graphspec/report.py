@@ -23,19 +23,18 @@ from graphspec.pipeline import CheckResult
 
 
 def _text(results: list[CheckResult], verbose: bool = False) -> str:
-    lines: list[str] = []
-    for result in results:
-        for d in result.diagnostics:
-            if d.severity != "info" or verbose:
-                lines.append(str(d))
+    lines = [str(d) for r in results for d in r.diagnostics if d.severity != "info" or verbose]
+    return "\n".join([*lines, _checked_line(results)])
+
+
+def _checked_line(results: list[CheckResult]) -> str:
+    """`2 files checked: all valid`, or how many are invalid and how many errors they hold."""
     invalid = sum(1 for r in results if not r.ok)
     checked = f"{len(results)} file{'s' if len(results) != 1 else ''}"
-    if invalid:
-        errors = sum(1 for r in results for d in r.diagnostics if d.severity == "error")
-        lines.append(f"{checked} checked: {invalid} invalid, {errors} error{'s' if errors != 1 else ''}")
-    else:
-        lines.append(f"{checked} checked: all valid")
-    return "\n".join(lines)
+    if not invalid:
+        return f"{checked} checked: all valid"
+    errors = sum(1 for r in results for d in r.diagnostics if d.severity == "error")
+    return f"{checked} checked: {invalid} invalid, {errors} error{'s' if errors != 1 else ''}"
 
 
 def _params(result: CheckResult) -> dict:
@@ -103,7 +102,7 @@ def _markdown(results: list[CheckResult], verbose: bool = False) -> str:
     rows = [f"| {_cell(d.location)} | {d.severity} | {_cell(d.message + (f'; {d.hint}' if d.hint else ''))} |"
             for r in results for d in r.diagnostics if d.severity != "info" or verbose]
     table = ["| where | severity | finding |", "|---|---|---|", *rows, ""] if rows else []
-    return "\n".join([*table, f"**{_cell(_text(results, verbose).splitlines()[-1])}**"])
+    return "\n".join([*table, f"**{_cell(_checked_line(results))}**"])
 
 
 _MARK = {"added": "+", "removed": "-", "changed": "~"}
