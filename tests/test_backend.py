@@ -142,6 +142,31 @@ def test_optimizer_with_arguments_and_seeded_builds(write):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("optimizer", ["adam", "sgd", "rmsprop", "adamw", "nadam", "lion", "adafactor", "ftrl"])
+def test_whole_numbers_where_keras_takes_floats_build(write, optimizer):
+    # YAML reads `learning_rate: 1` as an int; Keras refuses an int learning rate and SGD an int momentum.
+    extra = ", momentum: 1" if optimizer == "sgd" else ""
+    path = write("s.yaml", f"""\
+        graphspec: 1
+        inputs: {{x: {{shape: [3]}}}}
+        nodes: {{y: {{layer: Dense, from: x, args: {{units: 2}}}}}}
+        outputs: [y]
+        compile: {{optimizer: {{name: {optimizer}, learning_rate: 1{extra}}}, loss: mse}}
+        """)
+    assert float(graphspec.build(path).optimizer.learning_rate) == 1.0
+
+
+def test_sgd_momentum_above_one_is_a_validate_error():
+    error = only_error("""\
+        graphspec: 1
+        inputs: {x: {shape: [3]}}
+        nodes: {y: {layer: Dense, from: x, args: {units: 2}}}
+        outputs: [y]
+        compile: {optimizer: {name: sgd, momentum: 1.5}, loss: mse}
+        """)
+    assert "momentum" in error.message and "1.5" in error.message
+
+
 def test_keras_construction_errors_name_the_node(write):
     path = write("bad.yaml", """\
         graphspec: 1

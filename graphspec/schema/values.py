@@ -257,6 +257,8 @@ OPTIMIZER: dict[str, Check] = {
     "epsilon": non_negative, "beta_1": fraction, "beta_2": fraction, "momentum": non_negative,
     "rho": fraction, "nesterov": a_bool, "amsgrad": a_bool, "centered": a_bool,
 }
+# Where one optimizer bounds an argument the others leave open.
+OPTIMIZER_BY_OWNER: dict[tuple[str, str], Check] = {("SGD", "momentum"): fraction}
 
 
 def by_default(default: Any) -> Check | None:
@@ -348,7 +350,8 @@ def judged_statically(layer: str, arg: str, value: Any) -> bool:
 def optimizer_problem(signature: Signature, args: dict[str, Any]) -> Problem | None:
     """Values of an optimizer's arguments, and the clipping options Keras lets only one of be set."""
     for arg, value in args.items():
-        check = OPTIMIZER.get(arg) or by_default(signature.default(arg))
+        check = (OPTIMIZER_BY_OWNER.get((signature.name, arg)) or OPTIMIZER.get(arg)
+                 or by_default(signature.default(arg)))
         problem = check(value) if check is not None else None
         if problem:
             return arg, problem
