@@ -97,7 +97,7 @@ def example_case(name: str):
         path = ROOT / "specs" / "examples" / f"{name}.yaml"
         spec = load(path)
         settings = spec.spec.train
-        data, validation = feeding.read_data_while_importing_keras(spec)
+        spec, _, data, validation = feeding.read_data_while_importing_keras(spec)
         if validation is None and settings.validation_split:
             data, validation = feeding.split(data, settings.validation_split)
         batch = spec.fixed_batch_size or settings.batch_size

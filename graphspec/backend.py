@@ -22,7 +22,7 @@ import inspect
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from graphspec.errors import Diagnostic, GraphspecError, first_line, raised_outside_graphspec
@@ -96,9 +96,11 @@ def keras_module():
 class _GraphBuilder:
     """Turns one Graph into a Keras model, reusing shared layers and sub-models by name."""
 
-    def __init__(self, keras, graph: Graph, policy: Policy, objects: dict[str, Any], top: bool = False):
+    def __init__(self, keras, graph: Graph, policy: Policy, objects: dict[str, Any], top: bool = False,
+                 adapter: Adapter | None = None):
         self.keras = keras
         self.top = top  # the model graphspec returns; sub-models keep plain outputs, as other layers consume them
+        self.adapter = adapter
         self.graph = graph
         self.policy = policy
         # Shared layers and sub-models of one spec file, built at first use; inline
@@ -198,6 +200,9 @@ class _GraphBuilder:
             else:
                 assert isinstance(node, LayerCall), node.name
                 layer, what = self.make_layer(node.spec, node.name, node), node.spec.layer
+                if node.spec.adapt and self.adapter is not None:  # as Keras code does: adapt, then call
+                    self.adapter(layer, node, tensor(node.inputs[0]),
+                                 {n: tensors[n] for n in self.graph.input_names if n in tensors})
             positional, keywords = self.call_arguments(node, layer, [tensor(ref) for ref in node.inputs])
             with self.judged(node, what):
                 return layer(*positional, **keywords, **node.options)
@@ -320,14 +325,32 @@ def import_allowed_modules(policy: Policy) -> None:
             raise GraphspecError(f"cannot import allowed module '{module}': {exc}") from None
 
 
+# Called with each `adapt: true` layer before the layer is called: the layer, its node, the tensor it will be
+# called on and the model's inputs so far (from which that tensor is computed).
+Adapter = Callable[[Any, LayerCall, Any, dict[str, Any]], None]
+
+
+def _refuse_unadapted(spec: SpecFile) -> None:
+    """A model whose widths only adapt decides cannot be built without the data."""
+    waiting = [row.name for row in spec.shapes.rows if row.status == "after_adapt"]
+    if waiting:
+        node = spec.graph.nodes[waiting[0]]
+        raise GraphspecError(node.diagnostic(
+            f"'{waiting[0]}' has an output width known only after adapt, so the model cannot be built without "
+            "data", hint="`graphspec train` adapts it on the training rows (and `graphspec summary --data` shows "
+            "the widths); or give the layer its vocabulary or bins in `args`"))
+
+
 def build(spec: SpecFile | CheckResult | str | os.PathLike, *, compile: bool = True, trust: Trust | None = None,
-          steps_per_execution: int = 1):
+          steps_per_execution: int = 1, adapter: Adapter | None = None):
     """Build (and by default compile) the Keras model a spec describes.
 
     `spec` is a path, a `SpecFile` from `graphspec.load` or a `CheckResult` from `graphspec.check` (which fixed
     what it may import and read; `trust` applies to a path; a check with errors raises them). With
     `train.seed` set, weights are initialised from that seed, so two builds are identical.
-    `steps_per_execution` goes to `compile` (training picks it from `train.steps_per_execution`).
+    `steps_per_execution` goes to `compile` (training picks it from `train.steps_per_execution`). `adapter`
+    adapts the `adapt: true` layers on data as they are built (training gives one); without it, a model whose
+    widths only adapt decides is refused.
     """
     if isinstance(spec, CheckResult):
         spec = spec.spec_file()
@@ -338,7 +361,9 @@ def build(spec: SpecFile | CheckResult | str | os.PathLike, *, compile: bool = T
     import_allowed_modules(policy)
     if spec.spec.train is not None and spec.spec.train.seed is not None:
         keras.utils.set_random_seed(spec.spec.train.seed)
-    model = _GraphBuilder(keras, spec.graph, policy, {}, top=True).build()
+    if adapter is None:
+        _refuse_unadapted(spec)
+    model = _GraphBuilder(keras, spec.graph, policy, {}, top=True, adapter=adapter).build()
     if spec.graph.weights is not None:
         try:
             model.load_weights(spec.graph.weights)

@@ -38,6 +38,7 @@ def static_summary(spec: SpecFile) -> dict[str, Any]:
                 "output_shapes": None if row.shapes is None else [list(s) for s in row.shapes],
                 "params": row.params,
                 "inputs": row.inputs,
+                "status": row.status,
             }
             for row in report.rows
         ],
@@ -86,11 +87,12 @@ def render_text(table: dict[str, Any]) -> str:
         grid.add_column(column, justify="right" if column == "params" else "left")
     for row in table["rows"]:
         params = "?" if row["params"] is None else f"{row['params']:,}"
-        grid.add_row(row["name"], row["type"], shapes_text(row["output_shapes"]), params, ", ".join(row["inputs"]))
+        grid.add_row(row["name"], row["type"], shapes_text(row["output_shapes"], row.get("status", "ok")), params,
+                     ", ".join(row["inputs"]))
     buffer = io.StringIO()
     console = Console(file=buffer, width=120, force_terminal=False, color_system=None)
     console.print(grid)
-    partial = "" if table["complete"] else " (at least: some layers are checked at build)"
+    partial = "" if table["complete"] else " (at least: some layers are checked at build or known after adapt)"
     console.print(f"Total params: {table['total_params']:,}{partial}")
     console.print(f"Trainable params: {table['trainable_params']:,}")
     console.print(f"Non-trainable params: {table['non_trainable_params']:,}")

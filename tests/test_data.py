@@ -147,7 +147,7 @@ def test_npz_binding_and_errors(write, tmp_path):
     nan_images[3, 1, 1, 0] = np.nan
     assert error(images=nan_images, target=np.ones(5)) == "input 'img': array 'images' has NaN or infinity (row 4)"
     assert error(images=np.array(["a"] * 5), target=np.ones(5)) == \
-        "input 'img': array 'images' has non-numeric dtype <U1"
+        "input 'img': array 'images' has a text dtype <U1"
     path = tmp_path / "pickled.npz"
     np.savez(path, images=np.array([{"evil": 1}] * 5, dtype=object), target=np.ones(5))
     with pytest.raises(graphspec.GraphspecError) as info:

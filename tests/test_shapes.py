@@ -9,14 +9,15 @@ import pytest
 from helpers import TWO_BRANCHES, check, errors, only_error, rule_errors
 
 
-def one_layer(shape, layer: str, args: str = "{}", batch: int | None = None):
+def one_layer(shape, layer: str, args: str = "{}", batch: int | None = None, dtype: str = "float32",
+              adapt: bool = False):
     batch_text = f", batch_size: {batch}" if batch else ""
     result = check(f"""\
 graphspec: 1
 inputs:
-  x: {{shape: {list(shape)}{batch_text}}}
+  x: {{shape: {list(shape)}{batch_text}, dtype: {dtype}}}
 nodes:
-  y: {{layer: {layer}, args: {args}, from: x}}
+  y: {{layer: {layer}, args: {args}, from: x, adapt: {str(adapt).lower()}}}
 outputs: [y]
 """.replace("None", "null"))
     assert not rule_errors(result), [str(d) for d in result.diagnostics]
@@ -77,8 +78,6 @@ outputs: [y]
         ((4, 5), "BatchNormalization", "{}", ((None, 4, 5), 10, 10)),
         ((4, 5), "BatchNormalization", "{center: false}", ((None, 4, 5), 5, 10)),
         ((4, 5), "LayerNormalization", "{}", ((None, 4, 5), 10, 0)),
-        ((5,), "Normalization", "{}", ((None, 5), 0, 11)),
-        ((5,), "Normalization", "{axis: null}", ((None, 5), 0, 3)),
         ((6,), "Activation", "{activation: relu}", ((None, 6), 0, 0)),
         ((6,), "ReLU", "{}", ((None, 6), 0, 0)),
         ((6,), "Softmax", "{}", ((None, 6), 0, 0)),
@@ -90,6 +89,57 @@ outputs: [y]
 )
 def test_layer_rule(shape, layer, args, expected):
     assert one_layer(shape, layer, args) == expected
+
+
+@pytest.mark.parametrize(
+    "shape, dtype, layer, args, adapt, expected",
+    [
+        ((5,), "float32", "Normalization", "{}", True, ((None, 5), 0, 11)),
+        ((5,), "float32", "Normalization", "{axis: null}", True, ((None, 5), 0, 3)),
+        ((5,), "float32", "Normalization", "{mean: 0.5, variance: 2.0}", False, ((None, 5), 0, 0)),
+        ((1,), "string", "StringLookup", "{vocabulary: [a, b, c]}", False, ((None, 1), 0, 0)),
+        ((1,), "string", "StringLookup", "{}", True, ((None, 1), 0, 0)),
+        ((1,), "string", "StringLookup", "{vocabulary: [a, b, c], output_mode: one_hot}", False, ((None, 4), 0, 0)),
+        ((3,), "string", "StringLookup", "{vocabulary: [a, b, c], output_mode: one_hot}", False,
+         ((None, 3, 4), 0, 0)),
+        ((3,), "string", "StringLookup", "{vocabulary: [a, b, c], output_mode: multi_hot, num_oov_indices: 2}",
+         False, ((None, 5), 0, 0)),
+        ((2,), "string", "StringLookup", "{max_tokens: 10, pad_to_max_tokens: true, output_mode: count}", True,
+         ((None, 10), 0, 0)),
+        ((1,), "int64", "IntegerLookup", "{vocabulary: [1, 2, 3], output_mode: one_hot}", False, ((None, 4), 0, 0)),
+        ((1,), "string", "TextVectorization", "{max_tokens: 20}", True, ((None, None), 0, 0)),
+        ((1,), "string", "TextVectorization", "{max_tokens: 20, output_sequence_length: 7}", True, ((None, 7), 0, 0)),
+        ((), "string", "TextVectorization", "{vocabulary: [a, b, c], output_mode: multi_hot}", False,
+         ((None, 4), 0, 0)),
+        ((1,), "float32", "Discretization", "{bin_boundaries: [0.0, 1.0]}", False, ((None, 1), 0, 0)),
+        ((3,), "float32", "Discretization", "{bin_boundaries: [0.0, 1.0], output_mode: one_hot}", False,
+         ((None, 3, 3), 0, 0)),
+        ((1,), "float32", "Discretization", "{num_bins: 4, output_mode: one_hot}", True, ((None, 4), 0, 0)),
+        ((3,), "int32", "CategoryEncoding", "{num_tokens: 5, output_mode: multi_hot}", False, ((None, 5), 0, 0)),
+        ((1,), "int32", "CategoryEncoding", "{num_tokens: 5, output_mode: one_hot}", False, ((None, 5), 0, 0)),
+        ((3,), "string", "Hashing", "{num_bins: 5, output_mode: one_hot}", False, ((None, 5), 0, 0)),
+    ],
+)
+def test_preprocessing_rule(shape, dtype, layer, args, adapt, expected):
+    assert one_layer(shape, layer, args, dtype=dtype, adapt=adapt) == expected
+
+
+@pytest.mark.parametrize("layer, args", [
+    ("StringLookup", "{output_mode: one_hot}"),
+    ("TextVectorization", "{max_tokens: 20, output_mode: multi_hot}"),
+])
+def test_a_width_only_adapt_decides_is_reported_as_known_after_adapt(layer, args):
+    result = check(f"""\
+graphspec: 1
+inputs: {{x: {{shape: [1], dtype: string}}}}
+nodes:
+  y: {{layer: {layer}, args: {args}, from: x, adapt: true}}
+  z: {{layer: Dense, args: {{units: 2}}, from: y}}
+outputs: [z]
+""")
+    notes = [d.message for d in result.diagnostics]
+    assert result.ok and result.shapes.row("y").shapes is None and result.shapes.row("z").shapes is None, notes
+    assert any("known after adapt" in note for note in notes), notes
 
 
 def test_stateful_rnn_keeps_the_fixed_batch():

@@ -171,6 +171,35 @@ def resnet_blocks(rng: np.random.Generator) -> None:
     np.savez_compressed(OUT / "resnet_blocks.npz", images=images.astype("uint8"), kinds=kinds.astype("int32"))
 
 
+def penguins(rng: np.random.Generator) -> None:
+    """A table as people bring them: measurements with blank cells, text and integer categories, a free-text note
+    and a text label. Three species differ in their measurements and in the islands they live on."""
+    count = 600
+    species = rng.choice(["Adelie", "Chinstrap", "Gentoo"], size=count, p=[0.45, 0.2, 0.35])
+    centre = {"Adelie": (38.8, 18.3, 190, 3700), "Chinstrap": (48.8, 18.4, 196, 3730),
+              "Gentoo": (47.5, 15.0, 217, 5080)}
+    islands = {"Adelie": (["Biscoe", "Dream", "Torgersen"], [0.3, 0.35, 0.35]),
+               "Chinstrap": (["Dream"], [1.0]), "Gentoo": (["Biscoe"], [1.0])}
+    notes = {"Adelie": "small bill, seen near the colony", "Chinstrap": "black band under the chin",
+             "Gentoo": "white patch over the eye, orange bill"}
+    with open(OUT / "penguins.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "island", "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g",
+                         "sex", "year", "note", "species"])
+        for index, kind in enumerate(species):
+            spread = (2.5, 1.0, 6.5, 400)
+            bill, depth, flipper, mass = (rng.normal(m, s) for m, s in zip(centre[kind], spread, strict=True))
+            names, weights = islands[kind]
+            sex = rng.choice(["male", "female"])
+            cells = [f"P{index:04d}", rng.choice(names, p=weights), f"{bill:.1f}", f"{depth:.1f}", int(flipper),
+                     int(mass), sex, int(rng.choice([2007, 2008, 2009])),
+                     f"{notes[kind] if rng.random() < 0.6 else 'no remark'}; {sex}", kind]
+            for column in (2, 5, 6):  # about 3% blank cells in some measurements and in sex
+                if rng.random() < 0.03:
+                    cells[column] = ""
+            writer.writerow(cells)
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(2024)
@@ -184,7 +213,7 @@ def main() -> None:
     question_answering(rng)
     sequences(rng)
     # Each newer example draws from its own generator, so adding one leaves the files above unchanged.
-    for seed, make in enumerate((transformer_classifier, seq2seq, mini_gpt, resnet_blocks), start=1):
+    for seed, make in enumerate((transformer_classifier, seq2seq, mini_gpt, resnet_blocks, penguins), start=1):
         make(np.random.default_rng(seed))
     for path in sorted(OUT.iterdir()):
         print(f"{path.stat().st_size:>10,}  {path.name}")

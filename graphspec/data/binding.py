@@ -30,9 +30,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from graphspec.data.files import KIND_NAMES, Table, data_error
+from graphspec.data.files import KIND_NAMES, NOT_A_NUMBER_HINT, Table, data_error
 from graphspec.graph import LayerCall
-from graphspec.errors import GraphspecError
+from graphspec.errors import GraphspecError, listing
 from graphspec.pipeline import SpecFile
 from graphspec.schema.spec import Binding, DataSpec
 
@@ -95,30 +95,85 @@ class _Binder:
         """
         table = self.table
         if table.kind == "npz":
-            if binding.array is None:
-                raise data_error(self.path, f"{owner} is bound to CSV columns but the file is NPZ",
-                            "bind it with `array: <name>`")
-            table._require(binding.array, owner)
-            values = table.columns[binding.array]
-            if values.dtype.kind not in "biuf":
-                raise data_error(self.path, f"{owner}: array '{binding.array}' has non-numeric dtype {values.dtype}")
-            if values.ndim == 0:
-                raise data_error(self.path, f"{owner}: array '{binding.array}' is a scalar, not rows")
-            if len(values) == 0:
-                raise data_error(self.path, f"{owner}: array '{binding.array}' has no rows")
-            return values, f"array '{binding.array}'"
+            return self.array(binding, owner, dtype), f"array '{binding.array}'"
         if binding.columns is None:
             raise data_error(self.path, f"{owner} is bound to an NPZ array but the file is {KIND_NAMES[table.kind]}",
                         "bind it with `columns: ...`")
         names = table.select(binding, owner)
-        by_column = np.empty((len(names), table.rows), dtype=dtype)  # contiguous writes, one row per column
-        for index, column in enumerate(names):
-            table.fill_column(column, owner, by_column[index])
+        fills = self.fills(binding, len(names), owner)
+        if dtype == "string":
+            by_column = np.stack([table.text_column(column, owner, None if fill is None else str(fill))
+                                  for column, fill in zip(names, fills, strict=True)])
+        else:
+            by_column = np.empty((len(names), table.rows), dtype=dtype)  # contiguous writes, one row per column
+            for index, column in enumerate(names):
+                table.fill_column(column, owner, by_column[index], self.number(fills[index], owner))
         values = np.ascontiguousarray(by_column.T)
         what = f"column '{names[0]}'" if len(names) == 1 else f"columns {names[0]}..{names[-1]} ({len(names)})"
         return values, what
 
+    def array(self, binding: Binding, owner: str, dtype: str) -> np.ndarray:
+        """An NPZ array: numbers, or for a text input or label output unicode (or UTF-8 bytes) as Python strings;
+        NaN filled as the binding's `missing` says."""
+        if binding.array is None:
+            raise data_error(self.path, f"{owner} is bound to CSV columns but the file is NPZ",
+                             "bind it with `array: <name>`")
+        self.table._require(binding.array, owner)
+        values = self.table.columns[binding.array]
+        text = dtype == "string"
+        if values.dtype.kind not in ("biufUS" if text else "biuf"):
+            kind = "a text" if values.dtype.kind in "US" else "a non-numeric"
+            raise data_error(self.path, f"{owner}: array '{binding.array}' has {kind} dtype {values.dtype}",
+                             NOT_A_NUMBER_HINT if values.dtype.kind in "US" else None)
+        if values.ndim == 0:
+            raise data_error(self.path, f"{owner}: array '{binding.array}' is a scalar, not rows")
+        if len(values) == 0:
+            raise data_error(self.path, f"{owner}: array '{binding.array}' has no rows")
+        if text:
+            return self.strings(values, owner, binding.array)
+        if binding.missing is not None and values.dtype.kind == "f":
+            flat = values.reshape(len(values), -1)
+            fills = [self.number(f, owner) for f in self.fills(binding, flat.shape[1], owner)]
+            values = np.where(np.isnan(flat), np.asarray(fills, dtype=values.dtype), flat).reshape(values.shape)
+        return values
+
+    def strings(self, values: np.ndarray, owner: str, name: str) -> np.ndarray:
+        if values.dtype.kind == "U":
+            return values.astype(object)
+        out = np.empty(values.shape, dtype=object)
+        for index, cell in np.ndenumerate(values):
+            try:
+                out[index] = cell.decode("utf-8")
+            except UnicodeDecodeError:
+                raise self.table.row_error(index[0], f"{owner}: array '{name}' holds bytes that are not UTF-8 "
+                                                     "text") from None
+        return out
+
+    def fills(self, binding: Binding, count: int, owner: str) -> list:
+        """What each of `count` bound columns' blank cells become (None: a blank is an error)."""
+        missing = binding.missing
+        if missing is None:
+            return [None] * count
+        if missing.fill != "mean":
+            return [missing.fill] * count
+        if missing.means is None:
+            raise data_error(self.path, f"{owner}: `fill: mean` takes the means of the training rows, which only "
+                                        "`graphspec train` computes", "evaluate or predict with the run directory, "
+                                        "whose spec.yaml records them")
+        if len(missing.means) != count:
+            raise data_error(self.path, f"{owner}: the binding records {len(missing.means)} means for {count} "
+                                        "columns")
+        return list(missing.means)
+
+    def number(self, fill, owner: str) -> float | None:
+        if fill is None or not isinstance(fill, str):
+            return fill
+        raise data_error(self.path, f"{owner} takes numbers, and `missing.fill` is the text {fill!r}",
+                         "give a number, or `mean`")
+
     def check_values(self, values: np.ndarray, owner: str, what: str, dtype: str) -> np.ndarray:
+        if dtype == "string":
+            return values
         bad = _first_bad_row(values)
         if bad is not None:
             raise self.table.row_error(bad, f"{owner}: {what} has NaN or infinity")
@@ -161,7 +216,7 @@ class _Binder:
     def input(self, name: str, binding: Binding) -> np.ndarray:
         spec = self.spec.spec.inputs[name]
         owner = f"input '{name}'"
-        values, what = self.raw(binding, owner, spec.dtype if spec.dtype.startswith(("float", "bfloat")) else "float64")
+        values, what = self.raw(binding, owner, _parsed_as(spec.dtype))
         values = self.check_values(values, owner, what, spec.dtype)
         self.check_indices(name, values, owner, what)
         return self.fit_shape(values, tuple(spec.shape), owner, what)
@@ -182,12 +237,14 @@ class _Binder:
 
     def output(self, name: str, binding: Binding) -> np.ndarray:
         owner = f"output '{name}'"
-        values, what = self.raw(binding, owner)
         shape = self.spec.shapes.outputs.get(name)
-        target_shape = tuple(shape[1:]) if shape is not None else values.shape[1:]
         loss = _loss_name(self.spec, name) or ""
         sparse = "sparse" in loss.lower()
         one_hot = binding.one_hot if binding.one_hot is not None else loss in _CATEGORICAL_LOSSES
+        if binding.labels is not None:
+            return self.text_labels(name, binding, shape, sparse or not one_hot)
+        values, what = self.raw(binding, owner)
+        target_shape = tuple(shape[1:]) if shape is not None else values.shape[1:]
         if (sparse or one_hot) and _class_labels(values, target_shape):
             labels = self.class_labels(values, target_shape[-1], owner, what)
             labels = labels.reshape(len(values), *values.shape[1:]) if len(target_shape) > 1 else labels[:, 0]
@@ -199,6 +256,30 @@ class _Binder:
         if shape is None or None in target_shape:
             return values
         return self.fit_shape(values, target_shape, owner, what)
+
+    def text_labels(self, name: str, binding: Binding, shape, sparse: bool) -> np.ndarray:
+        """Class names → their positions in `labels`: integers for a sparse loss, one-hot rows for a categorical
+        one, 0/1 for a one-unit (binary) output, which needs two labels."""
+        owner, labels = f"output '{name}'", [str(label) for label in binding.labels or ()]
+        classes = shape[-1] if shape is not None and len(shape) == 2 else None
+        if classes is not None and classes != len(labels) and not (classes == 1 and len(labels) == 2):
+            want = "two labels for a one-unit output" if classes == 1 else f"{classes} labels, one per unit"
+            raise data_error(self.path, f"{owner} has {len(labels)} class labels ({listing(labels)}) and "
+                                        f"{classes} unit(s): it needs {want}")
+        values, what = self.raw(binding, owner, "string")
+        if values.shape[1] != 1:
+            raise data_error(self.path, f"{owner}: class labels come from one column, not {values.shape[1]}")
+        position = {label: index for index, label in enumerate(labels)}
+        indices = np.fromiter((position.get(cell, -1) for cell in values[:, 0]), dtype=np.int64, count=len(values))
+        if (indices < 0).any():
+            row = int(np.argmin(indices))
+            raise self.table.row_error(row, f"{owner}: {what} holds the label {values[row, 0]!r}, which is not one of "
+                                            f"its classes ({listing(labels)})",
+                                       "the classes are the training rows' labels (recorded in the run's spec.yaml "
+                                       "as `labels`); list every class there to include one the training rows lack")
+        if classes == 1:
+            return indices.astype("float32")[:, None]
+        return indices.astype("int32") if sparse else np.eye(len(labels), dtype="float32")[indices]
 
     def class_labels(self, values: np.ndarray, classes: int, owner: str, what: str) -> np.ndarray:
         """Integer class labels, one row each, every one of them in 0..classes-1."""
@@ -247,12 +328,18 @@ def bound_names(spec: SpecFile, outputs: bool) -> list[tuple[Binding, str, str]]
     found: list[tuple[Binding, str, str]] = []
     for name, input_spec in spec.spec.inputs.items():
         if name in binding.inputs:
-            dtype = "float32" if input_spec.dtype == "float32" else "float64"  # integers keep exactness checks
-            found.append((binding.inputs[name], f"input '{name}'", dtype))
+            found.append((binding.inputs[name], f"input '{name}'", _parsed_as(input_spec.dtype)))
     for ref in spec.graph.outputs if outputs else []:
         if ref.node in binding.outputs:
-            found.append((binding.outputs[ref.node], f"output '{ref.node}'", "float64"))
+            bound = binding.outputs[ref.node]
+            found.append((bound, f"output '{ref.node}'", "float64" if bound.labels is None else "string"))
     return found
+
+
+def _parsed_as(dtype: str) -> str:
+    """How an input's values are read: floats straight into their width, text as text, and integers as float64
+    so that the exactness checks still see a fraction."""
+    return dtype if dtype in ("float32", "string") else "float64"
 
 
 def column_types(spec: SpecFile, table: Table, outputs: bool) -> dict[str, str]:
@@ -261,8 +348,13 @@ def column_types(spec: SpecFile, table: Table, outputs: bool) -> dict[str, str]:
     for bound, owner, dtype in bound_names(spec, outputs):
         if bound.columns is not None:
             for column in table.select(bound, owner):
-                types[column] = dtype if types.get(column, dtype) == dtype else "float64"
+                types[column] = dtype if types.get(column, dtype) == dtype else _wider(types[column], dtype)
     return types
+
+
+def _wider(first: str, second: str) -> str:
+    """The type to read a column bound twice as: text when either binding takes text, else float64."""
+    return "string" if "string" in (first, second) else "float64"
 
 
 def data_section(spec: SpecFile) -> DataSpec:

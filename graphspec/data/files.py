@@ -31,6 +31,9 @@ from graphspec.schema.spec import Binding, ColumnGlob, ColumnRange
 
 
 
+NOT_A_NUMBER_HINT = ("a text column feeds an input of `dtype: string` (then a StringLookup or TextVectorization "
+                     "node), or, as an output's class labels, a classification loss")
+
 # The longest CSV line read: the header, and a row (pyarrow parses a row within one block of this size).
 MAX_CSV_LINE = 16 << 20
 STREAM_BLOCK = 1 << 20  # a streamed CSV's blocks: see _record_batches
@@ -181,8 +184,8 @@ class Table:
         chunk.columns, chunk.rows, chunk.first_row = columns, rows, first_row
         return chunk
 
-    def row_error(self, row: int, message: str) -> GraphspecError:
-        return _row_error(self.path, self.kind, self.first_row + row, message)
+    def row_error(self, row: int, message: str, hint: str | None = None) -> GraphspecError:
+        return _row_error(self.path, self.kind, self.first_row + row, message, hint)
 
     def _read_parquet_schema(self) -> None:
         import pyarrow as pa
@@ -285,43 +288,76 @@ class Table:
             raise data_error(self.path, f"{owner}: missing {what} '{name}'",
                         did_you_mean(name, self.names) or f"the file has: {listing(self.names)}")
 
-    def fill_column(self, name: str, owner: str, target: np.ndarray) -> None:
-        """Write one CSV column into `target` (a column view), chunk by chunk, with no joined copy."""
+    def fill_column(self, name: str, owner: str, target: np.ndarray, fill: float | None = None) -> None:
+        """Write one CSV column into `target` (a column view), chunk by chunk, with no joined copy; blank cells
+        become `fill` (None: they are an error)."""
         import pyarrow as pa
 
         column = self.columns[name]
         if column.null_count or not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)
                                      or pa.types.is_boolean(column.type)):
-            target[:] = self.numeric_column(name, owner)  # raises with the first bad row
+            target[:] = self.numeric_column(name, owner, fill)  # raises with the first bad row
             return
         offset = 0
         for chunk in column.chunks:
             target[offset:offset + len(chunk)] = chunk.to_numpy(zero_copy_only=False)
             offset += len(chunk)
 
-    def numeric_column(self, name: str, owner: str) -> np.ndarray:
-        """One CSV column as numbers, refusing empty cells and text with the first bad row."""
+    def numeric_column(self, name: str, owner: str, fill: float | None = None) -> np.ndarray:
+        """One CSV column as numbers, refusing text and (without `fill`) empty cells with the first bad row."""
         import pyarrow as pa
 
         column = self.columns[name]
-        if column.null_count:
-            row = next(i for i, v in enumerate(column.is_null().to_pylist()) if v)
-            raise self.row_error(row, f"{owner}: column '{name}' has an empty value")
+        if column.null_count and fill is None:
+            raise self.row_error(self.first_blank(column), f"{owner}: column '{name}' has an empty value")
         if pa.types.is_integer(column.type) or pa.types.is_floating(column.type) or pa.types.is_boolean(column.type):
-            return column.to_numpy(zero_copy_only=False)
+            values = column.to_numpy(zero_copy_only=False).astype(np.float64)
+            if column.null_count:
+                values[column.is_null().to_numpy(zero_copy_only=False)] = fill
+            return values
         numbers = []
-        for row, value in enumerate(column.to_pylist()):  # text: find the first cell that is not a number
-            if isinstance(value, bytes):  # pyarrow reads a column holding invalid UTF-8 as bytes
-                try:
-                    value = value.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    raise self.row_error(row, f"{owner}: column '{name}' has a cell that is not UTF-8 text "
-                                              f"(byte 0x{value[exc.start]:02x}); save the file as UTF-8") from None
+        for row, cell in enumerate(column.to_pylist()):  # text: find the first cell that is not a number
+            value = fill if cell is None else self.decoded(cell, row, name, owner)
             # Python's float() also takes "1_000" and non-ASCII digits; a CSV number is plain ASCII.
-            if not isinstance(value, str) or not _CSV_NUMBER.fullmatch(value.strip()):
-                raise self.row_error(row, f"{owner}: column '{name}' has a non-numeric value {value!r}")
-            numbers.append(float(value))
+            if isinstance(value, str) and not _CSV_NUMBER.fullmatch(value.strip()):
+                raise self.row_error(row, f"{owner}: column '{name}' has a non-numeric value {value!r}",
+                                     hint=NOT_A_NUMBER_HINT)
+            numbers.append(float(value))  # type: ignore[arg-type]
         return np.array(numbers, dtype=np.float64)
+
+    def text_column(self, name: str, owner: str, fill: str | None = None) -> np.ndarray:
+        """One column as Python strings (an object array), refusing blank cells without `fill` and bytes that are
+        not UTF-8, each with its row."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        column = self.columns[name]
+        if column.null_count and fill is None:
+            raise self.row_error(self.first_blank(column), f"{owner}: column '{name}' has an empty value",
+                                 hint="give the binding `missing: {fill: VALUE}`")
+        if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
+            cells = [None if c is None else self.decoded(c, row, name, owner)
+                     for row, c in enumerate(column.to_pylist())]
+            column = pa.chunked_array([pa.array(cells, pa.string())])
+        elif not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            column = pc.cast(column, pa.string())  # a Parquet column of numbers bound to a text input
+        if column.null_count:
+            column = pc.fill_null(column, str(fill))
+        return column.to_numpy(zero_copy_only=False)
+
+    @staticmethod
+    def first_blank(column) -> int:
+        return int(np.argmax(column.is_null().to_numpy(zero_copy_only=False)))
+
+    def decoded(self, cell: Any, row: int, name: str, owner: str) -> Any:
+        """A cell pyarrow read as bytes (a column holding invalid UTF-8) as text, or the error naming its row."""
+        if not isinstance(cell, bytes):
+            return cell
+        try:
+            return cell.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise self.row_error(row, f"{owner}: column '{name}' has a cell that is not UTF-8 text "
+                                      f"(byte 0x{cell[exc.start]:02x}); save the file as UTF-8") from None
 
 
 # --------------------------------------------------------------------------- binding
@@ -339,24 +375,36 @@ def csv_problem(exc: Exception, block: int = MAX_CSV_LINE) -> str:
     return f"cannot parse CSV: {reason}"
 
 
+_ARROW_TYPES = {"float32": lambda: _pa().float32(), "float64": lambda: _pa().float64(),
+                "string": lambda: _pa().string()}
+
+
+def _pa():
+    import pyarrow
+
+    return pyarrow
+
+
 def csv_options(types: dict[str, str], typed: bool, as_text: bool = False):
     """Parse only the bound columns; typed, straight into their dtypes (no inference); else inferred, or all
     as text. Only an empty cell is missing: "nan" and "inf" parse as numbers and fail the finite check."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    arrow_types = {name: pa.float32() if dtype == "float32" else pa.float64() for name, dtype in types.items()}
-    chosen = arrow_types if typed else {name: pa.string() for name in types} if as_text else {}
+    arrow_types = {name: _ARROW_TYPES[dtype]() for name, dtype in types.items()}
+    # Untyped, text columns are read as bytes, so that a cell that is not UTF-8 can be found and named.
+    as_bytes = {name: pa.binary() for name, dtype in types.items() if dtype == "string"}
+    chosen = arrow_types if typed else {name: pa.string() for name in types} | as_bytes if as_text else as_bytes
     return pacsv.ConvertOptions(null_values=[""], strings_can_be_null=True, include_columns=list(types),
                                 column_types=chosen)
 
 
-def _row_error(path: str, kind: str, row: int, message: str) -> GraphspecError:
+def _row_error(path: str, kind: str, row: int, message: str, hint: str | None = None) -> GraphspecError:
     """A finding about data row `row` (0-based), numbered as people count: row 1 is the first data row,
     which in a CSV file is line 2 (the location points at that line)."""
     if kind == "csv":
-        return data_error(path, f"{message} (row {row + 1}, line {row + 2})", line=row + 2)
-    return data_error(path, f"{message} (row {row + 1})")
+        return data_error(path, f"{message} (row {row + 1}, line {row + 2})", hint, line=row + 2)
+    return data_error(path, f"{message} (row {row + 1})", hint)
 
 
 # Target values each loss is defined for, by loss name in lower case without underscores.

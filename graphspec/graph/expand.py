@@ -187,7 +187,7 @@ class Builder:
         failed = isinstance(wrap, LayerSpec) and wrap.failed
         if "." not in layer and not scope.failed:
             failed |= not self.values_ok(layer, args, path)
-        return LayerSpec(layer, args, wrap, failed)
+        return LayerSpec(layer, args, wrap, failed, definition.adapt)
 
     def values_ok(self, layer: str, args: dict, path: tuple) -> bool:
         """Argument values as Keras will take them (after `$param` substitution); errors are reported."""

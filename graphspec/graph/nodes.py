@@ -94,6 +94,7 @@ class LayerSpec:
     args: dict[str, Any]
     wrap: LayerSpec | str | None = None  # inline layer, or the name of a shared layer / sub-model
     failed: bool = False  # an upstream error was reported (a wrong argument value): later stages skip it
+    adapt: bool = False  # a preprocessing layer whose state training learns from the data
 
 
 @dataclass(kw_only=True)

@@ -70,7 +70,7 @@ def _params_text(value: int | None) -> str:
 
 
 def _lines(row: NodeInfo) -> list[str]:
-    return [row.name, row.type, shapes_text(row.shapes), _params_text(row.params)]
+    return [row.name, row.type, shapes_text(row.shapes, row.status), _params_text(row.params)]
 
 
 class _Builder:

@@ -181,6 +181,10 @@ def cross_check(spec: Spec, doc: Document) -> list[Diagnostic]:
     if spec.data is not None:
         check_keys(spec.data.inputs, ("data", "inputs"), list(spec.inputs), "an input")
         check_keys(spec.data.outputs, ("data", "outputs"), outputs, "an output")
+        for name, binding in spec.data.inputs.items():
+            if binding.labels is not None:
+                found.append(doc.diagnostic(f"input '{name}': `labels` names an output's classes; an input's text "
+                                            "goes to a StringLookup node", ("data", "inputs", name, "labels")))
         for name in spec.inputs:
             if name not in spec.data.inputs:
                 found.append(doc.diagnostic(f"input '{name}' has no data binding", ("data", "inputs"),

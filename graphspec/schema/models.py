@@ -154,6 +154,37 @@ def _argument_problems(layer: str, args: dict[str, Any]) -> tuple[list[str], tup
     return problems, at
 
 
+# The layers `adapt: true` takes, each with the arguments that give its state instead.
+ADAPTED_BY = {
+    "Normalization": ("mean", "variance"),
+    "Discretization": ("bin_boundaries",),
+    "StringLookup": ("vocabulary",),
+    "IntegerLookup": ("vocabulary",),
+    "TextVectorization": ("vocabulary",),
+}
+
+
+def _check_adapt(layer: str, args: dict[str, Any], adapt: bool) -> None:
+    """A preprocessing layer needs its state from the data (`adapt`) or from its arguments, not both."""
+    given = ADAPTED_BY.get(layer)
+    if given is None:
+        if adapt:
+            raise schema_error(f"{layer} has nothing to adapt; `adapt: true` is for {', '.join(ADAPTED_BY)}", None,
+                               ("adapt",))
+        return
+    present = [arg for arg in given if args.get(arg) is not None]
+    if adapt and present:
+        raise schema_error(f"{layer} is adapted on the data and also given `{present[0]}`; adapting would replace it",
+                           "drop `adapt: true`, or the argument", ("adapt",))
+    if not adapt and len(present) < len(given):
+        if layer == "Normalization" and present:
+            raise schema_error("Normalization needs both `mean` and `variance`", None, ("args",))
+        state = " and ".join(f"`args.{arg}`" for arg in given)
+        raise schema_error(f"{layer} has no {' or '.join(given)}: untrained, it would "
+                           f"{'pass values through unchanged' if layer == 'Normalization' else 'know no values'}",
+                           f"add `adapt: true` to learn it from the training rows, or give {state}", ("adapt",))
+
+
 class LayerDef(Strict):
     """A Keras layer with its constructor arguments."""
 
@@ -175,12 +206,17 @@ class LayerDef(Strict):
         1, description="Stack this many copies (each with its own weights), named `<node>_1` … `<node>_n`; "
         "in a block, a parameter (`$depth`) or arithmetic (`${depth - 1}`)."
     )
+    adapt: bool = Field(
+        False, description="Preprocessing layers (" + ", ".join(ADAPTED_BY) + "): learn the state from the "
+        "training rows before the first epoch (Keras's `layer.adapt`), as `graphspec train` does; the state is then "
+        "part of the saved model.")
 
     @model_validator(mode="after")
     def _known_layer(self):
         args = dict(self.args)
         check_layer_args(self.layer, args)
         canonical = catalog().canonical_layer(self.layer) or self.layer
+        _check_adapt(canonical, args, self.adapt)
         wraps = canonical in ("TimeDistributed", "Bidirectional")
         if wraps and self.wrap is None and "layer" not in args:
             raise schema_error(f"{self.layer} needs the layer it wraps", "add `wrap: <layer or model>`", ("wrap",))

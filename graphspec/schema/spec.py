@@ -176,6 +176,23 @@ class ColumnGlob(Strict):
     glob: str = Field(description="Shell-style pattern (`px*`); matching columns in file order.")
 
 
+class Missing(Strict):
+    """What a blank cell (an empty CSV or Parquet cell, a NaN in an NPZ float array) becomes."""
+
+    fill: Union[float, str] = Field(
+        description="A number, a string (for text columns), or `mean`: each column's mean over the training rows "
+        "(never the validation rows), computed by `graphspec train` and recorded in the run's spec as `means`.")
+    means: Annotated[list[float], Field(min_length=1)] | None = Field(
+        None, description="Recorded by `graphspec train` for `fill: mean`: one mean per bound column (per value of "
+        "a row, for an NPZ array), used by evaluate and predict.")
+
+    @model_validator(mode="after")
+    def _means_for_mean(self):
+        if self.means is not None and self.fill != "mean":
+            raise schema_error("`means` goes with `fill: mean` only", None, ("means",))
+        return self
+
+
 class Binding(Strict):
     """Where one input's or output's values come from."""
 
@@ -186,6 +203,22 @@ class Binding(Strict):
     one_hot: bool | None = Field(
         None, description="Turn integer class labels into one-hot rows (default: automatic for categorical losses)."
     )
+    missing: Missing | None = Field(
+        None, description="What blank cells become, e.g. `{fill: 0}`, `{fill: unknown}`, `{fill: mean}`; without it a "
+        "blank cell is an error naming its row.")
+    labels: Annotated[list[Union[str, int]], Field(min_length=2)] | None = Field(
+        None, description="An output's class names, in class order: a text label column's values become their "
+        "positions here. `graphspec train` records the sorted names it finds in the training rows; give them to fix "
+        "the order or to include classes the training rows lack.")
+
+    @field_validator("labels")
+    @classmethod
+    def _distinct_labels(cls, value):
+        if value is not None:
+            twice = sorted({str(v) for v in value if value.count(v) > 1})
+            if twice:
+                raise schema_error(f"labels name {', '.join(map(repr, twice))} more than once")
+        return value
 
     @model_validator(mode="after")
     def _one_source(self):

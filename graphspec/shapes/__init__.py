@@ -22,9 +22,9 @@ from graphspec.errors import Diagnostic
 from graphspec.graph import (ApplyCall, GNode, Graph, InputNode, LayerCall, LayerSpec, MergeCall, OpCall,
                              env_limit)
 from graphspec.schema.catalog import catalog
-from graphspec.shapes.rules import NEUTRAL_CALL_ARGS, RULES, TAKES, Call, Out, Shape, ShapeError, fmt
+from graphspec.shapes.rules import NEUTRAL_CALL_ARGS, RULES, TAKES, Call, KnownAfterAdapt, Out, Shape, ShapeError, fmt
 
-Status = Literal["ok", "unchecked", "error"]
+Status = Literal["ok", "unchecked", "after_adapt", "error"]
 
 
 @dataclass
@@ -84,10 +84,11 @@ class ShapeReport:
         return next(r for r in self.rows if r.name == name)
 
 
-def shapes_text(shapes: list[Shape] | None) -> str:
-    """Output shapes as summaries and drawings print them: `(None, 32)`, or "checked at build"."""
+def shapes_text(shapes: list[Shape] | None, status: Status = "ok") -> str:
+    """Output shapes as summaries and drawings print them: `(None, 32)`, "known after adapt" (a width only the
+    data decides, or one after it), or "checked at build"."""
     if shapes is None:
-        return "checked at build"
+        return "known after adapt" if status == "after_adapt" else "checked at build"
     return ", ".join("(" + ", ".join("None" if d is None else str(d) for d in s) + ")" for s in shapes)
 
 
@@ -244,7 +245,9 @@ class _Inferer:
             failed_shared = isinstance(node, ApplyCall) and getattr(graph.shared.get(node.target), "failed", False)
             given = None if node.failed or failed_shared else self.input_shapes(node, info)
             if given is None:
-                row.status, row.trainable, row.non_trainable = "unchecked", None, None
+                after_adapt = any(info[r.node].status == "after_adapt" for r in node.inputs if r.node in info)
+                row.status = "after_adapt" if after_adapt else "unchecked"
+                row.trainable, row.non_trainable = None, None
                 continue
             sources = ([ref.node for ref, found in zip(node.inputs, given, strict=False) for _ in found]
                        if node.arguments is None else [])
@@ -259,6 +262,12 @@ class _Inferer:
                 self.found.append(node.diagnostic(
                     f"{self.type_name(node)} '{name}': no static shape rule; shape and parameters are checked at build",
                     severity="info"))
+                continue
+            except KnownAfterAdapt as exc:
+                row.status, row.trainable, row.non_trainable = "after_adapt", None, None
+                self.found.append(node.diagnostic(
+                    f"{self.type_name(node)} '{name}': its output width is known after adapt ({exc}); shapes after "
+                    f"it are checked at build, and `graphspec summary --data` shows them", severity="info"))
                 continue
             except ShapeError as exc:
                 row.status, row.trainable, row.non_trainable = "error", None, None

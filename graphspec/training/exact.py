@@ -63,7 +63,7 @@ class AllRows:
             batches = steps_per_epoch(data.rows, batch, fixed=full)
             return (streamed_rows(tf, data).batch(batch, drop_remainder=full).map(as_pairs(output_names(data)))
                     .apply(tf.data.experimental.assert_cardinality(batches)).prefetch(STREAM_AHEAD))
-        arrays = (model_structure(data.inputs), model_structure(data.outputs))
+        arrays = (model_structure(keras_arrays(data.inputs)), model_structure(data.outputs))
         if not full:
             return arrays
         batches = data.rows // batch
@@ -129,12 +129,23 @@ def predict_arrays(model, output_names: list[str], inputs: dict, batch: int) -> 
     under tf.distribute goes through `model.predict`: Keras 3.15's `predict_on_batch` there gives
     every replica the whole batch and returns their results end to end."""
     if model.distribute_strategy.num_replicas_in_sync > 1:
-        return _by_output(model.predict(model_structure(inputs), batch_size=batch, verbose=0), output_names)
+        return _by_output(model.predict(model_structure(keras_arrays(inputs)), batch_size=batch, verbose=0),
+                          output_names)
     rows = len(next(iter(inputs.values())))
-    chunks = [_by_output(model.predict_on_batch(model_structure({k: v[start:start + batch]
-                                                                 for k, v in inputs.items()})),
+    chunks = [_by_output(model.predict_on_batch(model_structure(keras_arrays({k: v[start:start + batch]
+                                                                              for k, v in inputs.items()}))),
                          output_names) for start in range(0, rows, batch)]
     return {name: np.concatenate([chunk[name] for chunk in chunks]) for name in output_names}
+
+
+def keras_arrays(arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Arrays as Keras takes them: text (an object array of str) as a tf.string tensor, since Keras 3.15's
+    `evaluate` and `predict` refuse NumPy's object dtype; numbers as they are."""
+    if all(array.dtype != object for array in arrays.values()):
+        return arrays
+    import tensorflow as tf
+
+    return {name: tf.constant(array) if array.dtype == object else array for name, array in arrays.items()}
 
 
 def _by_output(predictions, output_names: list[str]) -> dict[str, np.ndarray]:

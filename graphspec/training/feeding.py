@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from graphspec.data import Dataset, StreamedData, load_data, open_stream, resolve, should_stream
 from graphspec.data.binding import data_section
+from graphspec.data.learning import Learned, learn
 from graphspec.errors import Diagnostic, GraphspecError
 from graphspec.pipeline import SpecFile
 from graphspec.schema.spec import TrainSpec
@@ -175,9 +176,11 @@ def model_structure(arrays: dict):
 # --------------------------------------------------------------------------- callbacks
 
 
-def read_data_while_importing_keras(spec: SpecFile) -> tuple[Dataset | StreamedData, Dataset | StreamedData | None]:
-    """Parse and check the data files in a worker thread while Keras imports in this one (or, when
-    streaming, check them through once and count their rows).
+def read_data_while_importing_keras(spec: SpecFile, validation_split: float | None = None) -> tuple[
+        SpecFile, Learned, Dataset | StreamedData, Dataset | StreamedData | None]:
+    """Learn what the training rows decide (label classes, fill means), then parse and check the data files with
+    it, in a worker thread while Keras imports in this one (or, when streaming, check them through once and count
+    their rows). Returns the spec with the learned values in its bindings, and the data.
 
     pyarrow and numpy release the GIL, so the two overlap on a second core. Nothing is
     written by either, so bad data still stops training before the run directory exists.
@@ -185,12 +188,18 @@ def read_data_while_importing_keras(spec: SpecFile) -> tuple[Dataset | StreamedD
     from graphspec.backend import keras_module
 
     files = data_files(spec)
-    read: Callable[..., Dataset | StreamedData] = open_stream if should_stream(spec, files[0]) else load_data
+
+    def read_all():
+        learned = learn(spec, files[0], validation_split if len(files) == 1 else None)
+        bound = learned.applied(spec)
+        read: Callable[..., Dataset | StreamedData] = open_stream if should_stream(bound, files[0]) else load_data
+        return bound, learned, [read(bound, path) for path in files]
+
     with ThreadPoolExecutor(max_workers=1) as pool:
-        loading = [pool.submit(read, spec, path) for path in files]
+        loading = pool.submit(read_all)
         keras_module()
-        loaded = [future.result() for future in loading]
-    return loaded[0], (loaded[1] if len(loaded) > 1 else None)
+        bound, learned, loaded = loading.result()
+    return bound, learned, loaded[0], (loaded[1] if len(loaded) > 1 else None)
 
 
 def data_files(spec: SpecFile) -> list[str]:

@@ -21,13 +21,14 @@ from __future__ import annotations
 import atexit
 import contextlib
 import gc
+import json
 import os
 import secrets
 import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ from graphspec.rundir import RunDir, is_run_dir
 from graphspec.schema.spec import TrainSpec
 from graphspec.training.feeding import (data_files, read_data_while_importing_keras, split, steps_per_epoch,
                                         steps_per_execution, streamed_training, training_stream, trim)
+from graphspec.training.adapting import Adapter
 from graphspec.training.checkpoints import Checkpoints
 from graphspec.training.distribution import fit_multi_worker, strategy_for, writes_run_directory
 from graphspec.training.exact import validation_feed
@@ -67,6 +69,7 @@ class _Plan:
     settings: TrainSpec
     run: RunDir
     chief: bool  # this process writes the run directory
+    adapted: dict[str, dict] = field(default_factory=dict)  # what each `adapt: true` layer learned
 
 
 @dataclass
@@ -97,7 +100,7 @@ def train(spec_path: str | os.PathLike, options: TrainOptions | None = None, ech
     feed = _feed(plan, echo)
     runtime = _runtime(plan)
     state = _state(plan, feed, echo)
-    model = _model(plan, feed, runtime, state)
+    model = _model(plan, feed, runtime, state, echo)
     _resume_state(plan, state, echo)
     run = _create_run_directory(plan)
     if state.epochs_done >= plan.settings.epochs:
@@ -139,7 +142,8 @@ def _plan(spec_path: str, options: TrainOptions) -> _Plan:
 
 
 def _feed(plan: _Plan, echo: Echo) -> _Feed:
-    data, validation = read_data_while_importing_keras(plan.spec)
+    plan.spec, learned, data, validation = read_data_while_importing_keras(plan.spec, plan.settings.validation_split)
+    learned.record(plan.resolved)
     if isinstance(data, StreamedData):
         echo(f"streaming {data.source}: {data.rows} rows, read again in chunks each epoch")
     settings = plan.settings
@@ -188,7 +192,7 @@ def _state(plan: _Plan, feed: _Feed, echo: Echo) -> RunState:
     return state
 
 
-def _model(plan: _Plan, feed: _Feed, runtime: _Runtime, state: RunState):
+def _model(plan: _Plan, feed: _Feed, runtime: _Runtime, state: RunState, echo: Echo):
     """The model built from the spec, or the checkpoint a resume continues from; on every replica."""
     from graphspec.backend import build, import_allowed_modules
 
@@ -201,7 +205,12 @@ def _model(plan: _Plan, feed: _Feed, runtime: _Runtime, state: RunState):
             return load_model_file(runtime.keras, plan.run.checkpoint(state.epochs_done),
                                    hint="delete it to resume from the checkpoint before it")
         steps = steps_per_epoch(feed.data.rows, feed.batch, feed.fixed)
-        return build(plan.spec, steps_per_execution=steps_per_execution(plan.settings, steps))
+        adapter = Adapter(runtime.keras, runtime.tf, feed.data)
+        model = build(plan.spec, steps_per_execution=steps_per_execution(plan.settings, steps), adapter=adapter)
+        for line in adapter.lines(model):
+            echo(line)
+        plan.adapted = adapter.records
+        return model
 
 
 def _resume_state(plan: _Plan, state: RunState, echo: Echo) -> None:
@@ -227,7 +236,10 @@ def _create_run_directory(plan: _Plan) -> RunDir:
         return run
     marker = {"source": str(real_path(plan.spec_path)), "digests": section_digests(plan.document.data)}
     try:
-        run.create(marker, {"spec.yaml": run_spec_text(plan.resolved)}, replace=options.overwrite)
+        files = {"spec.yaml": run_spec_text(plan.resolved)}
+        if plan.adapted:
+            files["adapted.json"] = json.dumps(plan.adapted, indent=1, ensure_ascii=False) + "\n"
+        run.create(marker, files, replace=options.overwrite)
     except (FileExistsError, NotADirectoryError):
         raise refuse_output(run, "cannot create it: part of its path is a file, not a folder") from None
     except OSError as exc:

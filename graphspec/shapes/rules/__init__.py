@@ -14,7 +14,8 @@ with no rule here are reported as "checked at build", never guessed.
 """
 
 # Each family's module registers its rules in RULES as it is imported.
-from graphspec.shapes.rules import core, merges, sequence, spatial  # noqa: F401  (imported to register)
+from graphspec.shapes.rules import core, merges, preprocessing, sequence, spatial  # noqa: F401  (to register)
 from graphspec.shapes.rules.base import NEUTRAL_CALL_ARGS, RULES, TAKES, Call, Out, Shape, ShapeError, fmt
+from graphspec.shapes.rules.preprocessing import KnownAfterAdapt
 
-__all__ = ["NEUTRAL_CALL_ARGS", "RULES", "TAKES", "Call", "Out", "Shape", "ShapeError", "fmt"]
+__all__ = ["NEUTRAL_CALL_ARGS", "RULES", "TAKES", "Call", "KnownAfterAdapt", "Out", "Shape", "ShapeError", "fmt"]

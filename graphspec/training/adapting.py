@@ -1,0 +1,110 @@
+"""Adapting preprocessing layers on the training rows, as Keras code does by hand: construct the layer, call
+`layer.adapt` on the values it will be called on, then call it. The learned state (vocabularies, means and
+variances, bin edges) is then part of the model, its checkpoints and its exports.
+
+Example (the shipped mixed-type table; its island column holds three names):
+
+    >>> from graphspec.training import TrainOptions, train
+    >>> import json, tempfile
+    >>> run = train("specs/examples/penguins.yaml",  # doctest: +SKIP
+    ...             TrainOptions(output=tempfile.mkdtemp() + "/run", overrides=["train.epochs=1"], verbose=0))
+    >>> json.loads((run.root / "adapted.json").read_text())["island_code"]["vocabulary_size"]  # doctest: +SKIP
+    4
+
+Rows held out for validation never reach `adapt`. In memory, a layer called on an input is adapted on that
+input's whole array at once (so the result is what `layer.adapt(array)` gives); a layer further into the model, or
+a streamed file, is adapted on batches (of CHUNK rows), which Keras combines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from graphspec.data import Dataset, StreamedData
+from graphspec.errors import GraphspecError, first_line, raised_outside_graphspec
+from graphspec.graph import LayerCall
+from graphspec.training.feeding import streamed_rows
+
+CHUNK = 65_536  # rows per batch handed to adapt when it cannot take the whole array
+SHOWN = 20  # vocabulary entries a run directory records, most frequent first
+
+
+class Adapter:
+    """The `adapter` a build takes: adapts each layer on `data` (the training rows) and keeps a record of it."""
+
+    def __init__(self, keras: Any, tf: Any, data: Dataset | StreamedData):
+        self.keras, self.tf, self.data = keras, tf, data
+        self.records: dict[str, dict[str, Any]] = {}
+
+    def __call__(self, layer: Any, node: LayerCall, tensor: Any, inputs: dict[str, Any]) -> None:
+        source = next((name for name, given in inputs.items() if given is tensor), None)
+        with _adapting(node):
+            layer.adapt(self._values(source, tensor, inputs))
+        self.records[node.name] = describe(layer)
+
+    def lines(self, model: Any) -> list[str]:
+        """What each layer learned, with the width it now gives, for the start of a run."""
+        found = []
+        for name, record in self.records.items():
+            record["output_shape"] = list(model.get_layer(name).output.shape)
+            learned = (f"{record['vocabulary_size']} entries ({', '.join(map(str, record['top'][:5]))}, …)"
+                       if "vocabulary_size" in record else
+                       f"{len(record['bin_boundaries']) + 1} bins" if "bin_boundaries" in record else
+                       f"means and variances of {len(record['mean'])} value(s)")
+            found.append(f"adapted {name} ({record['layer']}) on the training rows: {learned}; output "
+                         f"{tuple(record['output_shape'])}")
+        return found
+
+    def _values(self, source: str | None, tensor: Any, inputs: dict[str, Any]):
+        tf = self.tf
+        if isinstance(self.data, Dataset):
+            if source is not None:
+                return tf.constant(self.data.inputs[source])
+            rows = tf.data.Dataset.from_tensor_slices({k: tf.constant(self.data.inputs[k]) for k in inputs})
+        else:
+            rows = streamed_rows(tf, self.data)
+        batches = rows.batch(CHUNK)
+        if source is not None:
+            return batches.map(lambda row: row[source])
+        feeder = self.keras.Model({k: inputs[k] for k in inputs}, tensor)
+        return batches.map(lambda row: feeder({k: row[k] for k in inputs}))
+
+
+@contextlib.contextmanager
+def _adapting(node: LayerCall) -> Iterator[None]:
+    """Keras's refusal of the values (a lookup given floats) as the node's located error."""
+    try:
+        yield
+    except GraphspecError:
+        raise
+    except Exception as exc:
+        if not raised_outside_graphspec(exc):
+            raise
+        raise GraphspecError(node.diagnostic(f"Keras could not adapt {node.spec.layer} '{node.name}' on the "
+                                             f"training rows: {first_line(exc)}")) from None
+
+
+def describe(layer: Any) -> dict[str, Any]:
+    """What an adapted layer learned, readably: a vocabulary's size and most frequent entries, means and
+    variances, bin edges; and the output shape it now gives."""
+    record: dict[str, Any] = {"layer": type(layer).__name__}
+    if hasattr(layer, "get_vocabulary"):
+        vocabulary = layer.get_vocabulary()
+        record["vocabulary_size"] = int(layer.vocabulary_size())
+        record["top"] = [_plain(token) for token in vocabulary[:SHOWN]]
+    elif hasattr(layer, "bin_boundaries"):
+        record["bin_boundaries"] = [float(edge) for edge in layer.bin_boundaries]
+    else:
+        record["mean"] = np.ravel(np.asarray(layer.mean)).tolist()
+        record["variance"] = np.ravel(np.asarray(layer.variance)).tolist()
+    return record
+
+
+def _plain(token: Any) -> Any:
+    if isinstance(token, bytes):
+        return token.decode("utf-8", "replace")
+    return token.item() if isinstance(token, np.generic) else token
