@@ -10,7 +10,7 @@ from helpers import EXAMPLES, ROOT
 EXPECTED = {
     "sine", "sine_two_inputs", "sin_exp_two_outputs", "two_stacks", "mnist_mlp", "headline", "shared_lstm",
     "shared_vision", "inception_module", "residual", "vqa", "video_qa", "stacked_lstm", "stateful_lstm",
-    "transformer_classifier", "seq2seq", "mini_gpt", "resnet_blocks",
+    "transformer_classifier", "seq2seq", "mini_gpt", "resnet_blocks", "penguins",
 }
 
 
@@ -23,7 +23,8 @@ def test_example_is_valid_and_points_at_the_schema(path):
     result = graphspec.check(path)
     assert result.ok, [str(d) for d in result.diagnostics]
     assert not [d for d in result.diagnostics if d.severity == "warning"]
-    assert result.shapes.complete
+    # Complete, but for the widths only adapting on the data decides (penguins' one-hot lookups).
+    assert all(row.status in ("ok", "after_adapt") for row in result.shapes.rows)
     first = path.read_text().splitlines()[0]
     assert first == "# yaml-language-server: $schema=../../schemas/graphspec.schema.json"
     assert (path.parent / "../../schemas/graphspec.schema.json").resolve().exists()

@@ -9,7 +9,8 @@ from graphspec.importer import spec_text
 from handwritten import keras
 from helpers import ROOT, run_cli
 
-EXAMPLES = sorted(p.stem for p in (ROOT / "specs" / "examples").glob("*.yaml") if p.stem != "video_qa")  # 13.5 GB
+# video_qa: 13.5 GB; penguins is built by training, which adapts its lookups (test_raw_tables imports that).
+EXAMPLES = sorted(p.stem for p in (ROOT / "specs" / "examples").glob("*.yaml") if p.stem not in ("video_qa", "penguins"))
 
 
 def _round_trip(model):

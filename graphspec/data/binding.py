@@ -267,6 +267,7 @@ class _Binder:
             raise data_error(self.path, f"{owner} has {len(labels)} class labels ({listing(labels)}) and "
                                         f"{classes} unit(s): it needs {want}")
         values, what = self.raw(binding, owner, "string")
+        values = values.reshape(len(values), -1)  # an NPZ array of labels may be 1-D
         if values.shape[1] != 1:
             raise data_error(self.path, f"{owner}: class labels come from one column, not {values.shape[1]}")
         position = {label: index for index, label in enumerate(labels)}

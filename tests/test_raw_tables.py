@@ -1,0 +1,153 @@
+"""Raw tables: text columns, blank cells, text labels and preprocessing layers adapted on the training rows."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+import graphspec
+from graphspec.data import load_data
+from graphspec.data.learning import learn
+from graphspec.errors import GraphspecError
+from helpers import ROOT, check, errors, run_cli
+
+PENGUINS = ROOT / "specs" / "examples" / "penguins.yaml"
+
+TABLE_SPEC = """\
+graphspec: 1
+inputs:
+  size: {shape: [1]}
+  colour: {shape: [1], dtype: string}
+nodes:
+  scaled: {layer: Normalization, from: size, adapt: true}
+  code: {layer: StringLookup, args: {output_mode: one_hot}, from: colour, adapt: true}
+  both: {merge: concatenate, from: [scaled, code]}
+  kind: {layer: Dense, args: {units: 2, activation: softmax}, from: both}
+outputs: [kind]
+compile: {loss: sparse_categorical_crossentropy, metrics: [accuracy]}
+train: {validation_split: 0.25, epochs: 2, seed: 1}
+data:
+  train: t.csv
+  inputs:
+    size: {columns: size, missing: {fill: mean}}
+    colour: {columns: colour, missing: {fill: none}}
+  outputs:
+    kind: {columns: kind}
+"""
+# Six training rows, then two validation rows (validation_split 0.25). A blank size and a blank colour.
+TABLE = ("size,colour,kind\n1,red,cat\n,green,dog\n3,red,cat\n5,,dog\n7,blue,cat\n9,red,dog\n"
+         "100,red,cat\n200,green,dog\n")
+
+
+@pytest.mark.parametrize("node, message", [
+    ("{layer: Normalization, from: x}", "Normalization has no mean or variance"),
+    ("{layer: StringLookup, from: x}", "StringLookup has no vocabulary"),
+    ("{layer: StringLookup, args: {vocabulary: [a]}, from: x, adapt: true}", "adapting would replace it"),
+    ("{layer: Dense, args: {units: 1}, from: x, adapt: true}", "Dense has nothing to adapt"),
+])
+def test_preprocessing_without_state_or_with_two_is_a_validate_error_saying_how_to_fix_it(node, message):
+    found = errors(check(f"graphspec: 1\ninputs: {{x: {{shape: [1], dtype: string}}}}\nnodes:\n  y: {node}\n"
+                         "outputs: [y]\n"))
+    assert len(found) == 1 and message in found[0].message, [str(d) for d in found]
+
+
+def test_labels_belong_to_outputs():
+    found = errors(check(TABLE_SPEC.replace("colour: {columns: colour, missing: {fill: none}}",
+                                            "colour: {columns: colour, labels: [a, b]}")))
+    assert [d.message for d in found] == ["input 'colour': `labels` names an output's classes; an input's text goes "
+                                          "to a StringLookup node"]
+
+
+def test_learning_uses_the_training_rows_only(write):
+    spec = graphspec.load(write("s.yaml", TABLE_SPEC))
+    write("t.csv", TABLE)
+    learned = learn(spec, str(spec.document.folder) + "/t.csv", validation_split=0.25)
+    assert learned.bindings["outputs"]["kind"] == {"labels": ["cat", "dog"]}
+    # The mean of 1, 3, 5, 7, 9: the blank is left out, and so are the validation rows' 100 and 200.
+    assert learned.bindings["inputs"]["size"]["missing"]["means"] == [5.0]
+
+
+def test_text_inputs_blanks_and_labels_bind_with_what_was_learned(write):
+    spec = graphspec.load(write("s.yaml", TABLE_SPEC))
+    path = write("t.csv", TABLE)
+    bound = learn(spec, str(path), validation_split=0.25).applied(spec)
+    data = load_data(bound, path)
+    assert data.inputs["colour"][:, 0].tolist() == ["red", "green", "red", "none", "blue", "red", "red", "green"]
+    assert data.inputs["size"][:, 0].tolist() == [1, 5, 3, 5, 7, 9, 100, 200]
+    assert data.outputs["kind"].tolist() == [0, 1, 0, 1, 0, 1, 0, 1]
+
+
+def test_blanks_and_unseen_labels_are_located(write):
+    spec = graphspec.load(write("s.yaml", TABLE_SPEC.replace(", missing: {fill: none}", "")))
+    path = write("t.csv", TABLE)
+    bound = learn(spec, str(path), validation_split=0.25).applied(spec)
+    with pytest.raises(GraphspecError) as blank:
+        load_data(bound, path)
+    assert "input 'colour': column 'colour' has an empty value (row 4, line 5)" in str(blank.value)
+    spec = graphspec.load(write("s.yaml", TABLE_SPEC))
+    unseen = write("t.csv", TABLE + "3,red,bird\n")
+    with pytest.raises(GraphspecError) as label:
+        load_data(learn(spec, str(path), validation_split=0.25).applied(spec), unseen)
+    assert "output 'kind': column 'kind' holds the label 'bird', which is not one of its classes (cat, dog) " \
+           "(row 9, line 10)" in str(label.value)
+
+
+def test_a_cell_that_is_not_utf8_is_located(write, tmp_path):
+    spec = graphspec.load(write("s.yaml", TABLE_SPEC))
+    path = tmp_path / "t.csv"
+    path.write_bytes(TABLE.encode().replace(b"blue", b"bl\xffe"))
+    with pytest.raises(GraphspecError) as error:
+        load_data(learn(spec, str(path), validation_split=0.25).applied(spec), path)
+    assert "column 'colour' has a cell that is not UTF-8 text (byte 0xff)" in str(error.value)
+    assert "(row 5, line 6)" in str(error.value)
+
+
+def test_npz_unicode_arrays_feed_text_inputs_and_labels(write, tmp_path):
+    spec_text = TABLE_SPEC.replace("train: t.csv", "train: t.npz")
+    for name in ("size", "colour", "kind"):
+        spec_text = spec_text.replace(f"{{columns: {name}", f"{{array: {name}")
+    spec = graphspec.load(write("s.yaml", spec_text))
+    path = tmp_path / "t.npz"
+    np.savez(path, size=np.array([[1.0], [np.nan], [3.0], [5.0]]), colour=np.array([["red"], ["blue"], ["red"], ["x"]]),
+             kind=np.array(["dog", "cat", "dog", "dog"]))
+    learned = learn(spec, str(path), validation_split=0.25)
+    assert learned.bindings["outputs"]["kind"] == {"labels": ["cat", "dog"]}
+    assert learned.bindings["inputs"]["size"]["missing"]["means"] == [2.0]
+    data = load_data(learned.applied(spec), path)
+    assert data.inputs["size"][:, 0].tolist() == [1, 2, 3, 5] and data.outputs["kind"].tolist() == [1, 0, 1, 1]
+
+
+def test_build_without_data_refuses_widths_only_adapt_decides(write):
+    with pytest.raises(GraphspecError) as error:
+        graphspec.build(write("s.yaml", TABLE_SPEC))
+    assert "'code' has an output width known only after adapt" in str(error.value)
+
+
+@pytest.mark.slow
+def test_the_mixed_table_trains_adapts_on_training_rows_and_keeps_what_it_learned(tmp_path):
+    from handwritten import keras
+
+    run = tmp_path / "run"
+    trained = run_cli("train", PENGUINS, "--output", run, "--epochs", "2")
+    assert trained.returncode == 0, trained.stderr
+    assert "adapted island_code (StringLookup) on the training rows: 4 entries ([UNK], Biscoe, Dream, Torgersen" \
+        in trained.stdout
+    recorded = yaml.safe_load((run / "spec.yaml").read_text())["data"]
+    assert recorded["outputs"]["species"]["labels"] == ["Adelie", "Chinstrap", "Gentoo"]
+    means = recorded["inputs"]["measurements"]["missing"]["means"]
+    adapted = json.loads((run / "adapted.json").read_text())
+    assert adapted["island_code"]["top"] == ["[UNK]", "Biscoe", "Dream", "Torgersen"]
+    assert adapted["scaled"]["mean"] == pytest.approx(means, rel=1e-5)  # blanks filled with the training mean
+    model = keras.saving.load_model(run / "model.keras")
+    assert model.get_layer("island_code").get_vocabulary() == ["[UNK]", "Biscoe", "Dream", "Torgersen"]
+    assert model.get_layer("words").vocabulary_size() == adapted["words"]["vocabulary_size"]
+
+    resumed = run_cli("train", PENGUINS, "--output", run, "--epochs", "3", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "adapted" not in resumed.stdout  # the checkpoint holds the adapted state
+    evaluated = run_cli("evaluate", run, "--data", ROOT / "specs" / "data" / "penguins.csv", "--format", "json")
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert json.loads(evaluated.stdout)["rows"] == 600
