@@ -151,9 +151,13 @@ class _GraphBuilder:
                 sub = self.graph.models[target]
                 # Inline sub-models see this file's shared layers; a file model has its own.
                 objects = {} if sub.from_file else self.objects
-                self.objects[target] = _GraphBuilder(self.keras, sub, self.policy, objects).build()
+                nested = _refuse_nested_adapt if self.adapter is not None else None
+                self.objects[target] = _GraphBuilder(self.keras, sub, self.policy, objects, adapter=nested).build()
             else:
-                self.objects[target] = self.make_layer(self.graph.shared[target], target, node)
+                shared = self.graph.shared[target]
+                if shared.adapt and self.adapter is not None:
+                    _refuse_nested_adapt(None, node, None, {})
+                self.objects[target] = self.make_layer(shared, target, node)
         return self.objects[target]
 
     # -- graph --------------------------------------------------------------------
@@ -328,6 +332,13 @@ def import_allowed_modules(policy: Policy) -> None:
 # Called with each `adapt: true` layer before the layer is called: the layer, its node, the tensor it will be
 # called on and the model's inputs so far (from which that tensor is computed).
 Adapter = Callable[[Any, LayerCall, Any, dict[str, Any]], None]
+
+
+def _refuse_nested_adapt(layer: Any, node: GNode, tensor: Any, inputs: dict[str, Any]) -> None:
+    """Training adapts the layers of the top graph; one in a sub-model or a shared layer would stay unadapted."""
+    raise GraphspecError(node.diagnostic(
+        f"'{node.name}': `adapt: true` in a sub-model or on a shared layer is not supported yet",
+        hint="put the preprocessing node in the top-level graph, before the sub-model or shared layer"))
 
 
 def _refuse_unadapted(spec: SpecFile) -> None:

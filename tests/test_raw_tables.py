@@ -151,3 +151,21 @@ def test_the_mixed_table_trains_adapts_on_training_rows_and_keeps_what_it_learne
     evaluated = run_cli("evaluate", run, "--data", ROOT / "specs" / "data" / "penguins.csv", "--format", "json")
     assert evaluated.returncode == 0, evaluated.stderr
     assert json.loads(evaluated.stdout)["rows"] == 600
+
+
+def test_adapt_inside_a_sub_model_is_refused_rather_than_left_unadapted(write):
+    path = write("s.yaml", """\
+        graphspec: 1
+        inputs: {x: {shape: [2]}}
+        models:
+          scale:
+            inputs: {v: {shape: [2]}}
+            nodes: {n: {layer: Normalization, from: v, adapt: true}}
+            outputs: [n]
+        nodes:
+          s: {apply: scale, from: x}
+        outputs: [s]
+        """)
+    with pytest.raises(GraphspecError) as error:
+        graphspec.build(path, adapter=lambda *given: None)
+    assert "`adapt: true` in a sub-model or on a shared layer is not supported yet" in str(error.value)
