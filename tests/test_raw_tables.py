@@ -166,6 +166,8 @@ def test_adapt_inside_a_sub_model_is_refused_rather_than_left_unadapted(write):
           s: {apply: scale, from: x}
         outputs: [s]
         """)
+    from graphspec.backend import build
+
     with pytest.raises(GraphspecError) as error:
-        graphspec.build(path, adapter=lambda *given: None)
+        build(path, adapter=lambda *given: None)
     assert "`adapt: true` in a sub-model or on a shared layer is not supported yet" in str(error.value)
