@@ -70,11 +70,30 @@ class Trained:
 
     def predictions(self, data_file: str | os.PathLike) -> tuple[int, Iterator[dict[str, np.ndarray]]]:
         """The file's row count, and its predictions by output name, a chunk of rows at a time when the file is
-        streamed (see `_read`), else all at once."""
+        streamed (see `_read`), else all at once; a classifier's output also gets `<name>_class`, the predicted
+        class (its name, for an output with text labels)."""
         data = self._read(data_file, outputs=False)
         chunks = data.chunks() if isinstance(data, StreamedData) else [data]
-        return data.rows, (predict_arrays(self.model, self.output_names, chunk.inputs, self._batch())
+        return data.rows, (self._with_classes(predict_arrays(self.model, self.output_names, chunk.inputs,
+                                                             self._batch()))
                            for chunk in chunks)
+
+    def _with_classes(self, predicted: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from graphspec.data.learning import classifies
+
+        section = self.spec.spec.data
+        found = dict(predicted)
+        for name, values in predicted.items():
+            binding = section.outputs.get(name) if section is not None else None
+            labels = binding.labels if binding is not None else None
+            if values.ndim != 2 or not (labels is not None or classifies(self.spec, name)):
+                continue
+            if values.shape[1] == 1:
+                index = (values[:, 0] >= (0.0 if _from_logits(self.spec, name) else 0.5)).astype(np.int64)
+            else:
+                index = values.argmax(axis=1)
+            found[f"{name}_class"] = np.asarray([str(v) for v in labels])[index] if labels is not None else index
+        return found
 
     def _read(self, data_file: str | os.PathLike, outputs: bool) -> Dataset | StreamedData:
         """The file whole, or, as training would stream it (`data.stream`, or a file over the threshold),
@@ -85,6 +104,14 @@ class Trained:
 
     def _batch(self) -> int:
         return self.spec.fixed_batch_size or (self.spec.spec.train or TrainSpec()).batch_size
+
+
+def _from_logits(spec: SpecFile, output: str) -> bool:
+    """Whether an output's loss takes logits (its threshold between the two classes is then 0, not 0.5)."""
+    settings = spec.spec.compile
+    loss = None if settings is None else settings.loss.get(output) if isinstance(settings.loss, dict) \
+        else settings.loss
+    return bool(loss is not None and not isinstance(loss, str) and (loss.model_extra or {}).get("from_logits"))
 
 
 def open_trained(target: str | os.PathLike, spec_file: str | os.PathLike | None = None, *, best: bool = False,
@@ -178,4 +205,6 @@ def _write_csv(chunks: Iterable[dict[str, np.ndarray]], target: Path) -> None:
                 rows.writerow([column for name, block in zip(chunk, blocks, strict=False)
                                for column in ([name] if block.shape[1] == 1 else
                                               [f"{name}_{i}" for i in range(block.shape[1])])])
+            if len({block.dtype.kind for block in blocks}) > 1:  # classes beside probabilities: each as it is
+                blocks = [block.astype(object) for block in blocks]
             rows.writerows(np.concatenate(blocks, axis=1).tolist())

@@ -151,6 +151,11 @@ def test_the_mixed_table_trains_adapts_on_training_rows_and_keeps_what_it_learne
     evaluated = run_cli("evaluate", run, "--data", ROOT / "specs" / "data" / "penguins.csv", "--format", "json")
     assert evaluated.returncode == 0, evaluated.stderr
     assert json.loads(evaluated.stdout)["rows"] == 600
+    predicted = run_cli("predict", run, "--data", ROOT / "specs" / "data" / "penguins.csv", "-o", tmp_path / "p.csv")
+    assert predicted.returncode == 0, predicted.stderr
+    header, first = (tmp_path / "p.csv").read_text().splitlines()[:2]
+    assert header == "species_0,species_1,species_2,species_class"
+    assert first.split(",")[-1] in ("Adelie", "Chinstrap", "Gentoo")
 
 
 def test_adapt_inside_a_sub_model_is_refused_rather_than_left_unadapted(write):

@@ -103,7 +103,10 @@ def test_headline_two_dtypes_two_outputs(tmp_path):
     assert set(result["outputs"]) == {"main_output", "aux_output"}
     out = tmp_path / "p.csv"
     assert cli("predict", run, "--data", DATA / "headline.npz", "-o", out).returncode == 0
-    assert out.read_text().splitlines()[0] == "main_output,aux_output"
+    header, first = out.read_text().splitlines()[:2]
+    assert header == "main_output,aux_output,main_output_class,aux_output_class"  # classes of the two sigmoids
+    probabilities, classes = map(float, first.split(",")[:2]), first.split(",")[2:]
+    assert classes == [str(int(p >= 0.5)) for p in probabilities]
 
 
 def test_shared_lstm_trains(tmp_path):

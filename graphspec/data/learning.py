@@ -45,6 +45,7 @@ class _Wanted:
     labels: set[str] | None = None
     sums: np.ndarray | None = None
     counts: np.ndarray | None = None
+    numeric: bool = False  # a label column of numbers: integer class codes, bound as before
 
 
 @dataclass
@@ -101,7 +102,7 @@ def _wanted(spec: SpecFile, table: Table) -> list[_Wanted]:
             columns = _columns(table, binding, name)
             if binding.missing is not None and binding.missing.fill == "mean" and binding.missing.means is None:
                 found.append(_Wanted(kind, name, binding, columns))
-            elif kind == "outputs" and binding.labels is None and _classifies(spec, name):
+            elif kind == "outputs" and binding.labels is None and classifies(spec, name):
                 found.append(_Wanted(kind, name, binding, columns, labels=set()))
     return found
 
@@ -112,7 +113,8 @@ def _columns(table: Table, binding: Binding, name: str) -> list[str]:
     return table.select(binding, name) if table.kind != "npz" else []
 
 
-def _classifies(spec: SpecFile, output: str) -> bool:
+def classifies(spec: SpecFile, output: str) -> bool:
+    """Whether an output's loss is a classification loss (cross-entropy, hinge, focal)."""
     settings = spec.spec.compile
     if settings is None:
         return False
@@ -152,7 +154,7 @@ def _gather(item: _Wanted, part: Table) -> None:
             values = part.columns[column]
             if isinstance(values, np.ndarray):
                 if values.dtype.kind not in "US":
-                    item.labels = None  # numbers: the output's classes are integers, as before
+                    item.numeric = True
                     return
                 item.labels.update(np.unique(values).astype(str).tolist())
             else:
@@ -177,7 +179,7 @@ def _result(wanted: list[_Wanted]) -> Learned:
     learned = Learned()
     for item in wanted:
         if item.labels is not None:
-            if all(_NUMBER.fullmatch(label) for label in item.labels):
+            if item.numeric or all(_NUMBER.fullmatch(label) for label in item.labels):
                 continue  # integer class codes, bound as numbers
             values: dict[str, Any] = {"labels": sorted(item.labels)}
         else:
