@@ -68,14 +68,15 @@ class Trained:
         parts = list(chunks)
         return {name: np.concatenate([part[name] for part in parts]) for name in self.output_names}
 
-    def predictions(self, data_file: str | os.PathLike) -> tuple[int, Iterator[dict[str, np.ndarray]]]:
+    def predictions(self, data_file: str | os.PathLike, keep: tuple[str, ...] = ()) -> tuple[
+            int, Iterator[dict[str, np.ndarray]]]:
         """The file's row count, and its predictions by output name, a chunk of rows at a time when the file is
         streamed (see `_read`), else all at once; a classifier's output also gets `<name>_class`, the predicted
-        class (its name, for an output with text labels)."""
-        data = self._read(data_file, outputs=False)
+        class (its name, for an output with text labels). The columns `keep` names come first, as they are."""
+        data = self._read(data_file, outputs=False, keep=keep)
         chunks = data.chunks() if isinstance(data, StreamedData) else [data]
-        return data.rows, (self._with_classes(predict_arrays(self.model, self.output_names, chunk.inputs,
-                                                             self._batch()))
+        return data.rows, ({**chunk.kept, **self._with_classes(predict_arrays(self.model, self.output_names,
+                                                                                chunk.inputs, self._batch()))}
                            for chunk in chunks)
 
     def _with_classes(self, predicted: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -95,12 +96,15 @@ class Trained:
             found[f"{name}_class"] = np.asarray([str(v) for v in labels])[index] if labels is not None else index
         return found
 
-    def _read(self, data_file: str | os.PathLike, outputs: bool) -> Dataset | StreamedData:
+    def _read(self, data_file: str | os.PathLike, outputs: bool, keep: tuple[str, ...] = ()) -> Dataset | StreamedData:
         """The file whole, or, as training would stream it (`data.stream`, or a file over the threshold),
         checked through once and then read in chunks."""
+        clash = next((name for name in keep if name in self.output_names), None)
+        if clash is not None:
+            raise GraphspecError(f"--keep {clash}: the predictions already have a column of that name (an output)")
         if should_stream(self.spec, str(data_file)):
-            return open_stream(self.spec, data_file, outputs=outputs)
-        return load_data(self.spec, data_file, outputs=outputs)
+            return open_stream(self.spec, data_file, outputs=outputs, keep=keep)
+        return load_data(self.spec, data_file, outputs=outputs, keep=keep)
 
     def _batch(self) -> int:
         return self.spec.fixed_batch_size or (self.spec.spec.train or TrainSpec()).batch_size

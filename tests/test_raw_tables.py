@@ -151,11 +151,12 @@ def test_the_mixed_table_trains_adapts_on_training_rows_and_keeps_what_it_learne
     evaluated = run_cli("evaluate", run, "--data", ROOT / "specs" / "data" / "penguins.csv", "--format", "json")
     assert evaluated.returncode == 0, evaluated.stderr
     assert json.loads(evaluated.stdout)["rows"] == 600
-    predicted = run_cli("predict", run, "--data", ROOT / "specs" / "data" / "penguins.csv", "-o", tmp_path / "p.csv")
+    predicted = run_cli("predict", run, "--data", ROOT / "specs" / "data" / "penguins.csv", "-o", tmp_path / "p.csv",
+                        "--keep", "id")
     assert predicted.returncode == 0, predicted.stderr
     header, first = (tmp_path / "p.csv").read_text().splitlines()[:2]
-    assert header == "species_0,species_1,species_2,species_class"
-    assert first.split(",")[-1] in ("Adelie", "Chinstrap", "Gentoo")
+    assert header == "id,species_0,species_1,species_2,species_class"
+    assert first.startswith("P0000,") and first.split(",")[-1] in ("Adelie", "Chinstrap", "Gentoo")
 
 
 def test_adapt_inside_a_sub_model_is_refused_rather_than_left_unadapted(write):
@@ -176,3 +177,18 @@ def test_adapt_inside_a_sub_model_is_refused_rather_than_left_unadapted(write):
     with pytest.raises(GraphspecError) as error:
         build(path, adapter=lambda *given: None)
     assert "`adapt: true` in a sub-model or on a shared layer is not supported yet" in str(error.value)
+
+
+def test_kept_columns_come_through_whole_and_streamed(write):
+    from graphspec.data import open_stream
+
+    spec = graphspec.load(write("s.yaml", TABLE_SPEC))
+    path = write("t.csv", TABLE)
+    bound = learn(spec, str(path), validation_split=0.25).applied(spec)
+    whole = load_data(bound, path, outputs=False, keep=("kind",))
+    assert whole.kept["kind"].tolist() == ["cat", "dog"] * 4
+    streamed = open_stream(bound, path, outputs=False, keep=("kind",), chunk_rows=3)
+    assert [v for chunk in streamed.chunks() for v in chunk.kept["kind"]] == ["cat", "dog"] * 4
+    with pytest.raises(GraphspecError) as error:
+        load_data(bound, path, outputs=False, keep=("kinds",))
+    assert "--keep: missing column 'kinds'" in str(error.value)

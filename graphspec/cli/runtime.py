@@ -140,11 +140,13 @@ def predict(
     spec: Optional[Path] = typer.Option(None, "--spec", help="The spec of a bare .keras model."),
     best: bool = typer.Option(False, "--best", help="Use the run's best model instead of its final one."),
     force: bool = typer.Option(False, "--force", help="Replace an existing output file (never an input)."),
+    keep: list[str] = typer.Option([], "--keep", metavar="COLUMN",
+                                   help="Copy this column (an id, say) of the data into the predictions; repeatable."),
     allow_module: list[str] = ALLOW_MODULE,
     trust_project: bool = TRUST_PROJECT,
     allow_path: list[Path] = ALLOW_PATH,
 ) -> None:
-    """Write predictions, named by output, to CSV or NPZ.
+    """Write predictions, named by output, to CSV or NPZ; a classifier's output also gets `<output>_class`.
 
     Example: graphspec predict runs/sine --data specs/data/sine_val.csv -o preds.csv
     """
@@ -156,7 +158,7 @@ def predict(
         raise typer.Exit(2)
     check_prediction_target(output, [data, target, *([spec] if spec else [])], force)
     trained = open_trained(target, spec, best=best, trust=trust_of(allow_module, trust_project, allow_path))
-    rows, predictions = trained.predictions(data)
+    rows, predictions = trained.predictions(data, tuple(dict.fromkeys(keep)))
     with writing(output):
         write_predictions(rows, predictions, output)
     typer.echo(f"wrote {rows} predictions of {', '.join(trained.output_names)} to {output}")

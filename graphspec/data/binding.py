@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -51,6 +51,7 @@ class Dataset:
     rows: int
     inputs: dict[str, np.ndarray]
     outputs: dict[str, np.ndarray]
+    kept: dict[str, np.ndarray] = field(default_factory=dict)  # columns `predict --keep` copies, as text
 
 
 _PROBABILITIES = (0.0, 1.0, "targets from 0 to 1")
@@ -343,9 +344,11 @@ def _parsed_as(dtype: str) -> str:
     return dtype if dtype in ("float32", "string") else "float64"
 
 
-def column_types(spec: SpecFile, table: Table, outputs: bool) -> dict[str, str]:
-    """The CSV columns the spec binds, each with the dtype to parse it as."""
-    types: dict[str, str] = {}
+def column_types(spec: SpecFile, table: Table, outputs: bool, keep: tuple[str, ...] = ()) -> dict[str, str]:
+    """The CSV columns the spec binds (and those `keep` names, as text), each with the dtype to parse it as."""
+    for name in keep:
+        table._require(name, "--keep")
+    types: dict[str, str] = dict.fromkeys(keep, "string")
     for bound, owner, dtype in bound_names(spec, outputs):
         if bound.columns is not None:
             for column in table.select(bound, owner):
@@ -366,7 +369,7 @@ def data_section(spec: SpecFile) -> DataSpec:
     return binding
 
 
-def bind_table(spec: SpecFile, table: Table, outputs: bool) -> Dataset:
+def bind_table(spec: SpecFile, table: Table, outputs: bool, keep: tuple[str, ...] = ()) -> Dataset:
     """Every input's (and, if asked, output's) values from `table`, checked, with equal row counts."""
     binding = data_section(spec)
     binder = _Binder(spec, table)
@@ -389,16 +392,29 @@ def bind_table(spec: SpecFile, table: Table, outputs: bool) -> Dataset:
     rows = next(iter(counts.values()))
     if rows == 0:
         raise data_error(table.path, "the file has no data rows")
-    return Dataset(table.path, rows, inputs, targets)
+    return Dataset(table.path, rows, inputs, targets, {name: _kept(table, name, rows) for name in keep})
 
 
-def load_data(spec: SpecFile, path: str | os.PathLike, *, outputs: bool = True) -> Dataset:
-    """Read and check one data file against the spec's binding (inputs, and outputs if asked)."""
+def _kept(table: Table, name: str, rows: int) -> np.ndarray:
+    """A column (or NPZ array) copied into predictions as it is, a blank cell as an empty one."""
+    table._require(name, "--keep")
+    if table.kind != "npz":
+        return table.text_column(name, "--keep", fill="")
+    values = np.asarray(table.columns[name])
+    if len(values) != rows or values.ndim != 1:
+        raise data_error(table.path, f"--keep: array '{name}' must hold one value per row ({rows}), it has shape "
+                                     f"{values.shape}")
+    return values
+
+
+def load_data(spec: SpecFile, path: str | os.PathLike, *, outputs: bool = True, keep: tuple[str, ...] = ()) -> Dataset:
+    """Read and check one data file against the spec's binding (inputs, and outputs if asked), with the columns
+    `keep` names as they are."""
     data_section(spec)
     table = Table(str(path))
     if table.kind != "npz":
-        table.read_columns(column_types(spec, table, outputs))
-    return bind_table(spec, table, outputs)
+        table.read_columns(column_types(spec, table, outputs, keep))
+    return bind_table(spec, table, outputs, keep)
 
 
 # --------------------------------------------------------------------------- streaming

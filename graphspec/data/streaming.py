@@ -43,11 +43,11 @@ class StreamedData:
         (1000, 600)
     """
 
-    def __init__(self, spec: SpecFile, path: str, outputs: bool, chunk_rows: int):
-        self.spec, self.outputs, self.chunk_rows = spec, outputs, chunk_rows
+    def __init__(self, spec: SpecFile, path: str, outputs: bool, chunk_rows: int, keep: tuple[str, ...] = ()):
+        self.spec, self.outputs, self.chunk_rows, self.keep = spec, outputs, chunk_rows, keep
         self.table = Table(path)
         self.source = path
-        self.types = column_types(spec, self.table, outputs) if self.table.kind != "npz" else {}
+        self.types = column_types(spec, self.table, outputs, keep) if self.table.kind != "npz" else {}
         self.rows = 0
         self.start = 0  # the rows this object stands for: a validation split is a window of the file
         self.shapes: dict[str, tuple] = {}  # per input and output: dtype and row shape, from the first chunk
@@ -99,7 +99,7 @@ class StreamedData:
                 low, high = max(start - offset, 0), rows if stop is None else min(stop - offset, rows)
                 if high > low:
                     part = self.table.part(_slice(columns, low, high), high - low, offset + low)
-                    yield bind_table(self.spec, part, self.outputs)
+                    yield bind_table(self.spec, part, self.outputs, self.keep)
                 offset += rows
                 if stop is not None and offset >= stop:
                     break
@@ -165,8 +165,8 @@ class StreamedData:
             yield from source.read_row_group(group, columns=list(self.types)).to_batches(max_chunksize=self.chunk_rows)
 
     def _bound_arrays(self) -> list[str]:
-        return list(dict.fromkeys(bound.array for bound, _, _ in bound_names(self.spec, self.outputs)
-                                  if bound.array is not None and bound.array in self.table.names))
+        bound = [b.array for b, _, _ in bound_names(self.spec, self.outputs) if b.array is not None]
+        return list(dict.fromkeys(name for name in [*bound, *self.keep] if name in self.table.names))
 
 
 def _grouped(batches, rows: int):
@@ -196,10 +196,10 @@ def _slice(columns: dict, low: int, high: int) -> dict:
 
 
 def open_stream(spec: SpecFile, path: str | os.PathLike, *, outputs: bool = True,
-                chunk_rows: int = CHUNK_ROWS) -> StreamedData:
+                chunk_rows: int = CHUNK_ROWS, keep: tuple[str, ...] = ()) -> StreamedData:
     """A data file to stream, checked through once (stopping at its first bad row) and its rows counted."""
     data_section(spec)
-    data = StreamedData(spec, str(path), outputs, chunk_rows)
+    data = StreamedData(spec, str(path), outputs, chunk_rows, keep)
     data.identity = _identity(data.source)
     data._scan()
     return data
