@@ -192,3 +192,16 @@ def test_kept_columns_come_through_whole_and_streamed(write):
     with pytest.raises(GraphspecError) as error:
         load_data(bound, path, outputs=False, keep=("kinds",))
     assert "--keep: missing column 'kinds'" in str(error.value)
+
+
+@pytest.mark.slow
+def test_summary_with_data_reports_the_widths_adapting_gives():
+    static = json.loads(run_cli("summary", PENGUINS, "--format", "json").stdout)
+    rows = {row["name"]: row for row in static["rows"]}
+    assert rows["island_code"]["output_shapes"] is None and rows["island_code"]["status"] == "after_adapt"
+    assert rows["scaled"]["output_shapes"] == [[None, 4]]
+    adapted = run_cli("summary", PENGUINS, "--data", "--format", "json")
+    assert adapted.returncode == 0, adapted.stderr
+    rows = {row["name"]: row for row in json.loads(adapted.stdout)["rows"]}
+    assert rows["island_code"]["output_shapes"] == [[None, 4]]  # three islands and the out-of-vocabulary entry
+    assert rows["features"]["output_shapes"] == [[None, 4 + 4 + 4 + 4 + 20]]

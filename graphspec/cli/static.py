@@ -141,11 +141,13 @@ def summary(
         ..., metavar="SPEC", help="Spec file."),
     format: TableFormat = typer.Option(TableFormat.text, "--format", "-f", help="A table (text) or JSON."),
     use_keras: bool = typer.Option(False, "--keras", help="Build the model and report Keras's own figures."),
+    data: bool = typer.Option(False, "--data", help="Adapt the `adapt: true` layers on the spec's training rows "
+                              "first, as train does, and report the widths they give (Keras's figures)."),
     allow_module: list[str] = ALLOW_MODULE,
     trust_project: bool = TRUST_PROJECT,
     allow_path: list[Path] = ALLOW_PATH,
 ) -> None:
-    """Per-node table: type, output shape, parameters, inputs, and totals (static unless --keras).
+    """Per-node table: type, output shape, parameters, inputs, and totals (static unless --keras or --data).
 
     Example: graphspec summary specs/examples/headline.yaml
     """
@@ -154,7 +156,16 @@ def summary(
     from graphspec.summary import keras_summary, render_text, static_summary
 
     result = load_or_exit(spec, trust_of(allow_module, trust_project, allow_path))
-    if use_keras:
+    if data:
+        from graphspec.training.adapting import build_adapted
+
+        long_running()
+        model, adapter = build_adapted(result)
+        if format is not TableFormat.json:
+            for line in adapter.lines(model):
+                typer.echo(line)
+        table = keras_summary(model)
+    elif use_keras:
         from graphspec.backend import build
 
         long_running()

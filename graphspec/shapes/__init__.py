@@ -89,7 +89,7 @@ def shapes_text(shapes: list[Shape] | None, status: Status = "ok") -> str:
     data decides, or one after it), or "checked at build"."""
     if shapes is None:
         return "known after adapt" if status == "after_adapt" else "checked at build"
-    return ", ".join("(" + ", ".join("None" if d is None else str(d) for d in s) + ")" for s in shapes)
+    return ", ".join(fmt(tuple(s)) for s in shapes)
 
 
 class _Unchecked(Exception):

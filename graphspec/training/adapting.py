@@ -27,6 +27,7 @@ import numpy as np
 from graphspec.data import Dataset, StreamedData
 from graphspec.errors import GraphspecError, first_line, raised_outside_graphspec
 from graphspec.graph import LayerCall
+from graphspec.pipeline import SpecFile
 from graphspec.training.feeding import streamed_rows
 
 CHUNK = 65_536  # rows per batch handed to adapt when it cannot take the whole array
@@ -108,3 +109,20 @@ def _plain(token: Any) -> Any:
     if isinstance(token, bytes):
         return token.decode("utf-8", "replace")
     return token.item() if isinstance(token, np.generic) else token
+
+
+def build_adapted(spec: SpecFile) -> tuple[Any, Adapter]:
+    """The spec's model, uncompiled, with its `adapt: true` layers adapted on the training rows as `train` would
+    (what `graphspec summary --data` reports): the data read and learned from, the validation rows held out."""
+    from graphspec.backend import build, keras_module
+    from graphspec.schema.spec import TrainSpec
+    from graphspec.training.feeding import read_data_while_importing_keras, split
+
+    settings = spec.spec.train or TrainSpec()
+    spec, _, data, validation = read_data_while_importing_keras(spec, settings.validation_split)
+    if validation is None and settings.validation_split:
+        data, _ = split(data, settings.validation_split)
+    import tensorflow as tf
+
+    adapter = Adapter(keras_module(), tf, data)
+    return build(spec, compile=False, adapter=adapter), adapter
