@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 import random
 import re
 from pathlib import Path
@@ -208,20 +209,26 @@ def _string_scalar(name: str) -> str:
     return name if core_tag(name) == STR_TAG else f"'{name}'"
 
 
+def _checked_name(folder: Path) -> str:
+    """The model's name, from a new (or empty) project folder."""
+    name = folder.name
+    if not re.fullmatch(MODEL_NAME_PATTERN, name):
+        raise GraphspecError(f"'{name}' cannot name a model: use letters, digits, _, - and ., starting with a "
+                             "letter or digit")
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise GraphspecError(f"{folder} already exists and is not an empty folder; init never overwrites")
+    return name
+
+
 def scaffold(folder: str | Path, template: str = "mlp") -> list[Path]:
     """Write `<folder>/<name>.yaml`, `<name>.csv` and `graphspec.schema.json`; returns the files written."""
     from graphspec.rundir import write_text
     from graphspec.schema import json_schema_text
 
     folder = Path(folder)
-    name = folder.name
     if template not in _TEMPLATES:
         raise GraphspecError(f"unknown template '{template}' (one of {', '.join(TEMPLATES)})")
-    if not re.fullmatch(MODEL_NAME_PATTERN, name):
-        raise GraphspecError(f"'{name}' cannot name a model: use letters, digits, _, - and ., starting with a "
-                             "letter or digit")
-    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
-        raise GraphspecError(f"{folder} already exists and is not an empty folder; init never overwrites")
+    name = _checked_name(folder)
     title, body = _TEMPLATES[template]
     files = {
         folder / f"{name}.yaml": _HEADER.format(title=title, name=name, scalar=_string_scalar(name))
@@ -233,3 +240,34 @@ def scaffold(folder: str | Path, template: str = "mlp") -> list[Path]:
     for path, text in files.items():
         write_text(path, text)
     return list(files)
+
+
+def scaffold_table(folder: str | Path, table: str | Path, targets: list[str]) -> list[Path]:
+    """Write `<folder>/<name>.yaml` for the CSV or Parquet file `table` (see `graphspec.tabular`) and the schema.
+    The spec reads the table where it is when it lies inside the spec's project; else a copy in the folder, since
+    a spec reads data only from inside its project."""
+    import shutil
+
+    from graphspec.policy import project_root, real_path
+    from graphspec.rundir import write_text
+    from graphspec.schema import json_schema_text
+    from graphspec.tabular import spec_for_table
+
+    folder = Path(folder)
+    name = _checked_name(folder)
+    if not targets:
+        raise GraphspecError("--from-csv needs at least one --target COLUMN: the column(s) to predict")
+    source = real_path(Path(table))
+    spec_folder = real_path(folder.parent) / name
+    root = project_root(spec_folder)  # a spec outside any repository or project is its own project
+    inside = source.is_relative_to(root) and not any(p.startswith(".") for p in source.relative_to(root).parts)
+    data = source if inside else spec_folder / source.name
+    text = spec_for_table(str(source), targets, name, os.path.relpath(data, spec_folder))
+    folder.mkdir(parents=True, exist_ok=True)
+    written = [folder / f"{name}.yaml", folder / "graphspec.schema.json"]
+    if not inside:
+        shutil.copyfile(source, data)
+        written.append(folder / source.name)
+    write_text(written[0], text)
+    write_text(written[1], json_schema_text())
+    return written

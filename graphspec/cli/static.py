@@ -86,17 +86,26 @@ def init(
     name: Path = typer.Argument(
         ..., metavar="NAME", help="The new project folder; its last part names the model and files."),
     template: Template = typer.Option(Template.mlp, "--template", "-t", help="The architecture to start from."),
+    from_csv: Optional[Path] = typer.Option(None, "--from-csv", metavar="FILE",
+                                            help="Write a spec for this CSV or Parquet table instead of a template."),
+    target: list[str] = typer.Option([], "--target", metavar="COLUMN",
+                                     help="With --from-csv: a column to predict; repeatable."),
 ) -> None:
-    """Start a project: a commented spec, its schema and a tiny data file.
+    """Start a project: a commented spec, its schema and a tiny data file; or a spec for your own table.
 
     The spec carries the editor schema line and a data binding, so it trains as written.
 
     Example: graphspec init demo --template cnn && graphspec train demo/demo.yaml
-    """
-    from graphspec.scaffold import scaffold
 
+    Example: graphspec init birds --from-csv penguins.csv --target species
+    """
+    from graphspec.scaffold import scaffold, scaffold_table
+
+    if target and from_csv is None:
+        typer.echo("graphspec: --target goes with --from-csv", err=True)
+        raise typer.Exit(2)
     with writing(name):
-        written = scaffold(name, template.value)
+        written = scaffold(name, template.value) if from_csv is None else scaffold_table(name, from_csv, target)
     typer.echo(f"wrote {', '.join(str(p) for p in written)}")
     typer.echo(f"next: graphspec train {written[0]} --output runs/{name.name}")
 

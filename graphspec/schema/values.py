@@ -218,6 +218,24 @@ _SPATIAL = ("kernel_size", "strides", "dilation_rate", "pool_size", "size")
 _OBJECT_SUFFIXES = {"_initializer": "initializer", "_regularizer": "regularizer", "_constraint": "constraint"}
 
 # Ranges particular classes enforce (Keras raises on anything else).
+_LOOKUPS = ("StringLookup", "IntegerLookup", "TextVectorization")
+# The arguments of preprocessing layers whose static rules decide their widths (shapes/rules/preprocessing.py).
+_PREPROCESSING: dict[tuple[str, str], Check] = {
+    **{(owner, "max_tokens"): optional(positive_int) for owner in _LOOKUPS},
+    **{(owner, "pad_to_max_tokens"): a_bool for owner in _LOOKUPS},
+    **{(owner, "output_mode"): one_of("int", "one_hot", "multi_hot", "count", "tf_idf")
+       for owner in ("StringLookup", "IntegerLookup")},
+    ("TextVectorization", "output_mode"): one_of("int", "multi_hot", "count", "tf_idf"),
+    ("TextVectorization", "output_sequence_length"): optional(positive_int),
+    ("StringLookup", "num_oov_indices"): non_negative_int, ("IntegerLookup", "num_oov_indices"): non_negative_int,
+    ("Discretization", "output_mode"): one_of("int", "one_hot", "multi_hot", "count"),
+    ("Discretization", "num_bins"): optional(positive_int),
+    ("Hashing", "output_mode"): one_of("int", "one_hot", "multi_hot", "count"),
+    ("Hashing", "num_bins"): positive_int,
+    ("CategoryEncoding", "output_mode"): one_of("one_hot", "multi_hot", "count"),
+    ("CategoryEncoding", "num_tokens"): optional(positive_int),
+}
+
 BY_OWNER: dict[tuple[str, str], Check] = {
     ("ReduceLROnPlateau", "factor"): _expect("a number below 1 (the rate is multiplied by it)",
                                              lambda v: is_number(v) and 0 <= v < 1),
@@ -246,6 +264,7 @@ BY_OWNER: dict[tuple[str, str], Check] = {
     ("Attention", "score_mode"): one_of("dot", "concat"),
     ("L1", "l1"): non_negative, ("L2", "l2"): non_negative,
     ("L1L2", "l1"): non_negative, ("L1L2", "l2"): non_negative,
+    **_PREPROCESSING,
 }
 # Optimizer arguments: every optimizer shares the base class's.
 OPTIMIZER: dict[str, Check] = {

@@ -63,9 +63,9 @@ class AllRows:
             batches = steps_per_epoch(data.rows, batch, fixed=full)
             return (streamed_rows(tf, data).batch(batch, drop_remainder=full).map(as_pairs(output_names(data)))
                     .apply(tf.data.experimental.assert_cardinality(batches)).prefetch(STREAM_AHEAD))
-        arrays = (model_structure(keras_arrays(data.inputs)), model_structure(data.outputs))
         if not full:
-            return arrays
+            return model_structure(keras_arrays(data.inputs)), model_structure(data.outputs)
+        arrays = (model_structure(data.inputs), model_structure(data.outputs))
         batches = data.rows // batch
         return tf.data.Dataset.from_tensor_slices(tf.nest.map_structure(
             lambda array: array[:batches * batch].reshape(batches, batch, *array.shape[1:]), arrays))
