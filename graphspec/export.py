@@ -54,6 +54,30 @@ def _is_saved_model(folder: Path) -> bool:
         entry.name in _SAVED_MODEL_ENTRIES and not entry.is_symlink() for entry in entries)
 
 
+# Layers whose table lookups and string ops the ONNX and LiteRT converters do not carry: tf2onnx writes a model
+# onnxruntime refuses to load (LookupTableFindV2, StringSplitV2), and LiteRT one that needs the Flex delegate.
+NOT_SERVED = {"onnx": {"StringLookup", "IntegerLookup", "TextVectorization", "Hashing", "HashedCrossing"},
+              "litert": {"StringLookup", "IntegerLookup", "TextVectorization", "Hashing", "HashedCrossing"}}
+
+
+def _refuse_unserved(keras, model, fmt: str) -> None:
+    """Refuse, naming the layer, an export whose runtime could not serve it."""
+    refused = NOT_SERVED.get(fmt, set())
+    stack = list(model.layers)
+    while stack:
+        layer = stack.pop(0)
+        if type(layer).__name__ in refused:
+            raise GraphspecError(Diagnostic(
+                f"{fmt} cannot serve layer '{layer.name}' ({type(layer).__name__}): its converter does not carry the "
+                "table lookups and string operations the layer needs", hint="export to savedmodel, which serves "
+                "raw rows, text included (graphspec export RUN --format savedmodel)"))
+        if isinstance(layer, keras.Model):
+            stack.extend(layer.layers)
+        inner = getattr(layer, "layer", None)
+        if inner is not None:
+            stack.append(inner)
+
+
 def _named_outputs(keras, model, names: list[str]):
     """The same layers, with outputs keyed by spec name (a keyed model already is)."""
     if isinstance(model.output, dict):
@@ -83,6 +107,7 @@ def export_model(target: str | os.PathLike, fmt: str, output: str | os.PathLike,
     else:
         model = load_model_file(keras, target)
         names = list(model.output_names)
+    _refuse_unserved(keras, model, fmt)
     named = _named_outputs(keras, model, names)
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))  # same file system

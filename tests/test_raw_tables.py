@@ -157,6 +157,28 @@ def test_the_mixed_table_trains_adapts_on_training_rows_and_keeps_what_it_learne
     header, first = (tmp_path / "p.csv").read_text().splitlines()[:2]
     assert header == "id,species_0,species_1,species_2,species_class"
     assert first.startswith("P0000,") and first.split(",")[-1] in ("Adelie", "Chinstrap", "Gentoo")
+    _exports_serve_raw_rows_or_are_refused(run, tmp_path)
+
+
+def _exports_serve_raw_rows_or_are_refused(run, tmp_path):
+    """The SavedModel takes the rows as bound (text included) and gives what `predict` wrote; ONNX and LiteRT,
+    whose converters cannot carry the lookups, are refused with the layer named."""
+    import tensorflow as tf
+
+    from graphspec.evaluate import open_trained
+
+    exported = run_cli("export", run, "--format", "savedmodel", "-o", tmp_path / "served")
+    assert exported.returncode == 0, exported.stderr
+    serve = tf.saved_model.load(str(tmp_path / "served")).signatures["serving_default"]
+    trained = open_trained(run)
+    rows = load_data(trained.spec, ROOT / "specs" / "data" / "penguins.csv", outputs=False)
+    served = serve(**{name: tf.constant(values) for name, values in rows.inputs.items()})["species"].numpy()
+    written = np.loadtxt(tmp_path / "p.csv", delimiter=",", skiprows=1, usecols=(1, 2, 3))
+    np.testing.assert_allclose(served, written, rtol=1e-5, atol=1e-6)
+    for fmt, name in (("onnx", "m.onnx"), ("litert", "m.tflite")):
+        refused = run_cli("export", run, "--format", fmt, "-o", tmp_path / name)
+        assert refused.returncode == 1 and f"{fmt} cannot serve layer 'island_code' (StringLookup)" in refused.stderr
+        assert not (tmp_path / name).exists()
 
 
 def test_adapt_inside_a_sub_model_is_refused_rather_than_left_unadapted(write):
