@@ -227,3 +227,22 @@ def test_summary_with_data_reports_the_widths_adapting_gives():
     rows = {row["name"]: row for row in json.loads(adapted.stdout)["rows"]}
     assert rows["island_code"]["output_shapes"] == [[None, 4]]  # three islands and the out-of-vocabulary entry
     assert rows["features"]["output_shapes"] == [[None, 4 + 4 + 4 + 4 + 20]]
+
+
+@pytest.mark.slow
+def test_the_mixed_example_builds_exactly_what_keras_code_adapted_on_the_same_rows_gives():
+    from graphspec.training.adapting import build_adapted
+    from handwritten import keras, penguins
+
+    ours, _ = build_adapted(graphspec.load(PENGUINS))
+    theirs, rows = penguins(str(ROOT / "specs" / "data" / "penguins.csv"))
+    assert [type(layer).__name__ for layer in ours.layers] == [type(layer).__name__ for layer in theirs.layers]
+    for name in ("island_code", "sex_code", "year_code", "words"):
+        assert ours.get_layer(name).get_vocabulary() == theirs.get_layer(name).get_vocabulary(), name
+    for mine, hand in zip(ours.get_weights(), theirs.get_weights(), strict=True):  # adapted statistics, and the
+        np.testing.assert_array_equal(mine, hand)  # initial weights drawn from the same seed in the same order
+    import tensorflow as tf
+
+    sample = {name: tf.constant(values[:50]) for name, values in rows.items()}
+    np.testing.assert_array_equal(np.asarray(ours(sample)), np.asarray(theirs(sample)))
+    assert keras.tree.flatten(ours.output)[0].shape == (None, 3)
