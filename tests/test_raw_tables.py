@@ -246,3 +246,22 @@ def test_the_mixed_example_builds_exactly_what_keras_code_adapted_on_the_same_ro
     sample = {name: tf.constant(values[:50]) for name, values in rows.items()}
     np.testing.assert_array_equal(np.asarray(ours(sample)), np.asarray(theirs(sample)))
     assert keras.tree.flatten(ours.output)[0].shape == (None, 3)
+
+
+@pytest.mark.slow
+def test_streamed_adapting_learns_what_adapting_in_memory_does():
+    from graphspec.loader import load_file
+    from graphspec.overrides import resolve_spec
+    from graphspec.training.adapting import build_adapted
+
+    learned = {}
+    for stream in ("true", "false"):
+        spec, _ = resolve_spec(load_file(PENGUINS), {f"data.stream={stream}": f"data.stream={stream}"})
+        _, adapter = build_adapted(spec)
+        learned[stream] = adapter.records
+    streamed, whole = learned["true"], learned["false"]
+    assert set(streamed) == set(whole) == {"scaled", "island_code", "sex_code", "year_code", "words"}
+    for name in ("island_code", "sex_code", "year_code", "words"):
+        assert streamed[name] == whole[name], name
+    assert streamed["scaled"]["mean"] == pytest.approx(whole["scaled"]["mean"], rel=1e-6)
+    assert streamed["scaled"]["variance"] == pytest.approx(whole["scaled"]["variance"], rel=1e-5)

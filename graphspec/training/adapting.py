@@ -12,8 +12,9 @@ Example (the shipped mixed-type table; its island column holds three names):
     4
 
 Rows held out for validation never reach `adapt`. In memory, a layer called on an input is adapted on that
-input's whole array at once (so the result is what `layer.adapt(array)` gives); a layer further into the model, or
-a streamed file, is adapted on batches (of CHUNK rows), which Keras combines.
+input's whole array at once (so the result is what `layer.adapt(array)` gives); a layer further into the model is
+adapted on batches of CHUNK rows, and on a streamed file on its checked chunks as they are read, which Keras
+combines.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from graphspec.data import Dataset, StreamedData
 from graphspec.errors import GraphspecError, first_line, raised_outside_graphspec
 from graphspec.graph import LayerCall
 from graphspec.pipeline import SpecFile
-from graphspec.training.feeding import streamed_rows
 
 CHUNK = 65_536  # rows per batch handed to adapt when it cannot take the whole array
 SHOWN = 20  # vocabulary entries a run directory records, most frequent first
@@ -62,17 +62,31 @@ class Adapter:
 
     def _values(self, source: str | None, tensor: Any, inputs: dict[str, Any]):
         tf = self.tf
+        names = [source] if source is not None else list(inputs)
         if isinstance(self.data, Dataset):
             if source is not None:
                 return tf.constant(self.data.inputs[source])
-            rows = tf.data.Dataset.from_tensor_slices({k: tf.constant(self.data.inputs[k]) for k in inputs})
+            batches = tf.data.Dataset.from_tensor_slices({k: tf.constant(self.data.inputs[k]) for k in names}
+                                                         ).batch(CHUNK)
         else:
-            rows = streamed_rows(tf, self.data)
-        batches = rows.batch(CHUNK)
+            batches = self._chunks(names)
         if source is not None:
-            return batches.map(lambda row: row[source])
-        feeder = self.keras.Model({k: inputs[k] for k in inputs}, tensor)
-        return batches.map(lambda row: feeder({k: row[k] for k in inputs}))
+            return batches.map(tf.autograph.experimental.do_not_convert(lambda row: row[source]))
+        feeder = self.keras.Model({k: inputs[k] for k in names}, tensor)
+        return batches.map(tf.autograph.experimental.do_not_convert(lambda row: feeder(row)))
+
+    def _chunks(self, names: list[str]):
+        """A streamed file's checked chunks as they are read, each one batch: no rows taken apart and put back
+        together (which, through tf.data, costs several times the read)."""
+        data = self.data
+        assert isinstance(data, StreamedData)
+        signature = {k: self.tf.TensorSpec((None, *data.shapes[k]), data.dtypes[k]) for k in names}
+
+        def chunks():
+            for chunk in data.chunks():
+                yield {k: chunk.inputs[k] for k in names}
+
+        return self.tf.data.Dataset.from_generator(chunks, output_signature=signature)
 
 
 @contextlib.contextmanager
