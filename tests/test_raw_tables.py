@@ -265,3 +265,13 @@ def test_streamed_adapting_learns_what_adapting_in_memory_does():
         assert streamed[name] == whole[name], name
     assert streamed["scaled"]["mean"] == pytest.approx(whole["scaled"]["mean"], rel=1e-6)
     assert streamed["scaled"]["variance"] == pytest.approx(whole["scaled"]["variance"], rel=1e-5)
+
+
+@pytest.mark.parametrize("stream", ["false", "true"])
+def test_a_vocabulary_past_the_limit_is_refused_before_it_outgrows_memory(write, stream):
+    rows = "".join(f"{i},id{i},{'cat' if i % 2 else 'dog'}\n" for i in range(40))
+    write("t.csv", "size,colour,kind\n" + rows)
+    spec = write("s.yaml", TABLE_SPEC.replace("data:\n  train: t.csv", f"data:\n  train: t.csv\n  stream: {stream}"))
+    run = run_cli("summary", spec, "--data", env={"GRAPHSPEC_MAX_VOCABULARY": "25"})
+    assert run.returncode == 1, run.stderr
+    assert "StringLookup 'code': input 'colour' holds more than 25 distinct values in the training rows" in run.stderr

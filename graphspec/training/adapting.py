@@ -27,7 +27,7 @@ import numpy as np
 
 from graphspec.data import Dataset, StreamedData
 from graphspec.errors import GraphspecError, first_line, raised_outside_graphspec
-from graphspec.graph import LayerCall
+from graphspec.graph import LayerCall, env_limit
 from graphspec.pipeline import SpecFile
 
 CHUNK = 65_536  # rows per batch handed to adapt when it cannot take the whole array
@@ -40,11 +40,21 @@ class Adapter:
     def __init__(self, keras: Any, tf: Any, data: Dataset | StreamedData):
         self.keras, self.tf, self.data = keras, tf, data
         self.records: dict[str, dict[str, Any]] = {}
+        self.guard: _Distinct | None = None  # counts a lookup's distinct values as its chunks go by
 
     def __call__(self, layer: Any, node: LayerCall, tensor: Any, inputs: dict[str, Any]) -> None:
         source = next((name for name, given in inputs.items() if given is tensor), None)
-        with _adapting(node):
-            layer.adapt(self._values(source, tensor, inputs))
+        lookup = node.spec.layer in ("StringLookup", "IntegerLookup")
+        self.guard = _Distinct(node, source) if lookup and source is not None else None
+        if self.guard is not None and isinstance(self.data, Dataset):
+            self.guard.add(self.data.inputs[self.guard.source])
+        try:
+            with _adapting(node):
+                layer.adapt(self._values(source, tensor, inputs))
+        except GraphspecError:
+            if self.guard is not None and self.guard.failure is not None:
+                raise self.guard.failure from None  # the count stopped the read; tf.data had wrapped its error
+            raise
         self.records[node.name] = describe(layer)
 
     def lines(self, model: Any) -> list[str]:
@@ -84,9 +94,36 @@ class Adapter:
 
         def chunks():
             for chunk in data.chunks():
+                if self.guard is not None:
+                    self.guard.add(chunk.inputs[self.guard.source])
                 yield {k: chunk.inputs[k] for k in names}
 
         return self.tf.data.Dataset.from_generator(chunks, output_signature=signature)
+
+
+def max_vocabulary() -> int:
+    return env_limit("GRAPHSPEC_MAX_VOCABULARY", 1_000_000)
+
+
+class _Distinct:
+    """The distinct values a lookup adapts on, counted as they are read: Keras counts every distinct value before
+    it keeps `max_tokens` of them, so a column of millions of ids would grow its table without bound."""
+
+    def __init__(self, node: LayerCall, source: str):
+        self.node, self.source = node, source
+        self.seen: set = set()
+        self.failure: GraphspecError | None = None
+
+    def add(self, values: np.ndarray) -> None:
+        self.seen.update(np.unique(values).tolist())
+        if len(self.seen) > max_vocabulary():
+            self.failure = GraphspecError(self.node.diagnostic(
+                f"{self.node.spec.layer} '{self.node.name}': input '{self.source}' holds more than "
+                f"{max_vocabulary():,} distinct values in the training rows; a vocabulary that large is refused "
+                "before it outgrows memory",
+                hint="hash the values instead (a Hashing node with num_bins), or raise the limit with "
+                     "GRAPHSPEC_MAX_VOCABULARY"))
+            raise self.failure
 
 
 @contextlib.contextmanager
