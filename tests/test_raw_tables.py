@@ -275,3 +275,19 @@ def test_a_vocabulary_past_the_limit_is_refused_before_it_outgrows_memory(write,
     run = run_cli("summary", spec, "--data", env={"GRAPHSPEC_MAX_VOCABULARY": "25"})
     assert run.returncode == 1, run.stderr
     assert "StringLookup 'code': input 'colour' holds more than 25 distinct values in the training rows" in run.stderr
+
+
+@pytest.mark.slow
+def test_a_vocabulary_file_changed_since_the_run_started_stops_a_resume(write, tmp_path):
+    write("vocab.txt", "red\ngreen\nblue\n")
+    write("t.csv", TABLE)
+    spec = write("s.yaml", TABLE_SPEC.replace("{layer: StringLookup, args: {output_mode: one_hot}, from: colour, "
+                                              "adapt: true}",
+                                              "{layer: StringLookup, args: {output_mode: one_hot, vocabulary: "
+                                              "vocab.txt}, from: colour}"))
+    run = tmp_path / "run"
+    assert run_cli("train", spec, "--output", run, "--epochs", "1").returncode == 0
+    (tmp_path / "vocab.txt").write_text("red\ngreen\nblue\nnone\n")
+    resumed = run_cli("train", spec, "--output", run, "--epochs", "2", "--resume")
+    assert resumed.returncode == 1
+    assert "cannot resume: " in resumed.stderr and "vocab.txt changed since the run started" in resumed.stderr

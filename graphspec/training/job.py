@@ -49,8 +49,8 @@ from graphspec.training.distribution import fit_multi_worker, strategy_for, writ
 from graphspec.training.exact import validation_feed
 from graphspec.training.faults import DISK_FULL, Interrupt, disk_full, diverged, stream_failed
 from graphspec.training.options import TrainOptions
-from graphspec.training.output import (check_new_output, default_output, refuse_output, resume_point,
-                                       resumed_document, run_spec_text, section_digests)
+from graphspec.training.output import (argument_files, check_argument_files, check_new_output, default_output,
+                                       refuse_output, resume_point, resumed_document, run_spec_text, section_digests)
 from graphspec.training.recorder import make_recorder, spec_callbacks
 from graphspec.training.records import RunState, read_history, write_summaries
 
@@ -136,6 +136,7 @@ def _plan(spec_path: str, options: TrainOptions) -> _Plan:
     if plan.chief and options.resume:
         plan.run.lock()
         plan.run.remove_debris()
+        check_argument_files(plan.run, spec.graph)
     elif plan.chief:
         check_new_output(plan.run, options, [Path(spec_path), *map(Path, data_files(spec))])
     return plan
@@ -234,7 +235,8 @@ def _create_run_directory(plan: _Plan) -> RunDir:
         run = RunDir(Path(scratch) / "run")
     elif options.resume:
         return run
-    marker = {"source": str(real_path(plan.spec_path)), "digests": section_digests(plan.document.data)}
+    marker = {"source": str(real_path(plan.spec_path)), "digests": section_digests(plan.document.data),
+              "files": argument_files(plan.spec.graph)}
     try:
         files = {"spec.yaml": run_spec_text(plan.resolved)}
         if plan.adapted:

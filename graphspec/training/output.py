@@ -14,10 +14,12 @@ from typing import Any
 import yaml
 
 from graphspec.errors import Diagnostic, GraphspecError
+from graphspec.graph import Graph, LayerCall
 from graphspec.loader import MAX_BYTES, CoreDumper, Document, load_bytes, load_file
 from graphspec.overrides import apply_overrides
 from graphspec.policy import real_path
 from graphspec.rundir import RunDir, is_run_dir, refuse_inputs
+from graphspec.schema.catalog import FILE_ARGS
 from graphspec.training.options import TrainOptions
 
 
@@ -134,3 +136,37 @@ def run_spec_text(resolved: dict) -> str:
     if reread != resolved:
         raise GraphspecError(Diagnostic("the resolved spec does not read back as written (an unusual --set value?)"))
     return text
+
+
+def argument_files(graph: Graph) -> dict[str, str]:
+    """The files layer arguments read (a lookup's `vocabulary`), anywhere in the model, each with its digest."""
+    found: dict[str, str] = {}
+    stack = [graph]
+    while stack:
+        current = stack.pop()
+        specs = [n.spec for n in current.nodes.values() if isinstance(n, LayerCall)] + list(current.shared.values())
+        for spec in specs:
+            for arg in FILE_ARGS.get(spec.layer, ()):
+                path = spec.args.get(arg)
+                if isinstance(path, str) and path not in found:
+                    found[path] = _digest(path)
+        stack.extend(current.models.values())
+    return found
+
+
+def _digest(path: str) -> str:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return "unreadable"
+
+
+def check_argument_files(run: RunDir, graph: Graph) -> None:
+    """On resume: the files layer arguments read must be those the run started with (a vocabulary edited since
+    would leave the checkpoint's lookups and the spec's disagreeing)."""
+    recorded = run.marker_data().get("files", {})
+    for path, digest in argument_files(graph).items():
+        if path in recorded and recorded[path] != digest:
+            raise GraphspecError(Diagnostic(
+                f"cannot resume: {path} changed since the run started (a layer argument reads it)",
+                hint="restore the file, or start a new run"))
