@@ -291,3 +291,30 @@ def test_a_vocabulary_file_changed_since_the_run_started_stops_a_resume(write, t
     resumed = run_cli("train", spec, "--output", run, "--epochs", "2", "--resume")
     assert resumed.returncode == 1
     assert "cannot resume: " in resumed.stderr and "vocab.txt changed since the run started" in resumed.stderr
+
+
+def test_parquet_text_columns_and_labels_bind(write, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"size": [1.0, None, 3.0, 5.0], "colour": ["red", "blue", None, "red"],
+                             "kind": ["dog", "cat", "dog", "dog"]}), path)
+    spec = graphspec.load(write("s.yaml", TABLE_SPEC.replace("train: t.csv", "train: t.parquet")))
+    learned = learn(spec, str(path), validation_split=0.25)
+    assert learned.bindings["outputs"]["kind"] == {"labels": ["cat", "dog"]}
+    data = load_data(learned.applied(spec), path)
+    assert data.inputs["colour"][:, 0].tolist() == ["red", "blue", "none", "red"]
+    assert data.inputs["size"][:, 0].tolist() == [1, 2, 3, 5] and data.outputs["kind"].tolist() == [1, 0, 1, 1]
+
+
+def test_a_cell_that_is_not_utf8_is_located_when_streaming_too(write, tmp_path):
+    from graphspec.data import open_stream
+
+    spec = graphspec.load(write("s.yaml", TABLE_SPEC))
+    path = tmp_path / "t.csv"
+    path.write_bytes(TABLE.encode().replace(b"blue", b"bl\xffe"))
+    bound = learn(spec, str(path), validation_split=0.25).applied(spec)
+    with pytest.raises(GraphspecError) as error:
+        open_stream(bound, path, chunk_rows=2)
+    assert "column 'colour' has a cell that is not UTF-8 text (byte 0xff) (row 5, line 6)" in str(error.value)

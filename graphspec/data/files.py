@@ -357,7 +357,7 @@ class Table:
             return cell.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise self.row_error(row, f"{owner}: column '{name}' has a cell that is not UTF-8 text "
-                                      f"(byte 0x{cell[exc.start]:02x}); save the file as UTF-8") from None
+                                      f"(byte 0x{cell[exc.start]:02x})", hint="save the file as UTF-8") from None
 
 
 # --------------------------------------------------------------------------- binding
