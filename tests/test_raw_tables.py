@@ -318,3 +318,12 @@ def test_a_cell_that_is_not_utf8_is_located_when_streaming_too(write, tmp_path):
     with pytest.raises(GraphspecError) as error:
         open_stream(bound, path, chunk_rows=2)
     assert "column 'colour' has a cell that is not UTF-8 text (byte 0xff) (row 5, line 6)" in str(error.value)
+
+
+@pytest.mark.slow
+def test_labels_must_match_the_output_units(write, tmp_path):
+    write("s.yaml", TABLE_SPEC.replace("units: 2, activation: softmax", "units: 3, activation: softmax"))
+    write("t.csv", TABLE)
+    run = run_cli("train", tmp_path / "s.yaml", "--output", tmp_path / "run")
+    assert run.returncode == 1 and not (tmp_path / "run").exists()
+    assert "output 'kind' has 2 class labels (cat, dog) and 3 unit(s): it needs 3 labels, one per unit" in run.stderr

@@ -263,10 +263,7 @@ class _Binder:
         one, 0/1 for a one-unit (binary) output, which needs two labels."""
         owner, labels = f"output '{name}'", [str(label) for label in binding.labels or ()]
         classes = shape[-1] if shape is not None and len(shape) == 2 else None
-        if classes is not None and classes != len(labels) and not (classes == 1 and len(labels) == 2):
-            want = "two labels for a one-unit output" if classes == 1 else f"{classes} labels, one per unit"
-            raise data_error(self.path, f"{owner} has {len(labels)} class labels ({listing(labels)}) and "
-                                        f"{classes} unit(s): it needs {want}")
+        check_label_count(self.path, owner, labels, classes)
         values, what = self.raw(binding, owner, "string")
         values = values.reshape(len(values), -1)  # an NPZ array of labels may be 1-D
         if values.shape[1] != 1:
@@ -309,6 +306,14 @@ class _Binder:
             shown = value[~((value >= low) & (value <= high))][0]
             raise self.table.row_error(row,
                              f"{owner}: {what} holds {shown:g}, but its loss {loss} takes {meaning}")
+
+
+def check_label_count(path: str, owner: str, labels: list[str], classes: int | None) -> None:
+    """A softmax output needs a label per unit; a one-unit (sigmoid) output two labels."""
+    if classes is not None and classes != len(labels) and not (classes == 1 and len(labels) == 2):
+        want = "two labels for a one-unit output" if classes == 1 else f"{classes} labels, one per unit"
+        raise data_error(path, f"{owner} has {len(labels)} class labels ({listing(labels)}) and {classes} unit(s): "
+                               f"it needs {want}")
 
 
 def _class_labels(values: np.ndarray, target_shape: tuple) -> bool:

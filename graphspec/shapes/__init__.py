@@ -249,29 +249,9 @@ class _Inferer:
                 row.status = "after_adapt" if after_adapt else "unchecked"
                 row.trainable, row.non_trainable = None, None
                 continue
-            sources = ([ref.node for ref, found in zip(node.inputs, given, strict=False) for _ in found]
-                       if node.arguments is None else [])
-            try:
-                shapes, named = self.arrange(node, given)
-                out = self.call_target(_callee(node), shapes, sources, name, named, node.options)
-            except _Unresolved:
-                row.status, row.trainable, row.non_trainable = "unchecked", None, None
-                continue
-            except _Unchecked:
-                row.status, row.trainable, row.non_trainable = "unchecked", None, None
-                self.found.append(node.diagnostic(
-                    f"{self.type_name(node)} '{name}': no static shape rule; shape and parameters are checked at build",
-                    severity="info"))
-                continue
-            except KnownAfterAdapt as exc:
-                row.status, row.trainable, row.non_trainable = "after_adapt", None, None
-                self.found.append(node.diagnostic(
-                    f"{self.type_name(node)} '{name}': its output width is known after adapt ({exc}); shapes after "
-                    f"it are checked at build, and `graphspec summary --data` shows them", severity="info"))
-                continue
-            except ShapeError as exc:
-                row.status, row.trainable, row.non_trainable = "error", None, None
-                self.found.append(node.diagnostic(f"{self.label(node)} '{name}': {exc}"))
+            out = self.computed(node, row, given)
+            if out is None:
+                row.trainable, row.non_trainable = None, None
                 continue
             row.shapes = out.shapes
             self.found.extend(node.diagnostic(f"{self.label(node)} '{name}': {warning}", severity="warning")
@@ -279,6 +259,32 @@ class _Inferer:
             row.trainable, row.non_trainable = self.owned_params(node, out)
             self.own(node, out)
         return self.report(info)
+
+    def computed(self, node: GNode, row: NodeInfo, given: list[list[Shape]]) -> Out | None:
+        """The node's rule applied to its input shapes; None (with the row's status set, and a finding where one is
+        due) when the rule cannot say."""
+        name = node.name
+        sources = ([ref.node for ref, found in zip(node.inputs, given, strict=False) for _ in found]
+                   if node.arguments is None else [])
+        try:
+            shapes, named = self.arrange(node, given)
+            return self.call_target(_callee(node), shapes, sources, name, named, node.options)
+        except _Unresolved:
+            row.status = "unchecked"
+        except _Unchecked:
+            row.status = "unchecked"
+            self.found.append(node.diagnostic(
+                f"{self.type_name(node)} '{name}': no static shape rule; shape and parameters are checked at build",
+                severity="info"))
+        except KnownAfterAdapt as exc:
+            row.status = "after_adapt"
+            self.found.append(node.diagnostic(
+                f"{self.type_name(node)} '{name}': its output width is known after adapt ({exc}); shapes after "
+                f"it are checked at build, and `graphspec summary --data` shows them", severity="info"))
+        except ShapeError as exc:
+            row.status = "error"
+            self.found.append(node.diagnostic(f"{self.label(node)} '{name}': {exc}"))
+        return None
 
     def input_shapes(self, node: GNode, info: dict[str, NodeInfo]) -> list[list[Shape]] | None:
         """The shapes each of the node's references stands for (several for a whole multi-output node),

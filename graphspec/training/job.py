@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from graphspec.data import Dataset, StreamedData
-from graphspec.data.binding import data_section
+from graphspec.data.binding import check_label_count, data_section
 from graphspec.errors import Diagnostic, GraphspecError
 from graphspec.loader import Document, load_file
 from graphspec.overrides import resolve_spec
@@ -101,6 +101,7 @@ def train(spec_path: str | os.PathLike, options: TrainOptions | None = None, ech
     runtime = _runtime(plan)
     state = _state(plan, feed, echo)
     model = _model(plan, feed, runtime, state, echo)
+    _check_labels_fit(plan, feed, model)
     _resume_state(plan, state, echo)
     run = _create_run_directory(plan)
     if state.epochs_done >= plan.settings.epochs:
@@ -212,6 +213,16 @@ def _model(plan: _Plan, feed: _Feed, runtime: _Runtime, state: RunState, echo: E
             echo(line)
         plan.adapted = adapter.records
         return model
+
+
+def _check_labels_fit(plan: _Plan, feed: _Feed, model) -> None:
+    """Text labels against the built model's output widths (which, after an adapted layer, only the model knows)."""
+    outputs = model.output if isinstance(model.output, dict) else dict(
+        zip(plan.spec.graph.output_names, model.outputs, strict=True))
+    for name, binding in data_section(plan.spec).outputs.items():
+        shape = tuple(outputs[name].shape) if name in outputs else ()
+        if binding.labels is not None and len(shape) == 2:
+            check_label_count(feed.data.source, f"output '{name}'", [str(v) for v in binding.labels], shape[1])
 
 
 def _resume_state(plan: _Plan, state: RunState, echo: Echo) -> None:
