@@ -25,7 +25,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from graphspec.errors import Diagnostic, GraphspecError, first_line, raised_outside_graphspec
+from graphspec.errors import Diagnostic, GraphspecError, first_line, judged_by_keras, raised_outside_graphspec
 from graphspec.graph import ApplyCall, GNode, Graph, InputNode, LayerCall, LayerSpec, OpCall, TensorRef
 from graphspec.keras_private import APPLICATION_LAYERS, application_layer
 from graphspec.pipeline import CheckResult, SpecFile, load
@@ -166,14 +166,8 @@ class _GraphBuilder:
         """Around one Keras call that receives the spec's values for `node` (a layer's constructor, its call, an
         op, an Input): what Keras (or a user's custom layer) raises there is the user's located error. Anything
         raised elsewhere while building is graphspec's own bug, and surfaces as one."""
-        try:
+        with judged_by_keras(lambda reason: node.diagnostic(f"Keras rejected {what} '{node.name}': {reason}")):
             yield
-        except GraphspecError:
-            raise
-        except Exception as exc:
-            if not raised_outside_graphspec(exc):
-                raise
-            raise GraphspecError(node.diagnostic(f"Keras rejected {what} '{node.name}': {first_line(exc)}")) from None
 
     def input_tensor(self, node: GNode, name: str | None):
         assert isinstance(node, InputNode), node.name

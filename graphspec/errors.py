@@ -14,11 +14,12 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 Severity = Literal["error", "warning", "info"]
 
@@ -132,3 +133,18 @@ def raised_outside_graphspec(exc: BaseException) -> bool:
     if frame is None:
         return True
     return _PACKAGE not in Path(frame.tb_frame.f_code.co_filename).resolve().parents
+
+
+@contextlib.contextmanager
+def judged_by_keras(diagnostic: Callable[[str], Diagnostic]) -> Iterator[None]:
+    """Around one call into Keras (or a user's custom layer) with the spec's values: what that code raises is the
+    user's located error, `diagnostic(its first line)`. graphspec's own errors pass through, and anything raised in
+    graphspec's own code is a bug, which surfaces as one."""
+    try:
+        yield
+    except GraphspecError:
+        raise
+    except Exception as exc:
+        if not raised_outside_graphspec(exc):
+            raise
+        raise GraphspecError(diagnostic(first_line(exc))) from None

@@ -327,3 +327,13 @@ def test_labels_must_match_the_output_units(write, tmp_path):
     run = run_cli("train", tmp_path / "s.yaml", "--output", tmp_path / "run")
     assert run.returncode == 1 and not (tmp_path / "run").exists()
     assert "output 'kind' has 2 class labels (cat, dog) and 3 unit(s): it needs 3 labels, one per unit" in run.stderr
+
+
+@pytest.mark.slow
+def test_keras_refusing_to_adapt_is_a_located_error(write):
+    spec = write("s.yaml", TABLE_SPEC.replace("from: colour, adapt: true", "from: size, adapt: true"))
+    write("t.csv", TABLE)
+    run = run_cli("summary", spec, "--data")
+    assert run.returncode == 1, run.stderr
+    assert "s.yaml:7:3: error: nodes.code: Keras could not adapt StringLookup 'code' on the training rows: " \
+        in run.stderr and "Traceback" not in run.stderr

@@ -19,14 +19,12 @@ combines.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from graphspec.data import Dataset, StreamedData
-from graphspec.errors import GraphspecError, first_line, raised_outside_graphspec
+from graphspec.errors import GraphspecError, judged_by_keras
 from graphspec.graph import LayerCall, env_limit
 from graphspec.pipeline import SpecFile
 
@@ -49,7 +47,8 @@ class Adapter:
         if self.guard is not None and isinstance(self.data, Dataset):
             self.guard.add(self.data.inputs[self.guard.source])
         try:
-            with _adapting(node):
+            with judged_by_keras(lambda reason: node.diagnostic(
+                    f"Keras could not adapt {node.spec.layer} '{node.name}' on the training rows: {reason}")):
                 layer.adapt(self._values(source, tensor, inputs))
         except GraphspecError:
             if self.guard is not None and self.guard.failure is not None:
@@ -124,20 +123,6 @@ class _Distinct:
                 hint="hash the values instead (a Hashing node with num_bins), or raise the limit with "
                      "GRAPHSPEC_MAX_VOCABULARY"))
             raise self.failure
-
-
-@contextlib.contextmanager
-def _adapting(node: LayerCall) -> Iterator[None]:
-    """Keras's refusal of the values (a lookup given floats) as the node's located error."""
-    try:
-        yield
-    except GraphspecError:
-        raise
-    except Exception as exc:
-        if not raised_outside_graphspec(exc):
-            raise
-        raise GraphspecError(node.diagnostic(f"Keras could not adapt {node.spec.layer} '{node.name}' on the "
-                                             f"training rows: {first_line(exc)}")) from None
 
 
 def describe(layer: Any) -> dict[str, Any]:

@@ -61,6 +61,18 @@ def _padded(call: Call) -> int | None:
     return None
 
 
+def _depth(call: Call, special: int) -> int:
+    """An encoding's width: `max_tokens` when padded to it, else the vocabulary and its `special` entries (out of
+    vocabulary); refused as known after adapt when only the data gives the vocabulary."""
+    depth = _padded(call)
+    if depth is not None:
+        return depth
+    size = _vocabulary_size(call)
+    if size is None:
+        raise KnownAfterAdapt("the vocabulary the training rows give")
+    return size + special
+
+
 def _mode(call: Call, modes: tuple[str, ...]) -> str:
     mode = call.arg("output_mode")
     if mode not in modes:
@@ -82,14 +94,7 @@ def lookup(call: Call) -> Out:
     _tf_idf_weights(call, mode)
     if call.arg("mask_token") is not None:
         raise ShapeError(f"a mask_token goes with output_mode int only, not {mode}")
-    depth = _padded(call)
-    if depth is None:
-        size = _vocabulary_size(call)
-        if size is None:
-            raise KnownAfterAdapt("the vocabulary the training rows give")
-        depth = size + positive(call.arg("num_oov_indices"), "num_oov_indices") \
-            if call.arg("num_oov_indices") else size
-    return Out([_encoded(shape, mode, depth)])
+    return Out([_encoded(shape, mode, _depth(call, int(call.arg("num_oov_indices") or 0)))])
 
 
 @rule("TextVectorization")
@@ -104,12 +109,7 @@ def text_vectorization(call: Call) -> Out:
     _tf_idf_weights(call, mode)
     if call.arg("output_sequence_length") is not None:
         raise ShapeError(f"output_sequence_length goes with output_mode int only, not {mode}")
-    depth = _padded(call)
-    if depth is None:
-        size = _vocabulary_size(call)
-        if size is None:
-            raise KnownAfterAdapt("the vocabulary the training rows give")
-        depth = size + 1  # the out-of-vocabulary token
+    depth = _depth(call, 1)  # the out-of-vocabulary token
     width = (*shape, depth)  # Keras declares (batch, 1, depth) for a (batch, 1) input
     out = Out([width])
     if len(shape) == 2:
