@@ -63,6 +63,7 @@ def keras_summary(model) -> dict[str, Any]:
                 "output_shapes": shapes,
                 "params": (layer.count_params() if layer.built else 0) if index == 0 else 0,
                 "inputs": inputs,
+                "status": "ok",
             })
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     non_trainable = sum(int(np.prod(w.shape)) for w in model.non_trainable_weights)

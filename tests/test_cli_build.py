@@ -18,7 +18,7 @@ def test_summary_static_text_and_json_without_tensorflow():
     table = json.loads(graphspec("summary", "--format", "json", "specs/examples/headline.yaml").stdout)
     assert (table["total_params"], table["trainable_params"], table["non_trainable_params"]) == (5200610, 5200610, 0)
     assert table["rows"][2] == {"name": "embedding", "type": "Embedding", "output_shapes": [[None, 100, 512]],
-                                "params": 5120000, "inputs": ["main_input"]}
+                                "params": 5120000, "inputs": ["main_input"], "status": "ok"}
     probe = ("import sys\nfrom graphspec.cli import app\n"
              "try:\n    app(['summary', 'specs/examples/video_qa.yaml'])\nexcept SystemExit as exit:\n"
              "    assert not exit.code, exit.code\n"

@@ -337,3 +337,27 @@ def test_keras_refusing_to_adapt_is_a_located_error(write):
     assert run.returncode == 1, run.stderr
     assert "s.yaml:7:3: error: nodes.code: Keras could not adapt StringLookup 'code' on the training rows: " \
         in run.stderr and "Traceback" not in run.stderr
+
+
+@pytest.mark.slow
+def test_the_mixed_example_trains_to_what_keras_code_fitting_the_same_rows_gives(tmp_path):
+    import tensorflow as tf
+
+    from graphspec.rundir import RunDir
+    from handwritten import keras, penguins
+
+    run = tmp_path / "run"
+    trained = run_cli("train", PENGUINS, "--output", run, "--epochs", "2", "--set", "train.shuffle=false")
+    assert trained.returncode == 0, trained.stderr
+    ours = keras.saving.load_model(RunDir(run).checkpoint(2))  # before early stopping's restore, as fit ends
+    theirs, rows = penguins(str(ROOT / "specs" / "data" / "penguins.csv"))
+    table = (ROOT / "specs" / "data" / "penguins.csv").read_text().splitlines()[1:]
+    species = [line.rsplit(",", 1)[1] for line in table]
+    classes = sorted(set(species[:len(rows["note"])]))
+    targets = np.array([classes.index(s) for s in species[:len(rows["note"])]], "int32")
+    theirs.compile(optimizer=keras.optimizers.Adam(learning_rate=0.01), loss="sparse_categorical_crossentropy",
+                   metrics=["accuracy"])
+    theirs.fit({k: tf.constant(v) for k, v in rows.items()}, targets, batch_size=32, epochs=2, shuffle=False,
+               verbose=0)
+    for mine, hand in zip(ours.get_weights(), theirs.get_weights(), strict=True):
+        np.testing.assert_allclose(mine, hand, rtol=1e-5, atol=1e-6)

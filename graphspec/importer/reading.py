@@ -13,7 +13,7 @@ from graphspec.folding import split_ref
 from graphspec.keras_private import APPLICATION_LAYERS, application_layer, layer_calls, op_function
 from graphspec.schema.catalog import UNSAFE_LAYERS, catalog
 from graphspec.policy import Policy
-from graphspec.schema.models import MERGES, OPS
+from graphspec.schema.models import ADAPTED_BY, MERGES, OPS
 
 _DROPPED = ("name", "trainable", "dtype")
 # Config entries Keras derives from other arguments (a lookup's vocabulary size from its vocabulary).
@@ -159,6 +159,9 @@ class ModelReader:
         args, full = self.all_args(layer, config)
         if args:
             result["args"] = args
+        state = ADAPTED_BY.get(class_name)
+        if state is not None and any(args.get(arg) is None for arg in state):
+            result["adapt"] = False  # its state (an adapted vocabulary, means) is in the model's weights
         result[FULL_ARGS] = full  # for block folding; removed before the spec is written
         inner = getattr(layer, "layer", None) if class_name in ("TimeDistributed", "Bidirectional") else None
         if inner is not None:

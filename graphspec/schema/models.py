@@ -164,8 +164,9 @@ ADAPTED_BY = {
 }
 
 
-def _check_adapt(layer: str, args: dict[str, Any], adapt: bool) -> None:
-    """A preprocessing layer needs its state from the data (`adapt`) or from its arguments, not both."""
+def _check_adapt(layer: str, args: dict[str, Any], adapt: bool, said: bool) -> None:
+    """A preprocessing layer needs its state from the data (`adapt`) or from its arguments, not both; or, said with
+    `adapt: false`, from the model's weights (what `graphspec import` writes for such a layer)."""
     given = ADAPTED_BY.get(layer)
     if given is None:
         if adapt:
@@ -176,13 +177,14 @@ def _check_adapt(layer: str, args: dict[str, Any], adapt: bool) -> None:
     if adapt and present:
         raise schema_error(f"{layer} is adapted on the data and also given `{present[0]}`; adapting would replace it",
                            "drop `adapt: true`, or the argument", ("adapt",))
-    if not adapt and len(present) < len(given):
+    if not adapt and not said and len(present) < len(given):
         if layer == "Normalization" and present:
             raise schema_error("Normalization needs both `mean` and `variance`", None, ("args",))
         state = " and ".join(f"`args.{arg}`" for arg in given)
         raise schema_error(f"{layer} has no {' or '.join(given)}: untrained, it would "
                            f"{'pass values through unchanged' if layer == 'Normalization' else 'know no values'}",
-                           f"add `adapt: true` to learn it from the training rows, or give {state}", ("adapt",))
+                           f"add `adapt: true` to learn it from the training rows, or give {state} (or "
+                           "`adapt: false` when the model's weights carry it)", ("adapt",))
 
 
 class LayerDef(Strict):
@@ -209,14 +211,15 @@ class LayerDef(Strict):
     adapt: bool = Field(
         False, description="Preprocessing layers (" + ", ".join(ADAPTED_BY) + "): learn the state from the "
         "training rows before the first epoch (Keras's `layer.adapt`), as `graphspec train` does; the state is then "
-        "part of the saved model.")
+        "part of the saved model. Such a layer without its state in `args` needs `adapt: true`, or `adapt: false` "
+        "to say that the model's weights carry it (an imported model).")
 
     @model_validator(mode="after")
     def _known_layer(self):
         args = dict(self.args)
         check_layer_args(self.layer, args)
         canonical = catalog().canonical_layer(self.layer) or self.layer
-        _check_adapt(canonical, args, self.adapt)
+        _check_adapt(canonical, args, self.adapt, "adapt" in self.model_fields_set)
         wraps = canonical in ("TimeDistributed", "Bidirectional")
         if wraps and self.wrap is None and "layer" not in args:
             raise schema_error(f"{self.layer} needs the layer it wraps", "add `wrap: <layer or model>`", ("wrap",))

@@ -141,9 +141,12 @@ def run_spec_text(resolved: dict) -> str:
 def argument_files(graph: Graph) -> dict[str, str]:
     """The files layer arguments read (a lookup's `vocabulary`), anywhere in the model, each with its digest."""
     found: dict[str, str] = {}
-    stack = [graph]
+    stack, seen = [graph], set()
     while stack:
         current = stack.pop()
+        if id(current) in seen:  # an inline sub-model sees its file's models, itself among them
+            continue
+        seen.add(id(current))
         specs = [n.spec for n in current.nodes.values() if isinstance(n, LayerCall)] + list(current.shared.values())
         for spec in specs:
             for arg in FILE_ARGS.get(spec.layer, ()):
