@@ -361,3 +361,9 @@ def test_the_mixed_example_trains_to_what_keras_code_fitting_the_same_rows_gives
                verbose=0)
     for mine, hand in zip(ours.get_weights(), theirs.get_weights(), strict=True):
         np.testing.assert_allclose(mine, hand, rtol=1e-5, atol=1e-6)
+
+
+def test_adapt_false_says_the_weights_carry_the_state():
+    result = check("graphspec: 1\ninputs: {x: {shape: [3]}}\nnodes:\n  y: {layer: Normalization, from: x, adapt: false}\n"
+                   "outputs: [y]\n")
+    assert result.ok and result.shapes.row("y").non_trainable == 7, [str(d) for d in result.diagnostics]
