@@ -364,6 +364,6 @@ def test_the_mixed_example_trains_to_what_keras_code_fitting_the_same_rows_gives
 
 
 def test_adapt_false_says_the_weights_carry_the_state():
-    result = check("graphspec: 1\ninputs: {x: {shape: [3]}}\nnodes:\n  y: {layer: Normalization, from: x, adapt: false}\n"
-                   "outputs: [y]\n")
+    result = check("graphspec: 1\ninputs: {x: {shape: [3]}}\nnodes:\n"
+                   "  y: {layer: Normalization, from: x, adapt: false}\noutputs: [y]\n")
     assert result.ok and result.shapes.row("y").non_trainable == 7, [str(d) for d in result.diagnostics]
