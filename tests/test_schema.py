@@ -148,3 +148,25 @@ def test_a_value_of_the_wrong_type_is_reported_in_graphspec_words_at_the_value()
     d = only_error("graphspec: 1\ninputs: {x: {shape: [2]}}\nnodes:\n  y: {layer: Dense, args: {units: 1}, from: x}\n"
                    "outputs: [y]\ntrain: {epochs: sixty}\n")
     assert (d.message, d.line, d.column) == ("expected an integer, got 'sixty'", 6, 17)
+
+
+SECTIONED = ("graphspec: 1\ninputs: {x: {shape: [1]}}\nnodes: {y: {layer: Dense, args: {units: 1}, from: x}}\n"
+             "outputs: [y]\n")
+
+
+@pytest.mark.parametrize("section, hint", [
+    ("train: {loss_weights: 1}", "'loss_weights' is a compile key: compile.loss_weights"),
+    ("compile: {loss: mse, batch_size: 3}", "'batch_size' is a train key: train.batch_size"),
+    ("train: {weights: w.weights.h5}", "'weights' is a top-level key"),
+    ("train: {epoch: 2}", "did you mean 'epochs'?"),
+    ("data: {train: a.csv, inputs: {x: {column: a}}}", "did you mean 'columns'?"),
+    ("data: {train: a.csv, inputs: {x: {columns: a, missing: {fill: mean, mean: [1.0]}}}}", "did you mean 'means'?"),
+])
+def test_hints_point_where_a_key_lives(section, hint):
+    error = only_error(SECTIONED + section + "\n")
+    assert error.message.startswith("unknown key") and error.hint == hint, (error.message, error.hint)
+
+
+def test_a_near_miss_of_another_sections_key_says_where_that_key_lives():
+    error = only_error(SECTIONED + "train: {loss_weight: 1}\n")
+    assert error.hint == "'loss_weights' is a compile key: compile.loss_weights", error.hint

@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import difflib
 import functools
 import json
 import re
@@ -48,6 +49,52 @@ def _vocabulary() -> tuple[str, ...]:
             for field_name, info in obj.model_fields.items():
                 names.add(info.alias or field_name)
     return tuple(sorted(names))
+
+
+def _keys(model: type[BaseModel]) -> tuple[str, ...]:
+    return tuple(info.alias or name for name, info in model.model_fields.items())
+
+
+# The sections whose keys a misplaced key is looked up in, by where they live.
+_SECTIONS: dict[str, type[BaseModel]] = {
+    "a top-level": Spec, "a compile": spec_sections.CompileSpec, "a train": spec_sections.TrainSpec,
+    "a data": spec_sections.DataSpec,
+}
+
+
+def _mapping_at(path: tuple) -> type[BaseModel] | None:
+    """The schema of the mapping at `path` in the spec, for the places a hint can name exactly."""
+    places: dict[tuple, type[BaseModel]] = {
+        (): Spec, ("compile",): spec_sections.CompileSpec, ("train",): spec_sections.TrainSpec,
+        ("data",): spec_sections.DataSpec,
+    }
+    if path in places:
+        return places[path]
+    if len(path) == 3 and path[0] == "data" and path[1] in ("inputs", "outputs"):
+        return spec_sections.Binding
+    if len(path) == 4 and path[0] == "data" and path[3] == "missing":
+        return spec_sections.Missing
+    if len(path) == 2 and path[0] == "inputs":
+        return models.InputSpec
+    return None
+
+
+def _unknown_key_hint(key: str, path: tuple) -> str | None:
+    """"Did you mean" among the keys valid at that place; a key of another section says where it belongs."""
+    here = _mapping_at(path)
+    if here is None:
+        return did_you_mean(key, _vocabulary())
+    near = did_you_mean(key, _keys(here))
+    for name, model in _SECTIONS.items():
+        if model is here:
+            continue
+        where = "" if model is Spec else f": {name[2:]}.{{}}"
+        if key in _keys(model):
+            return f"'{key}' is {name} key" + where.format(key)
+        close = difflib.get_close_matches(key, _keys(model), n=1, cutoff=0.8)
+        if close and near is None:
+            return f"'{close[0]}' is {name} key" + where.format(close[0])
+    return near
 
 
 def _data_path(loc: tuple, data: Any) -> tuple:
@@ -105,7 +152,7 @@ def _diagnostic(doc: Document, error: Mapping[str, Any]) -> Diagnostic:
     elif kind == "extra_forbidden":
         key = str(path[-1]) if path else "?"
         message = f"unknown key '{key}'"
-        hint = _node_kinds_taking(key, tuple(error["loc"])) or did_you_mean(key, _vocabulary())
+        hint = _node_kinds_taking(key, tuple(error["loc"])) or _unknown_key_hint(key, path[:-1])
     elif kind == "missing":
         message = f"missing required key '{path[-1]}'" if path else "missing required key"
     elif kind == "literal_error":
