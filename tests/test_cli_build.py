@@ -87,7 +87,8 @@ def test_build_without_compile_section_saves_an_uncompiled_model(tmp_path):
     out = tmp_path / "plain.keras"
     run = graphspec("build", str(spec), "-o", str(out))
     assert run.returncode == 0, run.stderr
-    assert run.stdout.strip() == f"saved {out} (8 parameters)"
+    assert run.stdout.strip() == f"saved {out} (8 parameters; uncompiled: the spec has no `compile:` section)"
+    assert "compiled when the spec has a `compile:` section" in " ".join(graphspec("build", "--help").stdout.split())
     from handwritten import keras
 
     assert keras.saving.load_model(out).count_params() == 8

@@ -23,7 +23,7 @@ def build(
     trust_project: bool = TRUST_PROJECT,
     allow_path: list[Path] = ALLOW_PATH,
 ) -> None:
-    """Build and compile the model, and save it untrained.
+    """Build the model and save it untrained: compiled when the spec has a `compile:` section, else uncompiled.
 
     Example: graphspec build specs/examples/headline.yaml -o headline.keras
     """
@@ -42,7 +42,8 @@ def build(
 
     with writing(output), atomic(output) as temporary:
         model.save(temporary)
-    typer.echo(f"saved {output} ({model.count_params():,} parameters)")
+    compiled = "" if result.spec.compile is not None else "; uncompiled: the spec has no `compile:` section"
+    typer.echo(f"saved {output} ({model.count_params():,} parameters{compiled})")
 
 
 class Distribute(str, enum.Enum):
