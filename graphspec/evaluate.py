@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from graphspec.data import Dataset, StreamedData, load_data, open_stream, should_stream
+from graphspec.data.binding import output_loss
 from graphspec.errors import Diagnostic, GraphspecError
 from graphspec.model_file import load_model_file
 from graphspec.pipeline import SpecFile, check, check_document_stages
@@ -112,9 +113,7 @@ class Trained:
 
 def _from_logits(spec: SpecFile, output: str) -> bool:
     """Whether an output's loss takes logits (its threshold between the two classes is then 0, not 0.5)."""
-    settings = spec.spec.compile
-    loss = None if settings is None else settings.loss.get(output) if isinstance(settings.loss, dict) \
-        else settings.loss
+    loss = output_loss(spec, output)
     return bool(loss is not None and not isinstance(loss, str) and (loss.model_extra or {}).get("from_logits"))
 
 

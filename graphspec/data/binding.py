@@ -34,7 +34,7 @@ from graphspec.data.files import KIND_NAMES, NOT_A_NUMBER_HINT, Table, data_erro
 from graphspec.graph import LayerCall
 from graphspec.errors import GraphspecError, listing
 from graphspec.pipeline import SpecFile
-from graphspec.schema.spec import Binding, DataSpec
+from graphspec.schema.spec import Binding, DataSpec, Loss
 
 
 _CATEGORICAL_LOSSES = {
@@ -72,11 +72,16 @@ def _first_bad_row(values: np.ndarray) -> int | None:
     return int(np.argmin(finite))
 
 
-def _loss_name(spec: SpecFile, output: str) -> str | None:
+def output_loss(spec: SpecFile, output: str) -> Loss | None:
+    """The loss `compile:` gives an output: a name, or a name with arguments; None without one."""
     settings = spec.spec.compile
     if settings is None:
         return None
-    loss = settings.loss.get(output) if isinstance(settings.loss, dict) else settings.loss
+    return settings.loss.get(output) if isinstance(settings.loss, dict) else settings.loss
+
+
+def _loss_name(spec: SpecFile, output: str) -> str | None:
+    loss = output_loss(spec, output)
     if loss is None:
         return None
     return loss if isinstance(loss, str) else loss.name

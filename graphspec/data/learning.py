@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from graphspec.data.binding import data_section
+from graphspec.data.binding import data_section, output_loss
 from graphspec.data.files import Table, data_error
-from graphspec.data.streaming import StreamedData, should_stream
+from graphspec.data.streaming import CHUNK_ROWS, StreamedData, should_stream
 from graphspec.pipeline import SpecFile
 from graphspec.schema.spec import Binding
 
@@ -80,11 +80,11 @@ def _as_fields(values: dict[str, Any]) -> dict[str, Any]:
 def learn(spec: SpecFile, path: str, validation_split: float | None) -> Learned:
     """Label sets and fill means over the training rows of `path` (the first rows, when `validation_split`
     holds out the last), read in chunks when the file streams."""
-    wanted = _wanted(spec, Table(path))
+    reader = StreamedData(spec, path, outputs=True, chunk_rows=CHUNK_ROWS)
+    wanted = _wanted(spec, reader.table)
     if not wanted:
         return Learned()
     streamed = should_stream(spec, path)
-    reader = StreamedData(spec, path, outputs=True, chunk_rows=65_536)
     reader.types = {column: ("string" if w.labels is not None else "float64") for w in wanted for column in w.columns}
     total = _row_count(reader) if streamed or reader.table.kind == "npz" else None
     for columns, rows, first in _training_chunks(reader, total, validation_split):
@@ -115,10 +115,7 @@ def _columns(table: Table, binding: Binding, name: str) -> list[str]:
 
 def classifies(spec: SpecFile, output: str) -> bool:
     """Whether an output's loss is a classification loss (cross-entropy, hinge, focal)."""
-    settings = spec.spec.compile
-    if settings is None:
-        return False
-    loss = settings.loss.get(output) if isinstance(settings.loss, dict) else settings.loss
+    loss = output_loss(spec, output)
     name = (loss if isinstance(loss, str) else loss.name if loss is not None else "").lower().replace("_", "")
     return any(word in name for word in _CLASSIFICATION)
 
