@@ -32,7 +32,7 @@ from graphspec.pipeline import CheckResult, SpecFile, load
 from graphspec.policy import Policy, Trust, split_dotted
 from graphspec.schema.catalog import UNSAFE_LAYERS
 from graphspec.schema.spec import CompileSpec
-from graphspec.schema.values import is_int
+from graphspec.schema.optimizers import optimizer_config
 from graphspec.shapes import MULTI_TENSOR_OUTPUT, PICK_ONE_HINT
 
 
@@ -268,9 +268,7 @@ def compile_model(model, settings: CompileSpec, output_names: list[str], steps_p
 
         signature = catalog().optimizer(optimizer.name)
         assert signature is not None, optimizer.name  # the schema checked the name
-        # YAML reads `learning_rate: 1` as an int, which Keras refuses where it expects a float.
-        config = {arg: float(value) if is_int(value) and isinstance(signature.default(arg), float) else value
-                  for arg, value in (optimizer.model_extra or {}).items()}
+        config = optimizer_config(signature, optimizer.model_extra or {})
         optimizer = keras.optimizers.get({"class_name": signature.name, "config": config})
 
     def per_output(value, wrap=lambda v: v):

@@ -167,6 +167,27 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     assert len(history) == 31 and history[1:] == (tmp_path / "whole" / "history.csv").read_text().splitlines()[1:]
 
 
+def test_a_schedule_resumed_after_sigkill_ends_as_an_uninterrupted_run(tmp_path):
+    """The schedule continues from the optimizer's step count in the checkpoint; history.csv has the rate per
+    epoch."""
+    schedule = ("compile.optimizer={name: adam, learning_rate: {class_name: ExponentialDecay, config: "
+                "{initial_learning_rate: 0.05, decay_steps: 20, decay_rate: 0.5, staircase: true}}}")
+    spec, args = EXAMPLES / "sine.yaml", ["--epochs", "16", "--seed", "3", "--set", schedule,
+                                          "--set", "train.checkpoint_every=3"]
+    assert cli("train", spec, "--output", tmp_path / "whole", *args).returncode == 0
+    whole = (tmp_path / "whole" / "history.csv").read_text().splitlines()
+    column = whole[0].split(",").index("learning_rate")
+    rates = [float(row.split(",")[column]) for row in whole[1:]]
+    assert rates == sorted(rates, reverse=True) and rates[-1] < rates[0] / 100
+    run = tmp_path / "killed"
+    _train_and_kill_after(spec, run, args, epoch=5)
+    resumed = cli("train", spec, "--output", run, "--resume", *args)
+    assert resumed.returncode == 0, resumed.stderr
+    assert (run / "history.csv").read_text().splitlines() == whole
+    for a, b in zip(weights(tmp_path / "whole" / "model.keras"), weights(run / "model.keras"), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 CALLBACKS = ["--set", "train.callbacks.early_stopping={patience: 6, min_delta: 1000, restore_best_weights: true}",
              "--set", "train.callbacks.reduce_lr_on_plateau={patience: 2, factor: 0.5, min_delta: 1000}"]
 

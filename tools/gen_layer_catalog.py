@@ -199,6 +199,7 @@ def build_catalog() -> dict:
         "base_layer_kwargs": list(_BASE_LAYER_KWARGS),
         "layers": layers,
         "optimizers": named(keras.optimizers, keras.optimizers.Optimizer),
+        "schedules": named(keras.optimizers.schedules, keras.optimizers.schedules.LearningRateSchedule),
         # Names compile() resolves from strings, aliases ("mse", "acc") included.
         "losses": sorted(set(losses.ALL_OBJECTS_DICT) - {"Loss", "LossFunctionWrapper"}),
         "metrics": sorted(

@@ -115,6 +115,15 @@ class Catalog:
         entry = self.raw["optimizers"][canonical]
         return Signature(canonical, entry["args"], entry["kwargs"])
 
+    def schedule(self, name: str) -> Signature | None:
+        """A learning-rate schedule of `keras.optimizers.schedules`, by class name."""
+        entry = self.raw["schedules"].get(name)
+        return None if entry is None else Signature(name, entry["args"], entry["kwargs"])
+
+    @property
+    def schedules(self) -> list[str]:
+        return sorted(self.raw["schedules"])
+
     def objects(self, kind: str) -> dict[str, dict]:
         """Names `keras.<kind>s.get()` resolves (initializer, regularizer, constraint, loss, metric)."""
         return self.raw["objects"][kind]

@@ -30,7 +30,8 @@ from graphspec.errors import did_you_mean
 from graphspec.schema.catalog import catalog
 from graphspec.schema.models import (MAX_EPOCHS, MODEL_NAME_PATTERN, BlockDef, InputSpec, LayerDef, LayerNode, ModelDef,
                                      Name, Node, Ref, Step, Strict, schema_error)
-from graphspec.schema.values import SEED_MAX, arguments_problem, named_object_problem, optimizer_problem
+from graphspec.schema.optimizers import optimizer_problem
+from graphspec.schema.values import SEED_MAX, arguments_problem, named_object_problem
 
 
 class NamedWithArgs(BaseModel):
@@ -55,7 +56,12 @@ MetricList = Union[Metric, list[Metric]]
 class CompileSpec(Strict):
     """Arguments of `model.compile`, keyed by output name where per-output."""
 
-    optimizer: Optimizer = Field("rmsprop", description="Name (`adam`) or `{name: adam, learning_rate: 1e-3}`.")
+    optimizer: Optimizer = Field(
+        "rmsprop", description="Name (`adam`) or `{name: adam, learning_rate: 1e-3}`; `learning_rate` also takes a "
+        "Keras schedule as Keras serializes one: `{class_name: ExponentialDecay, config: {initial_learning_rate: "
+        "0.1, decay_steps: 1000, decay_rate: 0.9}}` (also PiecewiseConstantDecay, PolynomialDecay, "
+        "InverseTimeDecay, CosineDecay with warmup, CosineDecayRestarts). The schedule counts optimizer steps "
+        "(batches), continues exactly on `--resume`, and history.csv records the rate after each epoch.")
     loss: Union[Loss, dict[Name, Loss]] = Field(description="One loss for all outputs, or one per output name.")
     loss_weights: Union[float, dict[Name, float], None] = Field(None, description="Per output name.")
     metrics: Union[MetricList, dict[Name, MetricList], None] = Field(

@@ -51,7 +51,7 @@ def is_number(value: Any) -> bool:
     return (is_int(value) or isinstance(value, float)) and math.isfinite(value)
 
 
-def _expect(what: str, ok: Callable[[Any], bool]) -> Check:
+def expect(what: str, ok: Callable[[Any], bool]) -> Check:
     def check(value):
         return None if ok(value) else f"expected {what}, got {_show(value)}"
     return check
@@ -59,18 +59,18 @@ def _expect(what: str, ok: Callable[[Any], bool]) -> Check:
 
 INT32_MAX = 2**31 - 1
 # Sizes are 32-bit in TensorFlow's kernels; anything larger cannot be built.
-positive_int = _expect("a positive integer", lambda v: is_int(v) and 1 <= v <= INT32_MAX)
-non_negative_int = _expect("an integer ≥ 0", lambda v: is_int(v) and v >= 0)
-an_int = _expect("an integer", is_int)
-a_number = _expect("a finite number", is_number)
-non_negative = _expect("a number ≥ 0", lambda v: is_number(v) and v >= 0)
-positive = _expect("a number > 0", lambda v: is_number(v) and v > 0)
-fraction = _expect("a number from 0 to 1", lambda v: is_number(v) and 0 <= v <= 1)
-a_bool = _expect("true or false", lambda v: isinstance(v, bool))
-a_string = _expect("a string", lambda v: isinstance(v, str))
-seed = _expect(f"an integer from 0 to {SEED_MAX}", lambda v: v is None or (is_int(v) and 0 <= v <= SEED_MAX))
-data_format = _expect("channels_last or channels_first", lambda v: v in (None, "channels_last", "channels_first"))
-dtype = _expect(f"a dtype ({', '.join(DTYPES[:4])}, ...)", lambda v: v is None or v in DTYPES)
+positive_int = expect("a positive integer", lambda v: is_int(v) and 1 <= v <= INT32_MAX)
+non_negative_int = expect("an integer ≥ 0", lambda v: is_int(v) and v >= 0)
+an_int = expect("an integer", is_int)
+a_number = expect("a finite number", is_number)
+non_negative = expect("a number ≥ 0", lambda v: is_number(v) and v >= 0)
+positive = expect("a number > 0", lambda v: is_number(v) and v > 0)
+fraction = expect("a number from 0 to 1", lambda v: is_number(v) and 0 <= v <= 1)
+a_bool = expect("true or false", lambda v: isinstance(v, bool))
+a_string = expect("a string", lambda v: isinstance(v, str))
+seed = expect(f"an integer from 0 to {SEED_MAX}", lambda v: v is None or (is_int(v) and 0 <= v <= SEED_MAX))
+data_format = expect("channels_last or channels_first", lambda v: v in (None, "channels_last", "channels_first"))
+dtype = expect(f"a dtype ({', '.join(DTYPES[:4])}, ...)", lambda v: v is None or v in DTYPES)
 
 
 def _int_list(value) -> bool:
@@ -109,7 +109,7 @@ def _amounts_ok(value) -> bool:
     return isinstance(value, list) and bool(value) and all(_amounts_ok(v) for v in value)
 
 
-amounts = _expect("an integer ≥ 0 or (nested) lists of them", _amounts_ok)
+amounts = expect("an integer ≥ 0 or (nested) lists of them", _amounts_ok)
 
 
 def side_amounts(rank: int | None) -> Check:
@@ -123,7 +123,7 @@ def side_amounts(rank: int | None) -> Check:
             return len(value) == 2 and all(is_int(v) for v in value)
         return len(value) == rank and (all(is_int(v) for v in value)
                                        or all(isinstance(v, list) and len(v) == 2 for v in value))
-    return _expect("an integer ≥ 0, one per axis, or [before, after] per axis", ok)
+    return expect("an integer ≥ 0, one per axis, or [before, after] per axis", ok)
 
 
 def keras_object(kind: str) -> Check:
@@ -195,18 +195,18 @@ BY_NAME: dict[str, Check | None] = {
     "seed": seed, "data_format": data_format, "dtype": dtype,
     "rate": fraction, "dropout": a_number, "recurrent_dropout": a_number,
     "axis": an_int,
-    "target_shape": _expect("a list of integers (one may be -1)",
+    "target_shape": expect("a list of integers (one may be -1)",
                             lambda v: _int_list(v) and all(d >= 1 or d == -1 for d in v) and v.count(-1) <= 1),
-    "dims": _expect("a list of axes (integers ≥ 1)", lambda v: _int_list(v) and all(d >= 1 for d in v)),
-    "axes": _expect("an axis or a list of two axes", lambda v: is_int(v) or (_int_list(v) and len(v) == 2)),
+    "dims": expect("a list of axes (integers ≥ 1)", lambda v: _int_list(v) and all(d >= 1 for d in v)),
+    "axes": expect("an axis or a list of two axes", lambda v: is_int(v) or (_int_list(v) and len(v) == 2)),
     "lora_rank": optional(positive_int), "lora_alpha": optional(a_number),
     "max_value": optional(non_negative), "stddev": fraction,
     "negative_slope": non_negative, "threshold": a_number, "alpha": a_number, "l1": non_negative,
     "l2": non_negative, "use_cudnn": one_of("auto", True, False),
-    "noise_shape": _expect("a list of sizes (positive integers or null)",
+    "noise_shape": expect("a list of sizes (positive integers or null)",
                            lambda v: v is None or (isinstance(v, list) and all(d is None or (is_int(d) and d >= 1)
                                                                                 for d in v))),
-    "shared_axes": _expect("an axis or a list of axes (integers ≥ 1)",
+    "shared_axes": expect("an axis or a list of axes (integers ≥ 1)",
                            lambda v: v is None or (is_int(v) and v >= 1)
                            or (isinstance(v, list) and all(is_int(a) and a >= 1 for a in v))),
     "padding": None,  # placeholder, see _check_for: a mode string or amounts
@@ -237,7 +237,7 @@ _PREPROCESSING: dict[tuple[str, str], Check] = {
 }
 
 BY_OWNER: dict[tuple[str, str], Check] = {
-    ("ReduceLROnPlateau", "factor"): _expect("a number below 1 (the rate is multiplied by it)",
+    ("ReduceLROnPlateau", "factor"): expect("a number below 1 (the rate is multiplied by it)",
                                              lambda v: is_number(v) and 0 <= v < 1),
     ("ReduceLROnPlateau", "patience"): non_negative_int,
     ("ReduceLROnPlateau", "cooldown"): non_negative_int,
@@ -250,15 +250,15 @@ BY_OWNER: dict[tuple[str, str], Check] = {
     ("BatchNormalization", "momentum"): fraction,
     ("ReLU", "threshold"): non_negative,
     ("Rescaling", "scale"): a_number, ("Rescaling", "offset"): a_number,
-    **{(owner, "axis"): _expect("an integer or a list of integers", lambda v: is_int(v) or _int_list(v))
+    **{(owner, "axis"): expect("an integer or a list of integers", lambda v: is_int(v) or _int_list(v))
        for owner in ("LayerNormalization", "RMSNormalization", "UnitNormalization", "Softmax")},
     ("BatchNormalization", "axis"): an_int,
-    ("Normalization", "axis"): _expect("an integer, a list of integers or null",
+    ("Normalization", "axis"): expect("an integer, a list of integers or null",
                                        lambda v: v is None or is_int(v) or _int_list(v)),
     ("Embedding", "input_dim"): positive_int,
-    ("GroupNormalization", "groups"): _expect("a positive integer, or -1 for one group per channel",
+    ("GroupNormalization", "groups"): expect("a positive integer, or -1 for one group per channel",
                                               lambda v: v == -1 or (is_int(v) and v >= 1)),
-    ("MultiHeadAttention", "output_shape"): _expect(
+    ("MultiHeadAttention", "output_shape"): expect(
         "null, a positive integer or a list of them",
         lambda v: v is None or (is_int(v) and v >= 1) or (_int_list(v) and all(d >= 1 for d in v))),
     ("Attention", "score_mode"): one_of("dot", "concat"),
@@ -266,18 +266,6 @@ BY_OWNER: dict[tuple[str, str], Check] = {
     ("L1L2", "l1"): non_negative, ("L1L2", "l2"): non_negative,
     **_PREPROCESSING,
 }
-# Optimizer arguments: every optimizer shares the base class's.
-OPTIMIZER: dict[str, Check] = {
-    "learning_rate": positive, "weight_decay": optional(non_negative), "clipnorm": optional(positive),
-    "clipvalue": optional(positive), "global_clipnorm": optional(positive), "use_ema": a_bool,
-    "ema_momentum": fraction, "ema_overwrite_frequency": optional(positive_int),
-    "loss_scale_factor": optional(positive), "gradient_accumulation_steps": optional(
-        _expect("an integer ≥ 2", lambda v: is_int(v) and v >= 2)),
-    "epsilon": non_negative, "beta_1": fraction, "beta_2": fraction, "momentum": non_negative,
-    "rho": fraction, "nesterov": a_bool, "amsgrad": a_bool, "centered": a_bool,
-}
-# Where one optimizer bounds an argument the others leave open.
-OPTIMIZER_BY_OWNER: dict[tuple[str, str], Check] = {("SGD", "momentum"): fraction}
 
 
 def by_default(default: Any) -> Check | None:
@@ -364,20 +352,6 @@ def judged_statically(layer: str, arg: str, value: Any) -> bool:
         return True
     default = signature.default(arg)
     return isinstance(default, (bool, int, float)) or (value is None and default is None and arg in signature.args)
-
-
-def optimizer_problem(signature: Signature, args: dict[str, Any]) -> Problem | None:
-    """Values of an optimizer's arguments, and the clipping options Keras lets only one of be set."""
-    for arg, value in args.items():
-        check = (OPTIMIZER_BY_OWNER.get((signature.name, arg)) or OPTIMIZER.get(arg)
-                 or by_default(signature.default(arg)))
-        problem = check(value) if check is not None else None
-        if problem:
-            return arg, problem
-    clipping = [a for a in ("clipnorm", "clipvalue", "global_clipnorm") if args.get(a) is not None]
-    if len(clipping) > 1:
-        return clipping[1], f"only one of clipnorm, clipvalue and global_clipnorm may be set, got {', '.join(clipping)}"
-    return None
 
 
 def named_object_problem(kind: str, name: str, args: dict[str, Any]) -> str | None:

@@ -42,7 +42,10 @@ def make_recorder(keras, tf, run: RunDir, state: RunState, callbacks: list, chec
                     layer.reset_states()
 
         def on_epoch_end(self, epoch, logs=None):
-            recorder.epoch_end(self.model, epoch, {k: float(v) for k, v in (logs or {}).items()})
+            logs = {k: float(v) for k, v in (logs or {}).items()}
+            # The rate after the epoch's last step, as ReduceLROnPlateau logs it (and then already has).
+            logs.setdefault("learning_rate", float(self.model.optimizer.learning_rate))
+            recorder.epoch_end(self.model, epoch, logs)
 
     return Recorder()
 
@@ -74,8 +77,10 @@ class _Recorder:
         from graphspec.keras_private import callback_state
 
         state = self.state
+        rows = len(next(iter(state.history.values()), []))
         for key, value in logs.items():
-            state.history.setdefault(key, []).append(value)
+            # A figure the resumed run's history lacks (written by an older graphspec) is blank before it.
+            state.history.setdefault(key, [math.nan] * rows).append(value)
         if self.diverged(model, epoch, logs):
             return
         state.epochs_done = epoch + 1
