@@ -32,6 +32,7 @@ from graphspec.pipeline import CheckResult, SpecFile, load
 from graphspec.policy import Policy, Trust, split_dotted
 from graphspec.schema.catalog import UNSAFE_LAYERS
 from graphspec.schema.spec import CompileSpec
+from graphspec.schema.callbacks import metric_name
 from graphspec.schema.optimizers import optimizer_config
 from graphspec.shapes import MULTI_TENSOR_OUTPUT, PICK_ONE_HINT
 
@@ -286,7 +287,11 @@ def compile_model(model, settings: CompileSpec, output_names: list[str], steps_p
     def metric_object(metric):
         if isinstance(metric, str):
             return metric
-        return keras.metrics.get({"class_name": metric.name, "config": dict(metric.model_extra or {})})
+        # Named as in a fresh process: Keras numbers a second AUC in one process "auc_1", which train.monitor and
+        # the callbacks' monitors, checked statically, would then miss.
+        name = metric_name(metric)
+        config = {**({"name": name} if name is not None else {}), **(metric.model_extra or {})}
+        return keras.metrics.get({"class_name": metric.name, "config": config})
 
     def metric_list(metrics):
         return [metric_object(m) for m in (metrics if isinstance(metrics, list) else [metrics])]

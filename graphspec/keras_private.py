@@ -9,7 +9,7 @@ Example:
 What graphspec needs that has no public API in Keras 3:
 - which way a monitored metric improves, decided as Keras's own monitor callbacks decide
   it (`MonitorCallback._set_monitor_op` reads each metric's `_direction`);
-- the state of EarlyStopping and ReduceLROnPlateau (plain attributes, reset by
+- the state of EarlyStopping, ReduceLROnPlateau and SwapEMAWeights (plain attributes, reset by
   `on_train_begin`), which a resumed run must carry over to stop and reduce exactly
   when an uninterrupted run would;
 - the calls of a layer in a functional model (`Layer._inbound_nodes`) and which layer produced
@@ -38,6 +38,7 @@ from collections.abc import Callable
 CALLBACK_STATE = {
     "EarlyStopping": ("wait", "best", "stopped_epoch", "best_epoch"),
     "ReduceLROnPlateau": ("wait", "best", "cooldown_counter"),
+    "SwapEMAWeights": ("_ema_weights_in_model",),  # with swap_on_epoch, a checkpoint holds the EMA weights
 }
 
 

@@ -210,6 +210,23 @@ def test_resume_with_callbacks_after_sigkill_matches_an_uninterrupted_run(tmp_pa
         np.testing.assert_array_equal(a, b)
 
 
+def test_ema_weights_swapped_each_epoch_resume_exactly_after_sigkill(tmp_path):
+    """With SwapEMAWeights(swap_on_epoch=True) a checkpoint holds the moving averages in the model's place; the
+    resumed callback knows it and swaps back before training on."""
+    spec = EXAMPLES / "sine.yaml"
+    args = ["--epochs", "12", "--seed", "3", "--set", "compile.optimizer={name: adam, use_ema: true}",
+            "--set", "train.callbacks={swap_ema_weights: {swap_on_epoch: true}, terminate_on_nan: {}}",
+            "--set", "train.checkpoint_every=2"]
+    assert cli("train", spec, "--output", tmp_path / "whole", *args).returncode == 0
+    run = tmp_path / "killed"
+    _train_and_kill_after(spec, run, args, epoch=3)
+    resumed = cli("train", spec, "--output", run, "--resume", *args)
+    assert resumed.returncode == 0, resumed.stderr
+    assert (run / "history.csv").read_text() == (tmp_path / "whole" / "history.csv").read_text()
+    for a, b in zip(weights(tmp_path / "whole" / "model.keras"), weights(run / "model.keras"), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_ctrl_c_checkpoints_and_says_how_to_resume(tmp_path):
     run = tmp_path / "run"
     process = subprocess.Popen([sys.executable, "-m", "graphspec", "train", str(EXAMPLES / "sine.yaml"),

@@ -27,6 +27,7 @@ from graphspec.errors import Diagnostic, did_you_mean, printable
 from graphspec.loader import Document
 from graphspec.schema import models
 from graphspec.schema import spec as spec_sections
+from graphspec.schema.callbacks import MONITORING, logged_metrics, monitor_problem
 from graphspec.schema.models import MODEL_NAME_PATTERN, NODE_FIELDS
 from graphspec.schema.spec import Spec
 
@@ -241,6 +242,30 @@ def cross_check(spec: Spec, doc: Document) -> list[Diagnostic]:
                 "give either data.validation or train.validation_split, not both",
                 ("train", "validation_split"),
             ))
+    found.extend(_training_checks(spec, doc))
+    return found
+
+
+def _training_checks(spec: Spec, doc: Document) -> list[Diagnostic]:
+    """The train section against compile: monitored figures the run logs, EMA weights the optimizer keeps."""
+    if spec.train is None or spec.compile is None:
+        return []
+    found = []
+    logged = logged_metrics(list(spec.outputs), spec.compile)
+    monitors = [(("train", "monitor"), spec.train.monitor)] + [
+        (("train", "callbacks", key, "monitor"), args["monitor"])
+        for key, args in spec.train.callbacks.items() if key in MONITORING and "monitor" in args]
+    for path, monitor in monitors:
+        problem = monitor_problem(monitor, logged) if logged is not None else None
+        if problem:
+            found.append(doc.diagnostic(problem, path))
+    optimizer = spec.compile.optimizer
+    if "swap_ema_weights" in spec.train.callbacks and (
+            isinstance(optimizer, str) or not (optimizer.model_extra or {}).get("use_ema")):
+        name = optimizer if isinstance(optimizer, str) else optimizer.name
+        found.append(doc.diagnostic(
+            "swap_ema_weights swaps in the optimizer's moving averages, which it keeps only with use_ema: true",
+            ("train", "callbacks", "swap_ema_weights"), hint=f"compile.optimizer: {{name: {name}, use_ema: true}}"))
     return found
 
 

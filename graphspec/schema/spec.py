@@ -30,8 +30,9 @@ from graphspec.errors import did_you_mean
 from graphspec.schema.catalog import catalog
 from graphspec.schema.models import (MAX_EPOCHS, MODEL_NAME_PATTERN, BlockDef, InputSpec, LayerDef, LayerNode, ModelDef,
                                      Name, Node, Ref, Step, Strict, schema_error)
+from graphspec.schema.callbacks import CALLBACKS, callback_problem
 from graphspec.schema.optimizers import optimizer_problem
-from graphspec.schema.values import SEED_MAX, arguments_problem, named_object_problem
+from graphspec.schema.values import SEED_MAX, named_object_problem
 
 
 class NamedWithArgs(BaseModel):
@@ -115,13 +116,6 @@ class CompileSpec(Strict):
         return value
 
 
-CALLBACK_CLASSES = {  # the spec's snake_case callback names → keras.callbacks classes
-    "early_stopping": "EarlyStopping",
-    "reduce_lr_on_plateau": "ReduceLROnPlateau",
-    "terminate_on_nan": "TerminateOnNaN",
-}
-
-
 class TrainSpec(Strict):
     """How `graphspec train` fits the model."""
 
@@ -152,24 +146,31 @@ class TrainSpec(Strict):
     monitor_mode: Literal["auto", "min", "max"] = Field(
         "auto", description="Whether the monitored metric improves by falling or rising; `auto` asks the metric, "
         "as Keras's monitor callbacks do.")
-    callbacks: dict[Literal["early_stopping", "reduce_lr_on_plateau", "terminate_on_nan"], dict[str, Any]] = Field(
+    callbacks: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
-        description="Keras callbacks by snake_case name with their arguments, e.g. "
-        "`early_stopping: {patience: 5}`.",
+        description="Keras callbacks by snake_case name with their arguments, e.g. `early_stopping: {patience: 5}`: "
+        f"{', '.join(CALLBACKS)}. `swap_ema_weights` needs the optimizer's `use_ema: true`. A monitored metric "
+        "must be one the run logs; `val_` figures fall back to the training figure when there is no validation "
+        "data. Callbacks that need Python code (LambdaCallback, LearningRateScheduler) or that the run directory "
+        "already provides (ModelCheckpoint, CSVLogger, TensorBoard, BackupAndRestore) are refused with what to "
+        "write instead.",
+        json_schema_extra={"propertyNames": {"enum": list(CALLBACKS)}},
     )
+
+    @field_validator("callbacks", mode="before")
+    @classmethod
+    def _without_arguments(cls, value):
+        """`terminate_on_nan:` with nothing after it: a callback with its default arguments."""
+        return {key: {} if args is None else args for key, args in value.items()} if isinstance(value, dict) else value
 
     @field_validator("callbacks")
     @classmethod
     def _callback_args(cls, value):
         for key, args in value.items():
-            signature = catalog().callback(CALLBACK_CLASSES[key])
-            for arg in args:
-                if arg not in signature.args:
-                    raise schema_error(f"unknown argument '{arg}' for {signature.name}",
-                                 did_you_mean(arg, signature.args), (key, arg))
-            problem = arguments_problem(signature, args)
+            problem = callback_problem(key, args)
             if problem:
-                raise schema_error(f"{signature.name} {problem[0]}: {problem[1]}", None, (key, problem[0]))
+                where, message, hint = problem
+                raise schema_error(message, hint, (key, where) if where else (key,))
         return value
 
 

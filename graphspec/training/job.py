@@ -270,7 +270,7 @@ def _fit(plan: _Plan, feed: _Feed, runtime: _Runtime, run: RunDir, state: RunSta
             keras, tf, feed.validation, plan.spec.graph.output_names, feed.batch,
             one_device=runtime.strategy is None)
     interrupt = Interrupt()
-    callbacks_of_spec = spec_callbacks(keras, settings)
+    callbacks_of_spec = spec_callbacks(keras, settings, validated=feed.validation is not None, echo=echo)
     checkpoints = Checkpoints(tf, run, settings.checkpoint_every, settings.epochs,
                               max(1, plan.options.keep_checkpoints), written=state.epochs_done)
     callbacks = [c for c in (exact, set_epoch, *callbacks_of_spec,

@@ -6,7 +6,7 @@ Example (the spec's callbacks, made from their snake_case names):
     >>> from graphspec.backend import keras_module
     >>> from graphspec.schema.spec import TrainSpec
     >>> from graphspec.training.recorder import spec_callbacks
-    >>> spec_callbacks(keras_module(), TrainSpec(callbacks={"early_stopping": {"patience": 2}}))
+    >>> spec_callbacks(keras_module(), TrainSpec(callbacks={"early_stopping": {"patience": 2}}), True, print)
     [<keras.src.callbacks.early_stopping.EarlyStopping object at ...>]
 """
 
@@ -16,7 +16,8 @@ import math
 
 from graphspec.errors import Diagnostic, GraphspecError
 from graphspec.rundir import RunDir
-from graphspec.schema.spec import CALLBACK_CLASSES, TrainSpec
+from graphspec.schema.callbacks import CALLBACKS, MONITORING
+from graphspec.schema.spec import TrainSpec
 from graphspec.training.checkpoints import Checkpoints
 from graphspec.training.faults import Interrupt
 from graphspec.training.records import EpochRecords, RunState
@@ -133,5 +134,15 @@ def _improvement_test(keras, model, state: RunState):
             hint="set train.monitor_mode to max or min")) from None
 
 
-def spec_callbacks(keras, settings: TrainSpec) -> list:
-    return [getattr(keras.callbacks, CALLBACK_CLASSES[key])(**args) for key, args in settings.callbacks.items()]
+def spec_callbacks(keras, settings: TrainSpec, validated: bool, echo) -> list:
+    """The spec's callbacks. Without validation data a `val_` figure is never logged, so a callback monitoring one
+    monitors the training figure instead, as `train.monitor` does (Keras would warn each epoch and never act)."""
+    made = []
+    for key, args in settings.callbacks.items():
+        if key in MONITORING and not validated:
+            monitor = args.get("monitor", "val_loss")
+            if monitor.startswith("val_"):
+                echo(f"note: no validation data, so {key} monitors '{monitor[4:]}' instead of '{monitor}'")
+                args = {**args, "monitor": monitor[4:]}
+        made.append(getattr(keras.callbacks, CALLBACKS[key])(**args))
+    return made
