@@ -102,6 +102,8 @@ class _GraphBuilder:
         self.keras = keras
         self.top = top  # the model graphspec returns; sub-models keep plain outputs, as other layers consume them
         self.adapter = adapter
+        mixed = top and keras.config.dtype_policy().name.startswith("mixed_")
+        self.float32_outputs = {ref.node for ref in graph.outputs} if mixed else set()
         self.graph = graph
         self.policy = policy
         # Shared layers and sub-models of one spec file, built at first use; inline
@@ -133,6 +135,8 @@ class _GraphBuilder:
 
     def make_layer(self, spec: LayerSpec, name: str, node: GNode):
         kwargs = dict(spec.args)
+        if name in self.float32_outputs and "dtype" not in kwargs:
+            kwargs["dtype"] = "float32"  # under mixed precision, as Keras's guide makes the output layer
         if spec.wrap is not None:
             kwargs["layer"] = self.target(spec.wrap, f"{name}_{self.wrapped_name(spec.wrap)}", node)
         cls = self.layer_class(spec, node)
@@ -260,6 +264,42 @@ def _as_written(layer, named: dict[str, Any]) -> tuple[list, dict]:
     return positional, named
 
 
+@contextlib.contextmanager
+def dtype_policy(keras, policy: str | None) -> Iterator[None]:
+    """Keras's global dtype policy while the layers are made (each keeps the one it was made with)."""
+    if policy is None:
+        yield
+        return
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _refuse_low_precision_outputs(spec: SpecFile, model) -> None:
+    """Under mixed precision the loss must see float32 outputs; an output made by an op, a shared layer or a
+    sub-model (whose other calls keep the policy) is not a layer graphspec can give float32."""
+    if spec.spec.train is None or spec.spec.train.mixed_precision is None:
+        return
+    tensors = outputs_by_name(model, spec.graph.output_names)
+    for ref, path, name in zip(spec.graph.outputs, spec.graph.output_paths, spec.graph.output_names, strict=True):
+        output = tensors[name]
+        if output.dtype != "float32":
+            raise GraphspecError(spec.document.diagnostic(
+                f"output '{ref.node}' is computed in {output.dtype} under train.mixed_precision; the loss needs "
+                "float32", path, hint=f"end it with a node {{layer: Activation, args: {{activation: linear, dtype: "
+                f"float32}}, from: {ref.node}}} and list that node in outputs"))
+
+
+def outputs_by_name(model, names: list[str]) -> dict[str, Any]:
+    """A built model's output tensors by the spec's output names (keyed outputs are a dict in Keras's order)."""
+    if isinstance(model.output, dict):
+        return dict(model.output)
+    return dict(zip(names, model.outputs, strict=True))
+
+
 def compile_model(model, settings: CompileSpec, output_names: list[str], steps_per_execution: int = 1) -> None:
     """`model.compile` with every per-output setting keyed by output name."""
     keras = keras_module()
@@ -371,7 +411,9 @@ def build(spec: SpecFile | CheckResult | str | os.PathLike, *, compile: bool = T
         keras.utils.set_random_seed(spec.spec.train.seed)
     if adapter is None:
         _refuse_unadapted(spec)
-    model = _GraphBuilder(keras, spec.graph, policy, {}, top=True, adapter=adapter).build()
+    with dtype_policy(keras, spec.spec.train.mixed_precision if spec.spec.train is not None else None):
+        model = _GraphBuilder(keras, spec.graph, policy, {}, top=True, adapter=adapter).build()
+        _refuse_low_precision_outputs(spec, model)
     if spec.graph.weights is not None:
         try:
             model.load_weights(spec.graph.weights)

@@ -18,12 +18,29 @@ from __future__ import annotations
 import io
 from typing import Any
 
+from graphspec.graph import InputNode, LayerCall
 from graphspec.pipeline import SpecFile
 from graphspec.shapes import shapes_text
 
 
+def _compute_dtypes(spec: SpecFile) -> dict[str, str]:
+    """Under `train.mixed_precision`, the dtype each node computes in, as the backend builds it: the policy's
+    (float16 or bfloat16), float32 for the nodes that make the outputs, an input's own, a layer's `dtype`."""
+    policy = spec.spec.train.mixed_precision if spec.spec.train is not None else None
+    if policy is None:
+        return {}
+    outputs = {ref.node for ref in spec.graph.outputs}
+    found = {}
+    for name, node in spec.graph.nodes.items():
+        given = node.input_spec.dtype if isinstance(node, InputNode) else (
+            node.spec.args.get("dtype") if isinstance(node, LayerCall) else None)
+        found[name] = str(given or ("float32" if name in outputs else policy)).removeprefix("mixed_")
+    return found
+
+
 def static_summary(spec: SpecFile) -> dict[str, Any]:
     report = spec.shapes
+    dtypes = _compute_dtypes(spec)
     return {
         "name": report.name,
         "source": "static",
@@ -39,6 +56,7 @@ def static_summary(spec: SpecFile) -> dict[str, Any]:
                 "params": row.params,
                 "inputs": row.inputs,
                 "status": row.status,
+                **({"compute_dtype": dtypes.get(row.name)} if dtypes else {}),
             }
             for row in report.rows
         ],
@@ -55,6 +73,7 @@ def keras_summary(model) -> dict[str, Any]:
 
     keras = keras_module()
     rows = []
+    mixed = any(layer.dtype_policy.name.startswith("mixed_") for layer in model.layers)
     for layer in model.layers:
         for index, (shapes, inputs) in enumerate(layer_calls(keras, layer) or [([], [])]):
             rows.append({
@@ -64,6 +83,8 @@ def keras_summary(model) -> dict[str, Any]:
                 "params": (layer.count_params() if layer.built else 0) if index == 0 else 0,
                 "inputs": inputs,
                 "status": "ok",
+                **({"compute_dtype": layer.output.dtype if isinstance(layer, keras.layers.InputLayer)
+                    else layer.dtype_policy.compute_dtype} if mixed else {}),
             })
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     non_trainable = sum(int(np.prod(w.shape)) for w in model.non_trainable_weights)
@@ -84,12 +105,13 @@ def render_text(table: dict[str, Any]) -> str:
     from rich.table import Table
 
     grid = Table(title=f"{table['name']} ({table['source']})", title_justify="left")
-    for column in ("node", "type", "output shape", "params", "inputs"):
+    mixed = any("compute_dtype" in row for row in table["rows"])  # train.mixed_precision
+    for column in ("node", "type", "output shape", "params", "inputs", *(("computes in",) if mixed else ())):
         grid.add_column(column, justify="right" if column == "params" else "left")
     for row in table["rows"]:
         params = "?" if row["params"] is None else f"{row['params']:,}"
         grid.add_row(row["name"], row["type"], shapes_text(row["output_shapes"], row.get("status", "ok")), params,
-                     ", ".join(row["inputs"]))
+                     ", ".join(row["inputs"]), *((str(row.get("compute_dtype") or ""),) if mixed else ()))
     buffer = io.StringIO()
     console = Console(file=buffer, width=120, force_terminal=False, color_system=None)
     console.print(grid)

@@ -142,6 +142,11 @@ class TrainSpec(Strict):
         "machine, and a resumed run ends as an uninterrupted one would. `false` lets TensorFlow pick faster kernels "
         "(a convolution's gradient, XLA on a GPU) and ops that have no deterministic version; runs then differ in "
         "the last bits.")
+    mixed_precision: Literal["mixed_float16", "mixed_bfloat16"] | None = Field(
+        None, description="Keras's mixed-precision dtype policy: layers compute in float16 (or bfloat16) and keep "
+        "float32 weights; the layers that make the outputs compute in float32, as Keras recommends; with float16 "
+        "the loss is scaled as Keras does it (LossScaleOptimizer). `build` builds the model so too. It pays on "
+        "GPUs (and TPUs, for bfloat16); on a CPU it runs, slower than float32, with a note.")
     monitor: str = Field("val_loss", description="Metric that picks the best checkpoint (`val_loss` or `loss`, …).")
     monitor_mode: Literal["auto", "min", "max"] = Field(
         "auto", description="Whether the monitored metric improves by falling or rising; `auto` asks the metric, "

@@ -196,7 +196,7 @@ def _state(plan: _Plan, feed: _Feed, echo: Echo) -> RunState:
 
 def _model(plan: _Plan, feed: _Feed, runtime: _Runtime, state: RunState, echo: Echo):
     """The model built from the spec, or the checkpoint a resume continues from; on every replica."""
-    from graphspec.backend import build, import_allowed_modules
+    from graphspec.backend import build, dtype_policy, import_allowed_modules
 
     scope = runtime.strategy.scope() if runtime.strategy is not None else contextlib.nullcontext()
     with scope:
@@ -204,8 +204,14 @@ def _model(plan: _Plan, feed: _Feed, runtime: _Runtime, state: RunState, echo: E
             import_allowed_modules(plan.spec.policy)
             from graphspec.model_file import load_model_file
 
-            return load_model_file(runtime.keras, plan.run.checkpoint(state.epochs_done),
-                                   hint="delete it to resume from the checkpoint before it")
+            # Keras restores each layer's policy but not the model's, which decides whether compile wraps the
+            # optimizer in a LossScaleOptimizer; without it the optimizer's saved state would not load.
+            with dtype_policy(runtime.keras, plan.settings.mixed_precision):
+                return load_model_file(runtime.keras, plan.run.checkpoint(state.epochs_done),
+                                       hint="delete it to resume from the checkpoint before it")
+        precision = plan.settings.mixed_precision
+        if precision is not None and not runtime.tf.config.list_physical_devices("GPU"):
+            echo(f"note: train.mixed_precision {precision} on a CPU: it runs, slower than float32; it pays on a GPU")
         steps = steps_per_epoch(feed.data.rows, feed.batch, feed.fixed)
         adapter = Adapter(runtime.keras, runtime.tf, feed.data)
         model = build(plan.spec, steps_per_execution=steps_per_execution(plan.settings, steps), adapter=adapter)
@@ -217,8 +223,9 @@ def _model(plan: _Plan, feed: _Feed, runtime: _Runtime, state: RunState, echo: E
 
 def _check_labels_fit(plan: _Plan, feed: _Feed, model) -> None:
     """Text labels against the built model's output widths (which, after an adapted layer, only the model knows)."""
-    outputs = model.output if isinstance(model.output, dict) else dict(
-        zip(plan.spec.graph.output_names, model.outputs, strict=True))
+    from graphspec.backend import outputs_by_name
+
+    outputs = outputs_by_name(model, plan.spec.graph.output_names)
     for name, binding in data_section(plan.spec).outputs.items():
         shape = tuple(outputs[name].shape) if name in outputs else ()
         if binding.labels is not None and len(shape) == 2:
