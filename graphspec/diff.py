@@ -1,4 +1,4 @@
-"""Structural diff of two architectures, matched by node name, without TensorFlow.
+"""Diff of two specs without TensorFlow: architectures matched by node name; compile, train and data settings.
 
 Example:
 
@@ -23,9 +23,11 @@ GitHub annotations or Markdown for a pull-request comment.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from graphspec.errors import Diagnostic
 from graphspec.graph import ApplyCall, GNode, Graph, InputNode, LayerCall, LayerSpec, MergeCall, OpCall
 from graphspec.pipeline import SpecFile
 from graphspec.shapes import ShapeReport, shapes_text
@@ -62,6 +64,35 @@ class NodeDiff:
         return None if before is None or after is None else after - before
 
 
+_MISSING = object()  # a setting one spec leaves out
+
+
+@dataclass
+class SettingDiff:
+    """One compile, train or data setting that differs: `path` is its place in the spec (`compile.loss.y`)."""
+
+    path: tuple
+    before: Any  # _MISSING when the old spec leaves it out
+    after: Any
+    where: Diagnostic  # where the change is reported: the new file's key, the old one's if removed
+
+    @property
+    def change(self) -> Change:
+        return "added" if self.before is _MISSING else "removed" if self.after is _MISSING else "changed"
+
+    @property
+    def name(self) -> str:
+        return ".".join(map(str, self.path))
+
+    def text(self) -> str:
+        before, after = ("(unset)" if v is _MISSING else _show(v) for v in (self.before, self.after))
+        return f"{before} → {after}"
+
+    def values(self) -> dict[str, Any]:
+        return {"before": None if self.before is _MISSING else self.before,
+                "after": None if self.after is _MISSING else self.after}
+
+
 @dataclass
 class SpecDiff:
     before: SpecFile
@@ -69,10 +100,12 @@ class SpecDiff:
     nodes: list[NodeDiff]
     outputs_before: list[str]
     outputs_after: list[str]
+    settings: list[SettingDiff] = field(default_factory=list)
+    architecture_only: bool = False  # the compile, train and data sections were not compared
 
     @property
     def equal(self) -> bool:
-        return not self.nodes and self.outputs_before == self.outputs_after
+        return not self.nodes and not self.settings and self.outputs_before == self.outputs_after
 
 
 
@@ -144,8 +177,33 @@ def count_text(value: int | None) -> str:
     return "?" if value is None else f"{value:,}"
 
 
-def diff(before: SpecFile, after: SpecFile) -> SpecDiff:
-    """Compare two checked specs node by node. Both must be valid (`SpecFile.ok`)."""
+SETTING_SECTIONS = ("compile", "train", "data")
+
+
+def _setting_changes(old: Any, new: Any, path: tuple) -> Iterator[tuple[tuple, Any, Any]]:
+    """Where two settings differ: mappings are compared key by key, anything else (a list too) as one value."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in [*new, *(k for k in old if k not in new)]:
+            yield from _setting_changes(old.get(key, _MISSING), new.get(key, _MISSING), (*path, key))
+    elif old != new:
+        yield path, old, new
+
+
+def _settings(before: SpecFile, after: SpecFile) -> list[SettingDiff]:
+    """The compile, train and data settings that differ, as written (a default left out differs from one written).
+    """
+    found = []
+    for section in SETTING_SECTIONS:
+        old, new = (spec.document.data.get(section, _MISSING) for spec in (before, after))
+        for path, was, now in _setting_changes(old, new, (section,)):
+            where = (before if now is _MISSING else after).document.diagnostic("", path)
+            found.append(SettingDiff(path, was, now, where))
+    return found
+
+
+def diff(before: SpecFile, after: SpecFile, architecture_only: bool = False) -> SpecDiff:
+    """Compare two checked specs node by node, and their compile, train and data settings unless
+    `architecture_only`. Both must be valid (`SpecFile.ok`)."""
     old, new = _views(before.graph, before.shapes), _views(after.graph, after.shapes)
     nodes: list[NodeDiff] = []
     for name, view in new.items():
@@ -161,4 +219,5 @@ def diff(before: SpecFile, after: SpecFile) -> SpecDiff:
         if name not in new:
             nodes.append(NodeDiff(name, "removed", [view.what], view.params, None, view.node))
     return SpecDiff(before, after, nodes, [str(r) for r in before.graph.outputs],
-                    [str(r) for r in after.graph.outputs])
+                    [str(r) for r in after.graph.outputs],
+                    [] if architecture_only else _settings(before, after), architecture_only)

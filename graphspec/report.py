@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from graphspec.diff import SpecDiff, count_text
@@ -116,11 +116,15 @@ def _totals(result: SpecDiff) -> tuple[int | None, int | None]:
 
 def _summary(result: SpecDiff) -> str:
     if result.equal:
-        return "no structural differences"
+        return "no structural differences" if result.architecture_only else "no differences"
     counts = {kind: sum(1 for n in result.nodes if n.change == kind) for kind in ("added", "removed", "changed")}
     parts = [f"{count} {kind}" for kind, count in counts.items() if count]
     if result.outputs_before != result.outputs_after:
         parts.append(f"outputs {', '.join(result.outputs_before)} → {', '.join(result.outputs_after)}")
+    if result.settings:
+        sections = sorted({str(setting.path[0]) for setting in result.settings})
+        parts.append(f"{len(result.settings)} setting{'s' * (len(result.settings) > 1)} differ "
+                     f"({', '.join(sections)})")
     before, after = _totals(result)
     delta = f" ({after - before:+,})" if before is not None and after is not None else ""
     return f"{', '.join(parts)}; total params {count_text(before)} → {count_text(after)}{delta}"
@@ -128,6 +132,7 @@ def _summary(result: SpecDiff) -> str:
 
 def _diff_text(result: SpecDiff) -> str:
     lines = [f"{_MARK[n.change]} {n.name}: {'; '.join(n.details)}" for n in result.nodes]
+    lines += [f"{_MARK[s.change]} {s.name}: {s.text()}" for s in result.settings]
     return "\n".join([*lines, _summary(result)])
 
 
@@ -139,6 +144,8 @@ def _diff_json(result: SpecDiff) -> str:
         "nodes": [{"name": n.name, "change": n.change, "details": n.details, "params_before": n.params_before,
                    "params_after": n.params_after, "params_delta": n.params_delta} for n in result.nodes],
         "outputs": {"before": result.outputs_before, "after": result.outputs_after},
+        "settings": None if result.architecture_only else [
+            {"path": s.name, "change": s.change, **s.values()} for s in result.settings],
         "total_params": {"before": before, "after": after,
                          "delta": after - before if before is not None and after is not None else None},
     }, indent=2, ensure_ascii=False)
@@ -147,6 +154,8 @@ def _diff_json(result: SpecDiff) -> str:
 def _diff_github(result: SpecDiff) -> str:
     lines = [github_line(n.where.diagnostic(f"{n.change}: {'; '.join(n.details)}", severity="info"))
              for n in result.nodes]
+    lines += [github_line(replace(s.where, message=f"{s.change}: {s.text()}", severity="info"))
+              for s in result.settings]
     return "\n".join([*lines, f"::notice title=graphspec diff::{escape_data(_summary(result))}"])
 
 
@@ -162,12 +171,17 @@ def _cell(text: str) -> str:
 def _diff_markdown(result: SpecDiff) -> str:
     header = f"### graphspec diff: {_cell(result.before.file)} → {_cell(result.after.file)}\n\n"
     if result.equal:
-        return header + "No structural differences."
+        return header + _summary(result).capitalize() + "."
     rows = ["| | node | change | params Δ |", "|---|---|---|---:|"]
     for n in result.nodes:
         delta = "" if n.params_delta in (None, 0) else f"{n.params_delta:+,}"
         rows.append(f"| {_MARK[n.change]} | `{n.name}` | {_cell('; '.join(n.details))} | {delta} |")
-    return header + "\n".join(rows) + f"\n\n**{_cell(_summary(result))}**"
+    if not result.nodes:
+        rows = []
+    if result.settings:
+        rows += ["", "| | setting | change |", "|---|---|---|"]
+        rows += [f"| {_MARK[s.change]} | `{_cell(s.name)}` | {_cell(s.text())} |" for s in result.settings]
+    return header + "\n".join(rows).strip() + f"\n\n**{_cell(_summary(result))}**"
 
 
 class Reporter(Protocol):

@@ -62,7 +62,7 @@ def test_diff_reports_each_kind_of_change_and_the_totals(write):
 def test_diff_of_equal_architectures_exits_0_and_of_an_invalid_spec_2(write):
     example = ROOT / "specs" / "examples" / "resnet_blocks.yaml"
     same = run_cli("diff", example, example)
-    assert (same.returncode, same.stdout) == (0, "no structural differences\n")
+    assert (same.returncode, same.stdout) == (0, "no differences\n")
     broken = write("broken.yaml", BEFORE.replace("units: 16", "unit: 16"))
     result = run_cli("diff", example, broken)
     assert result.returncode == 2 and "unknown argument 'unit' for Dense" in result.stderr
@@ -77,3 +77,37 @@ def test_markdown_shows_html_mentions_and_links_from_spec_content_as_text(write)
     assert "&lt;img src=x onerror=alert(1)&gt; &#64;octocat &#91;a&#93;(http://x) &#96;x&#96;" in markdown
     for raw in ("<img", "@octocat", "[a]", "`x`"):
         assert raw not in markdown
+
+
+def test_diff_sees_compile_train_and_data_settings_in_every_format(write):
+    """Only the loss, the schedule, a callback and a binding change: the spec differs, and diff says how."""
+    tail = ("compile:\n  optimizer: {name: adam, learning_rate: %s}\n  loss: %s\n"
+            "train: {epochs: 5, callbacks: {%s}}\ndata: {train: d.csv, inputs: {x: {columns: %s}}, "
+            "outputs: {y: {columns: t}}}\n")
+    spec = "graphspec: 1\ninputs: {x: {shape: [1]}}\nnodes: {y: {layer: Dense, args: {units: 1}, from: x}}\n" \
+           "outputs: [y]\n"
+    before = write("before.yaml", spec + tail % ("0.01", "mse", "", "a"))
+    schedule = "{class_name: ExponentialDecay, config: {initial_learning_rate: 0.01, decay_steps: 10, decay_rate: 0.5}}"
+    after = write("after.yaml", spec + tail % (schedule, "mae", "early_stopping: {patience: 2}", "b"))
+    text = run_cli("diff", before, after)
+    assert text.returncode == 1
+    assert text.stdout.splitlines() == [
+        '~ compile.optimizer.learning_rate: 0.01 → {"class_name": "ExponentialDecay", "config": {"decay_rate": 0.5, '
+        '"decay_steps": 10, "initial_learning_rate": 0.01}}',
+        '~ compile.loss: "mse" → "mae"',
+        '+ train.callbacks.early_stopping: (unset) → {"patience": 2}',
+        '~ data.inputs.x.columns: "a" → "b"',
+        "4 settings differ (compile, data, train); total params 2 → 2 (+0)"]
+    payload = json.loads(run_cli("diff", before, after, "-f", "json").stdout)
+    assert payload["equal"] is False and payload["nodes"] == []
+    assert payload["settings"][1] == {"path": "compile.loss", "change": "changed", "before": "mse", "after": "mae"}
+    github = run_cli("diff", before, after, "-f", "github").stdout.splitlines()
+    assert github[1] == f"::notice file={after},line=7,col=3,title=graphspec::compile.loss: changed: \"mse\" → \"mae\""
+    markdown = run_cli("diff", before, after, "-f", "markdown").stdout
+    assert '| ~ | `compile.loss` | "mse" → "mae" |' in markdown
+    only = run_cli("diff", before, after, "--architecture-only")
+    assert (only.returncode, only.stdout) == (0, "no structural differences\n")
+    removed = run_cli("diff", after, before, "-f", "json")
+    assert {"path": "train.callbacks.early_stopping", "change": "removed", "before": {"patience": 2},
+            "after": None} in \
+        json.loads(removed.stdout)["settings"]

@@ -118,13 +118,18 @@ def diff(
         ..., metavar="AFTER", help="The new spec."),
     format: ReportFormat = typer.Option(ReportFormat("text"), "--format", "-f",
                                       help="text, json, github annotations, or markdown for a pull-request comment."),
+    architecture_only: bool = typer.Option(
+        False, "--architecture-only", help="Compare the nodes and outputs only, not the compile, train and data "
+        "settings."),
     allow_module: list[str] = ALLOW_MODULE,
     trust_project: bool = TRUST_PROJECT,
     allow_path: list[Path] = ALLOW_PATH,
 ) -> None:
-    """Structural diff of two architectures, node by node, without TensorFlow.
+    """Diff of two specs, node by node and setting by setting, without TensorFlow.
 
-    Nodes added, removed, rewired or changed, with shape and parameter-count deltas.
+    Nodes added, removed, rewired or changed, with shape and parameter-count deltas; and the compile, train and
+    data settings that differ (loss, loss weights, metrics, optimizer and schedule, epochs, batch size,
+    callbacks, bindings), as written.
 
     Exit status (as diff's): 0 equal, 1 different, 2 an invalid spec or a usage error.
 
@@ -139,7 +144,7 @@ def diff(
     if not all(r.ok for r in results):
         typer.echo(render([r for r in results if not r.ok], "text"), err=True)
         raise typer.Exit(2)
-    result = compare(*(r.spec_file() for r in results))
+    result = compare(results[0].spec_file(), results[1].spec_file(), architecture_only)
     typer.echo(render_diff(result, format.value))
     raise typer.Exit(0 if result.equal else 1)
 
