@@ -28,6 +28,7 @@ from typing import Any
 
 from graphspec.errors import GraphspecError, first_line
 from graphspec.folding import fold_blocks
+from graphspec.importer.compiling import comparable, compile_section
 from graphspec.importer.reading import FULL_ARGS, ModelReader
 from graphspec.importer.writing import check_rebuilt, spec_text, without_full_args
 from graphspec.policy import Policy, real_path
@@ -92,7 +93,7 @@ def import_model(source: str | os.PathLike, output: str | os.PathLike, *, force:
             import_allowed_modules(Policy(frozenset(trust.allow_modules), folder=real_path(output).parent))
         model = load_model_file(keras_module(), source)
     imported = from_keras(model, allow_modules=trust.allow_modules if trust is not None else ())
-    check_rebuilt(model, spec_text(imported), output.name, trust)
+    imported, note = _with_compile(model, imported, output.name, trust)
     if weights:
         imported = {**{k: v for k, v in imported.items() if k not in ("nodes", "outputs")},
                     "weights": weights_file.name, "nodes": imported["nodes"], "outputs": imported["outputs"]}
@@ -101,6 +102,29 @@ def import_model(source: str | os.PathLike, output: str | os.PathLike, *, force:
             staged = Path(staging) / weights_file.name
             model.save_weights(staged)
             os.replace(staged, weights_file)
-    header = f"# Imported from {source.name} by graphspec import.\n"
+    header = f"# Imported from {source.name} by graphspec import.\n" + (f"# {note}\n" if note else "")
     write_text(output, header + spec_text(imported))
     return output
+
+
+def _with_compile(model, imported: dict[str, Any], file: str, trust) -> tuple[dict[str, Any], str | None]:
+    """The imported spec, checked to rebuild `model`, with its compile settings when the rebuilt model compiles
+    as `model` does (`get_compile_config`, output by output); else without them, and a note saying so."""
+    outputs = list(model.output_names)
+    section = compile_section(model, outputs)
+    if section is None:
+        check_rebuilt(model, spec_text(imported), file, trust)
+        compiled = getattr(model, "compiled", False) and model.get_compile_config()
+        return imported, ("compile settings left out: a custom loss, metric or optimizer has no spec form"
+                          if compiled else None)
+    with_compile = {**imported, "compile": section}
+    try:
+        rebuilt = check_rebuilt(model, spec_text(with_compile), file, trust)
+    except GraphspecError as exc:
+        if "compile" not in str(exc):
+            raise
+        check_rebuilt(model, spec_text(imported), file, trust)  # the architecture alone must still rebuild
+        return imported, f"compile settings left out: {first_line(exc)}"
+    if comparable(rebuilt, outputs) == comparable(model, outputs):
+        return with_compile, None
+    return imported, "compile settings left out: the spec form of them would compile differently"

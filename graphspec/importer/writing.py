@@ -22,10 +22,11 @@ def _layers_by_name(model) -> dict[str, Any]:
     return found
 
 
-def check_rebuilt(original, text: str, file: str, trust=None) -> None:
+def check_rebuilt(original, text: str, file: str, trust=None):
     """Build the spec `text` and refuse it unless its model is `original`'s: the same layers by name and class,
-    each with the same config, and the same parameter count. An argument the importer failed to carry shows
-    here rather than as a silently different model."""
+    each with the same config, and the same parameter count; returns the rebuilt model (compiled, if the spec
+    has a `compile:` section). An argument the importer failed to carry shows here rather than as a silently
+    different model."""
     from graphspec.backend import build
     from graphspec.pipeline import check_text
 
@@ -33,11 +34,12 @@ def check_rebuilt(original, text: str, file: str, trust=None) -> None:
     if not checked.ok:
         first = next(d for d in checked.diagnostics if d.severity == "error")
         raise GraphspecError(f"the imported spec does not validate, so nothing was written: {first}")
-    rebuilt = build(checked.spec_file(), compile=False, trust=trust)
+    rebuilt = build(checked.spec_file(), trust=trust)
     _refuse_different_layers(_layers_by_name(original), _layers_by_name(rebuilt))
     if rebuilt.count_params() != original.count_params():
         raise GraphspecError(f"the imported spec rebuilds {rebuilt.count_params():,} parameters, not "
                              f"{original.count_params():,}; nothing was written")
+    return rebuilt
 
 
 def _refuse_different_layers(theirs: dict[str, Any], mine: dict[str, Any]) -> None:
