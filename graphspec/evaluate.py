@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from graphspec.data import Dataset, StreamedData, load_data, open_stream, should_stream
+from graphspec.data.binding import weights_the_file_has
 from graphspec.data.binding import output_loss
 from graphspec.errors import Diagnostic, GraphspecError
 from graphspec.model_file import load_model_file
@@ -51,7 +52,7 @@ class Trained:
         with one output has its loss overall only)."""
         import tensorflow as tf
 
-        data = self._read(data_file, outputs=True)
+        data = self._read(data_file, outputs=True, spec=weights_the_file_has(self.spec, data_file))
         values = AllRows(tf, data, len(self.output_names), self._batch()).evaluate(self.model)
         per_output: dict[str, dict[str, float]] = {name: {} for name in self.output_names}
         for key, value in values.items():
@@ -97,15 +98,17 @@ class Trained:
             found[f"{name}_class"] = np.asarray([str(v) for v in labels])[index] if labels is not None else index
         return found
 
-    def _read(self, data_file: str | os.PathLike, outputs: bool, keep: tuple[str, ...] = ()) -> Dataset | StreamedData:
+    def _read(self, data_file: str | os.PathLike, outputs: bool, keep: tuple[str, ...] = (),
+              spec: SpecFile | None = None) -> Dataset | StreamedData:
         """The file whole, or, as training would stream it (`data.stream`, or a file over the threshold),
-        checked through once and then read in chunks."""
+        checked through once and then read in chunks; bound as `spec` says (by default, the run's)."""
+        spec = spec or self.spec
         clash = next((name for name in keep if name in self.output_names), None)
         if clash is not None:
             raise GraphspecError(f"--keep {clash}: the predictions already have a column of that name (an output)")
-        if should_stream(self.spec, str(data_file)):
-            return open_stream(self.spec, data_file, outputs=outputs, keep=keep)
-        return load_data(self.spec, data_file, outputs=outputs, keep=keep)
+        if should_stream(spec, str(data_file)):
+            return open_stream(spec, data_file, outputs=outputs, keep=keep)
+        return load_data(spec, data_file, outputs=outputs, keep=keep)
 
     def _batch(self) -> int:
         return self.spec.fixed_batch_size or (self.spec.spec.train or TrainSpec()).batch_size

@@ -340,14 +340,19 @@ def test_keras_refusing_to_adapt_is_a_located_error(write):
 
 
 @pytest.mark.slow
-def test_the_mixed_example_trains_to_what_keras_code_fitting_the_same_rows_gives(tmp_path):
+@pytest.mark.parametrize("weighting", [None, "class_weight", "sample_weight"])
+def test_the_mixed_example_trains_to_what_keras_code_fitting_the_same_rows_gives(weighting, tmp_path):
+    """Also weighted: classes `balanced` (Keras's fit(class_weight=) with the weights counted by hand), and rows by a
+    column (fit(sample_weight=))."""
     import tensorflow as tf
 
     from graphspec.rundir import RunDir
     from handwritten import keras, penguins
 
     run = tmp_path / "run"
-    trained = run_cli("train", PENGUINS, "--output", run, "--epochs", "2", "--set", "train.shuffle=false")
+    settings = {None: [], "class_weight": ["--set", "train.class_weight=balanced"],
+                "sample_weight": ["--set", "data.sample_weight={species: {columns: year}}"]}[weighting]
+    trained = run_cli("train", PENGUINS, "--output", run, "--epochs", "2", "--set", "train.shuffle=false", *settings)
     assert trained.returncode == 0, trained.stderr
     ours = keras.saving.load_model(RunDir(run).checkpoint(2))  # before early stopping's restore, as fit ends
     theirs, rows = penguins(str(ROOT / "specs" / "data" / "penguins.csv"))
@@ -357,8 +362,14 @@ def test_the_mixed_example_trains_to_what_keras_code_fitting_the_same_rows_gives
     targets = np.array([classes.index(s) for s in species[:len(rows["note"])]], "int32")
     theirs.compile(optimizer=keras.optimizers.Adam(learning_rate=0.01), loss="sparse_categorical_crossentropy",
                    metrics=["accuracy"])
+    counts = np.bincount(targets, minlength=3)
+    weights = {
+        "class_weight": {"class_weight": {c: len(targets) / (3 * n) for c, n in enumerate(counts)}},
+        "sample_weight": {"sample_weight": np.array([float(line.split(",")[7]) for line in table[:len(targets)]],
+                                                    "float32")},
+        None: {}}[weighting]
     theirs.fit({k: tf.constant(v) for k, v in rows.items()}, targets, batch_size=32, epochs=2, shuffle=False,
-               verbose=0)
+               verbose=0, **weights)
     for mine, hand in zip(ours.get_weights(), theirs.get_weights(), strict=True):
         np.testing.assert_allclose(mine, hand, rtol=1e-5, atol=1e-6)
 

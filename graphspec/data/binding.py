@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -52,6 +52,17 @@ class Dataset:
     inputs: dict[str, np.ndarray]
     outputs: dict[str, np.ndarray]
     kept: dict[str, np.ndarray] = field(default_factory=dict)  # columns `predict --keep` copies, as text
+    weights: dict[str, np.ndarray] = field(default_factory=dict)  # per output, a weight per row (data.sample_weight)
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """Every array a model is fed, by one name each: inputs, outputs, and the outputs' weights
+        (`weight_key`)."""
+        return {**self.inputs, **self.outputs, **{weight_key(k): v for k, v in self.weights.items()}}
+
+
+def weight_key(output: str) -> str:
+    """The name an output's sample weights go by among the inputs and outputs (a name no node can have)."""
+    return f"{output}:sample_weight"
 
 
 _PROBABILITIES = (0.0, 1.0, "targets from 0 to 1")
@@ -241,6 +252,19 @@ class _Binder:
                                  f"{owner}: {what} holds an index outside 0..{size - 1}, the rows of "
                                  f"Embedding '{node.name}' (input_dim {size})")
 
+    def weight(self, name: str, binding: Binding) -> np.ndarray:
+        """An output's sample weights: one finite number ≥ 0 per row."""
+        owner = f"sample weight of output '{name}'"
+        values, what = self.raw(binding, owner)
+        values = self.check_values(values, owner, what, "float32")
+        if values.ndim != 1 and math.prod(values.shape[1:]) != 1:
+            raise data_error(self.path, f"{owner}: {what} gives {math.prod(values.shape[1:])} values per row; a "
+                                        "sample weight is one")
+        values = values.reshape(len(values))
+        if (values < 0).any():
+            raise self.table.row_error(int(np.argmax(values < 0)), f"{owner}: {what} holds a negative weight")
+        return values
+
     def output(self, name: str, binding: Binding) -> np.ndarray:
         owner = f"output '{name}'"
         shape = self.spec.shapes.outputs.get(name)
@@ -345,6 +369,8 @@ def bound_names(spec: SpecFile, outputs: bool) -> list[tuple[Binding, str, str]]
         if ref.node in binding.outputs:
             bound = binding.outputs[ref.node]
             found.append((bound, f"output '{ref.node}'", "float64" if bound.labels is None else "string"))
+        if ref.node in binding.sample_weight:
+            found.append((binding.sample_weight[ref.node], f"sample weight of output '{ref.node}'", "float64"))
     return found
 
 
@@ -388,21 +414,25 @@ def bind_table(spec: SpecFile, table: Table, outputs: bool, keep: tuple[str, ...
         if name not in binding.inputs:
             raise GraphspecError(spec.document.diagnostic(f"input '{name}' has no data binding", ("data", "inputs")))
         inputs[name] = binder.input(name, binding.inputs[name])
-    targets = {}
+    targets, weights = {}, {}
     if outputs:
         for ref in spec.graph.outputs:
             if ref.node not in binding.outputs:
                 raise GraphspecError(spec.document.diagnostic(f"output '{ref.node}' has no data binding",
                                                               ("data", "outputs")))
             targets[ref.node] = binder.output(ref.node, binding.outputs[ref.node])
+        weights = {name: binder.weight(name, bound) for name, bound in binding.sample_weight.items()}
     counts = {f"input '{k}'": len(v) for k, v in inputs.items()} | {f"output '{k}'": len(v) for k, v in targets.items()}
+    counts |= {f"sample weight of output '{k}'": len(v) for k, v in weights.items()}
     if len(set(counts.values())) > 1:
         listing = ", ".join(f"{k}: {v}" for k, v in counts.items())
         raise data_error(table.path, f"row counts differ: {listing}")
     rows = next(iter(counts.values()))
     if rows == 0:
         raise data_error(table.path, "the file has no data rows")
-    return Dataset(table.path, rows, inputs, targets, {name: _kept(table, name, rows) for name in keep})
+    if weights:  # Keras takes weights for every output or none: an output without a column weighs each row 1
+        weights = {name: weights.get(name, np.ones(rows, dtype="float32")) for name in targets}
+    return Dataset(table.path, rows, inputs, targets, {name: _kept(table, name, rows) for name in keep}, weights)
 
 
 def _kept(table: Table, name: str, rows: int) -> np.ndarray:
@@ -415,6 +445,26 @@ def _kept(table: Table, name: str, rows: int) -> np.ndarray:
         raise data_error(table.path, f"--keep: array '{name}' must hold one value per row ({rows}), it has shape "
                                      f"{values.shape}")
     return values
+
+
+def weights_the_file_has(spec: SpecFile, path: str | os.PathLike) -> SpecFile:
+    """The spec with only the sample-weight bindings whose column or array `path` has: `evaluate` weighs rows when
+    its file carries their weights, and evaluates unweighted when it does not."""
+    section = spec.spec.data
+    if section is None or not section.sample_weight:
+        return spec
+    table = Table(str(path))
+    names = set(table.names)
+    present = {}
+    for name, binding in section.sample_weight.items():
+        wanted = [binding.array] if binding.array is not None else (
+            [binding.columns] if isinstance(binding.columns, str) else binding.columns)
+        if not isinstance(wanted, list) or set(wanted) <= names:  # a range or glob: binding it says what is wrong
+            present[name] = binding
+    if present == section.sample_weight:
+        return spec
+    return replace(spec, spec=spec.spec.model_copy(
+        update={"data": section.model_copy(update={"sample_weight": present})}))
 
 
 def load_data(spec: SpecFile, path: str | os.PathLike, *, outputs: bool = True, keep: tuple[str, ...] = ()) -> Dataset:

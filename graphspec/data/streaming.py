@@ -83,7 +83,7 @@ class StreamedData:
     def _scan(self) -> None:
         for chunk in self.chunks():
             if not self.rows:
-                for name, values in {**chunk.inputs, **chunk.outputs}.items():
+                for name, values in chunk.columns().items():
                     self.shapes[name], self.dtypes[name] = values.shape[1:], values.dtype
             self.rows += chunk.rows
         if not self.rows:

@@ -29,7 +29,7 @@ from graphspec.schema import models
 from graphspec.schema import spec as spec_sections
 from graphspec.schema.callbacks import MONITORING, logged_metrics, monitor_problem
 from graphspec.schema.models import MODEL_NAME_PATTERN, NODE_FIELDS
-from graphspec.schema.spec import Spec
+from graphspec.schema.spec import DataSpec, Spec
 
 __all__ = ["Spec", "check_document", "cross_check", "json_schema"]
 
@@ -86,6 +86,7 @@ def _unknown_key_hint(key: str, path: tuple) -> str | None:
     if here is None:
         return did_you_mean(key, _vocabulary())
     near = did_you_mean(key, _keys(here))
+    nearest = max((difflib.SequenceMatcher(None, key, k).ratio() for k in _keys(here)), default=0.0)
     for name, model in _SECTIONS.items():
         if model is here:
             continue
@@ -93,7 +94,7 @@ def _unknown_key_hint(key: str, path: tuple) -> str | None:
         if key in _keys(model):
             return f"'{key}' is {name} key" + where.format(key)
         close = difflib.get_close_matches(key, _keys(model), n=1, cutoff=0.8)
-        if close and near is None:
+        if close and (near is None or difflib.SequenceMatcher(None, key, close[0]).ratio() > nearest):
             return f"'{close[0]}' is {name} key" + where.format(close[0])
     return near
 
@@ -185,13 +186,16 @@ def _shown(value) -> str:
 
 
 def _collapse(found: list[Diagnostic]) -> list[Diagnostic]:
-    """One diagnostic per location: union branches each report the same bad value."""
+    """One diagnostic per location: union branches each report the same bad value. A branch that refuses the
+    whole value ("got {...}; expected 'balanced'") is left out where another branch located the problem inside it.
+    """
     best: dict[tuple, Diagnostic] = {}
     for d in found:
         key = d.path
         if key not in best or (best[key].hint is None and d.hint is not None):
             best[key] = d
-    return list(best.values())
+    deeper = {path[:length] for path in best for length in range(len(path))}
+    return [d for path, d in best.items() if not (path in deeper and d.message.startswith("got "))]
 
 
 def check_document(doc: Document) -> tuple[Spec | None, list[Diagnostic]]:
@@ -229,20 +233,33 @@ def cross_check(spec: Spec, doc: Document) -> list[Diagnostic]:
     if spec.data is not None:
         check_keys(spec.data.inputs, ("data", "inputs"), list(spec.inputs), "an input")
         check_keys(spec.data.outputs, ("data", "outputs"), outputs, "an output")
-        for name, binding in spec.data.inputs.items():
-            if binding.labels is not None:
-                found.append(doc.diagnostic(f"input '{name}': `labels` names an output's classes; an input's text "
-                                            "goes to a StringLookup node", ("data", "inputs", name, "labels")))
-        for name in spec.inputs:
-            if name not in spec.data.inputs:
-                found.append(doc.diagnostic(f"input '{name}' has no data binding", ("data", "inputs"),
-                                            hint=f"add `{name}: {{columns: ...}}` or `{{array: ...}}`"))
+        check_keys(spec.data.sample_weight, ("data", "sample_weight"), outputs, "an output")
+        found.extend(_binding_checks(spec, spec.data, doc))
         if spec.data.validation and spec.train and spec.train.validation_split:
             found.append(doc.diagnostic(
                 "give either data.validation or train.validation_split, not both",
                 ("train", "validation_split"),
             ))
     found.extend(_training_checks(spec, doc))
+    return found
+
+
+def _binding_checks(spec: Spec, data: DataSpec, doc: Document) -> list[Diagnostic]:
+    """Every input bound; labels only on outputs; a sample weight a plain number per row."""
+    found = []
+    for name, binding in data.sample_weight.items():
+        for key in ("labels", "one_hot"):
+            if getattr(binding, key) is not None:
+                found.append(doc.diagnostic(f"a sample weight is a number per row; `{key}` belongs to an "
+                                            "output's binding", ("data", "sample_weight", name, key)))
+    for name, binding in data.inputs.items():
+        if binding.labels is not None:
+            found.append(doc.diagnostic(f"input '{name}': `labels` names an output's classes; an input's text "
+                                        "goes to a StringLookup node", ("data", "inputs", name, "labels")))
+    for name in spec.inputs:
+        if name not in data.inputs:
+            found.append(doc.diagnostic(f"input '{name}' has no data binding", ("data", "inputs"),
+                                        hint=f"add `{name}: {{columns: ...}}` or `{{array: ...}}`"))
     return found
 
 
@@ -259,6 +276,7 @@ def _training_checks(spec: Spec, doc: Document) -> list[Diagnostic]:
         problem = monitor_problem(monitor, logged) if logged is not None else None
         if problem:
             found.append(doc.diagnostic(problem, path))
+    found.extend(_class_weight_checks(spec, doc))
     optimizer = spec.compile.optimizer
     if "swap_ema_weights" in spec.train.callbacks and (
             isinstance(optimizer, str) or not (optimizer.model_extra or {}).get("use_ema")):
@@ -267,6 +285,21 @@ def _training_checks(spec: Spec, doc: Document) -> list[Diagnostic]:
             "swap_ema_weights swaps in the optimizer's moving averages, which it keeps only with use_ema: true",
             ("train", "callbacks", "swap_ema_weights"), hint=f"compile.optimizer: {{name: {name}, use_ema: true}}"))
     return found
+
+
+def _class_weight_checks(spec: Spec, doc: Document) -> list[Diagnostic]:
+    """Keras weighs classes for one output only, and not together with sample weights."""
+    assert spec.train is not None
+    if spec.train.class_weight is None:
+        return []
+    path = ("train", "class_weight")
+    if len(spec.outputs) > 1:
+        return [doc.diagnostic("class_weight works for a model with one output (Keras's rule); this one has "
+                               f"{len(spec.outputs)}", path, hint="weight rows per output with data.sample_weight")]
+    if spec.data is not None and spec.data.sample_weight:
+        return [doc.diagnostic("give either train.class_weight or data.sample_weight, not both (Keras takes one)",
+                               path, hint="fold the class weights into the sample weight column")]
+    return []
 
 
 def json_schema() -> dict:

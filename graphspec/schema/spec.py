@@ -142,6 +142,12 @@ class TrainSpec(Strict):
         "machine, and a resumed run ends as an uninterrupted one would. `false` lets TensorFlow pick faster kernels "
         "(a convolution's gradient, XLA on a GPU) and ops that have no deterministic version; runs then differ in "
         "the last bits.")
+    class_weight: Union[Literal["balanced"], dict[Union[int, str], Annotated[float, Field(ge=0, allow_inf_nan=False)]],
+                        None] = Field(
+        None, description="Keras's `fit(class_weight=)` for a model with one classification output: a weight per "
+        "class, by index or (with text labels) by label, classes not named weighing 1; or `balanced`: rows / "
+        "(classes × rows of the class), counted on the training rows and recorded in the run's spec as the map it "
+        "gives.")
     mixed_precision: Literal["mixed_float16", "mixed_bfloat16"] | None = Field(
         None, description="Keras's mixed-precision dtype policy: layers compute in float16 (or bfloat16) and keep "
         "float32 weights; the layers that make the outputs compute in float32, as Keras recommends; with float16 "
@@ -246,6 +252,10 @@ class DataSpec(Strict):
     validation: str | None = Field(None, description="Separate validation file (same layout as `train`).")
     inputs: dict[Name, Binding] = Field(default_factory=dict, description="Per input name.")
     outputs: dict[Name, Binding] = Field(default_factory=dict, description="Per output name.")
+    sample_weight: dict[Name, Binding] = Field(
+        default_factory=dict, description="A weight per row for an output's loss and weighted figures, from a column "
+        "or an NPZ array (`{y: {columns: w}}`): Keras's `fit(sample_weight=)`. Outputs without one weigh each row 1. "
+        "`evaluate` uses them when its file has the column.")
     stream: bool | None = Field(
         None, description="Read the files in chunks through tf.data instead of whole into memory; by default, "
         "when the training file is over 1 GiB.")

@@ -63,9 +63,10 @@ class AllRows:
             batches = steps_per_epoch(data.rows, batch, fixed=full)
             return (streamed_rows(tf, data).batch(batch, drop_remainder=full).map(as_pairs(output_names(data)))
                     .apply(tf.data.experimental.assert_cardinality(batches)).prefetch(STREAM_AHEAD))
+        weights = (model_structure(data.weights),) if data.weights else ()
         if not full:
-            return model_structure(keras_arrays(data.inputs)), model_structure(data.outputs)
-        arrays = (model_structure(data.inputs), model_structure(data.outputs))
+            return model_structure(keras_arrays(data.inputs)), model_structure(data.outputs), *weights
+        arrays = (model_structure(data.inputs), model_structure(data.outputs), *weights)
         batches = data.rows // batch
         return tf.data.Dataset.from_tensor_slices(tf.nest.map_structure(
             lambda array: array[:batches * batch].reshape(batches, batch, *array.shape[1:]), arrays))
@@ -75,8 +76,9 @@ class AllRows:
         if self.batch_size is None:  # a tf.data set
             values = model.evaluate(self.keras_data, verbose=0, return_dict=True)
         else:
-            inputs, targets = self.keras_data
-            values = model.evaluate(inputs, targets, batch_size=self.batch_size, verbose=0, return_dict=True)
+            inputs, targets, *weights = self.keras_data
+            values = model.evaluate(inputs, targets, sample_weight=weights[0] if weights else None,
+                                    batch_size=self.batch_size, verbose=0, return_dict=True)
         return self.on_top(model) or {name: float(value) for name, value in values.items()}
 
     def on_top(self, model) -> dict[str, float] | None:

@@ -19,7 +19,7 @@ from typing import Any
 from concurrent.futures import ThreadPoolExecutor
 
 from graphspec.data import Dataset, StreamedData, load_data, open_stream, resolve, should_stream
-from graphspec.data.binding import data_section
+from graphspec.data.binding import data_section, weight_key
 from graphspec.data.learning import Learned, learn
 from graphspec.errors import Diagnostic, GraphspecError
 from graphspec.pipeline import SpecFile
@@ -47,7 +47,8 @@ def take_rows(data: Dataset | StreamedData, start: int, stop: int) -> Dataset | 
     if isinstance(data, StreamedData):
         return data.window(data.start + start, data.start + stop)
     return Dataset(data.source, stop - start, {k: v[start:stop] for k, v in data.inputs.items()},
-                   {k: v[start:stop] for k, v in data.outputs.items()})
+                   {k: v[start:stop] for k, v in data.outputs.items()},
+                   weights={k: v[start:stop] for k, v in data.weights.items()})
 
 
 def training_stream(tf, data: Dataset, batch: int, shuffle: bool, seed: int, fixed: bool):
@@ -55,7 +56,7 @@ def training_stream(tf, data: Dataset, batch: int, shuffle: bool, seed: int, fix
     the epoch's order with one gather and cut into whole batches at once: tf.data then hands out ready
     batches instead of assembling each one (which, for a small model, costs more than its step)."""
     rows, whole = data.rows, data.rows // batch
-    arrays = {k: tf.constant(v) for k, v in {**data.inputs, **data.outputs}.items()}
+    arrays = {k: tf.constant(v) for k, v in data.columns().items()}
 
     def epoch_batches(epoch):
         order = tf.range(rows, dtype=tf.int64)
@@ -122,13 +123,12 @@ def steps_per_execution(settings: TrainSpec, steps: int) -> int:
 
 def streamed_rows(tf, data: StreamedData):
     """The file's rows one by one, as tf.data reads them from graphspec's checked chunks."""
-    names = [*data.spec.spec.inputs, *(output_names(data) if data.outputs else [])]
-    signature = {name: tf.TensorSpec((None, *data.shapes[name]), data.dtypes[name]) for name in names}
+    signature = {name: tf.TensorSpec((None, *shape), data.dtypes[name]) for name, shape in data.shapes.items()}
 
     def chunks():
         try:
             for chunk in data.chunks():
-                yield {**chunk.inputs, **chunk.outputs}
+                yield chunk.columns()
         except Exception as exc:  # tf.data re-raises it as its own error: `train` reports this one instead
             data.failure = exc
             raise
@@ -137,11 +137,15 @@ def streamed_rows(tf, data: StreamedData):
 
 
 def as_pairs(outputs):
-    """Batches of rows keyed by input and output name → (inputs, targets) in the structure the model takes."""
+    """Batches of rows keyed by input and output name → (inputs, targets), or with sample weights (inputs, targets,
+    weights), in the structure the model takes."""
+    weights = {weight_key(name): name for name in outputs}
 
     def pair(batch):
-        return (model_structure({k: v for k, v in batch.items() if k not in outputs}),
-                model_structure({k: v for k, v in batch.items() if k in outputs}))
+        split = (model_structure({k: v for k, v in batch.items() if k not in outputs and k not in weights}),
+                 model_structure({k: v for k, v in batch.items() if k in outputs}))
+        weighted = {weights[k]: v for k, v in batch.items() if k in weights}
+        return (*split, model_structure(weighted)) if weighted else split
 
     return pair
 

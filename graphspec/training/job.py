@@ -47,6 +47,7 @@ from graphspec.training.adapting import Adapter
 from graphspec.training.checkpoints import Checkpoints
 from graphspec.training.distribution import fit_multi_worker, strategy_for, writes_run_directory
 from graphspec.training.exact import validation_feed
+from graphspec.training.weighting import class_weights
 from graphspec.training.faults import DISK_FULL, Interrupt, disk_full, diverged, stream_failed
 from graphspec.training.options import TrainOptions
 from graphspec.training.output import (argument_files, check_argument_files, check_new_output, default_output,
@@ -102,13 +103,14 @@ def train(spec_path: str | os.PathLike, options: TrainOptions | None = None, ech
     state = _state(plan, feed, echo)
     model = _model(plan, feed, runtime, state, echo)
     _check_labels_fit(plan, feed, model)
+    class_weight = _class_weight(plan, feed, model)
     _resume_state(plan, state, echo)
     run = _create_run_directory(plan)
     if state.epochs_done >= plan.settings.epochs:
         echo(f"{run.root} already has {state.epochs_done} of {plan.settings.epochs} epochs")
         _finish(run, state, plan.settings, model)
         return run
-    _fit(plan, feed, runtime, run, state, model, echo)
+    _fit(plan, feed, runtime, run, state, model, class_weight, echo)
     if not plan.chief:
         shutil.rmtree(run.root.parent, ignore_errors=True)
         echo(f"worker done after {state.epochs_done} epochs; the chief writes the run directory")
@@ -232,6 +234,28 @@ def _check_labels_fit(plan: _Plan, feed: _Feed, model) -> None:
             check_label_count(feed.data.source, f"output '{name}'", [str(v) for v in binding.labels], shape[1])
 
 
+def _class_weight(plan: _Plan, feed: _Feed, model) -> dict[int, float] | None:
+    """Keras's class-weight map for the one output (validate saw to that), recorded in the run's spec."""
+    setting = plan.settings.class_weight
+    if setting is None:
+        return None
+    document = plan.spec.document
+
+    def refuse(message: str) -> GraphspecError:
+        return GraphspecError(document.diagnostic(message, ("train", "class_weight")))
+
+    if plan.settings.distribute == "multi_worker":
+        raise refuse("graphspec's multi-worker loop does not weigh classes; use data.sample_weight")
+    from graphspec.backend import outputs_by_name
+
+    (name,) = plan.spec.graph.output_names
+    width = tuple(outputs_by_name(model, [name])[name].shape)[-1]
+    labels = data_section(plan.spec).outputs[name].labels
+    weights, recorded = class_weights(setting, name, width if width and width > 1 else 2, labels, feed.data, refuse)
+    plan.resolved.setdefault("train", {})["class_weight"] = recorded
+    return weights
+
+
 def _resume_state(plan: _Plan, state: RunState, echo: Echo) -> None:
     """The best epoch and the callbacks' state saved with the checkpoint a resume continues from."""
     last, run = state.epochs_done, plan.run
@@ -267,7 +291,8 @@ def _create_run_directory(plan: _Plan) -> RunDir:
     return run
 
 
-def _fit(plan: _Plan, feed: _Feed, runtime: _Runtime, run: RunDir, state: RunState, model, echo: Echo) -> None:
+def _fit(plan: _Plan, feed: _Feed, runtime: _Runtime, run: RunDir, state: RunState, model,
+         class_weight: dict[int, float] | None, echo: Echo) -> None:
     """Keras's `fit` from the first epoch not done, with the run's callbacks; the run's end written."""
     keras, tf, settings = runtime.keras, runtime.tf, plan.settings
     stream, set_epoch = _training_batches(plan, feed, runtime)
@@ -294,7 +319,7 @@ def _fit(plan: _Plan, feed: _Feed, runtime: _Runtime, run: RunDir, state: RunSta
             else:
                 model.fit(stream, epochs=settings.epochs, initial_epoch=state.epochs_done,
                           validation_data=validation_data, callbacks=callbacks, validation_batch_size=validation_batch,
-                          shuffle=False, verbose=verbose)  # the stream is already shuffled per epoch
+                          class_weight=class_weight, shuffle=False, verbose=verbose)  # the stream is shuffled
         state.interrupted = interrupt.requested
         if state.diverged is not None:
             raise diverged(run, state, plan.spec_path)
