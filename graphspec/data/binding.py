@@ -414,14 +414,7 @@ def bind_table(spec: SpecFile, table: Table, outputs: bool, keep: tuple[str, ...
         if name not in binding.inputs:
             raise GraphspecError(spec.document.diagnostic(f"input '{name}' has no data binding", ("data", "inputs")))
         inputs[name] = binder.input(name, binding.inputs[name])
-    targets, weights = {}, {}
-    if outputs:
-        for ref in spec.graph.outputs:
-            if ref.node not in binding.outputs:
-                raise GraphspecError(spec.document.diagnostic(f"output '{ref.node}' has no data binding",
-                                                              ("data", "outputs")))
-            targets[ref.node] = binder.output(ref.node, binding.outputs[ref.node])
-        weights = {name: binder.weight(name, bound) for name, bound in binding.sample_weight.items()}
+    targets, weights = _bound_outputs(spec, binding, binder) if outputs else ({}, {})
     counts = {f"input '{k}'": len(v) for k, v in inputs.items()} | {f"output '{k}'": len(v) for k, v in targets.items()}
     counts |= {f"sample weight of output '{k}'": len(v) for k, v in weights.items()}
     if len(set(counts.values())) > 1:
@@ -433,6 +426,18 @@ def bind_table(spec: SpecFile, table: Table, outputs: bool, keep: tuple[str, ...
     if weights:  # Keras takes weights for every output or none: an output without a column weighs each row 1
         weights = {name: weights.get(name, np.ones(rows, dtype="float32")) for name in targets}
     return Dataset(table.path, rows, inputs, targets, {name: _kept(table, name, rows) for name in keep}, weights)
+
+
+def _bound_outputs(spec: SpecFile, binding: DataSpec, binder: _Binder) -> tuple[dict[str, np.ndarray],
+                                                                                 dict[str, np.ndarray]]:
+    """Every output's targets, and the sample weights bound."""
+    targets = {}
+    for ref in spec.graph.outputs:
+        if ref.node not in binding.outputs:
+            raise GraphspecError(spec.document.diagnostic(f"output '{ref.node}' has no data binding",
+                                                          ("data", "outputs")))
+        targets[ref.node] = binder.output(ref.node, binding.outputs[ref.node])
+    return targets, {name: binder.weight(name, bound) for name, bound in binding.sample_weight.items()}
 
 
 def _kept(table: Table, name: str, rows: int) -> np.ndarray:
