@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from helpers import ROOT, only_error, run_cli
+from helpers import ROOT, check, only_error, run_cli
 
 SPEC = """\
 graphspec: 1
@@ -49,6 +49,30 @@ def test_weights_are_checked_statically(change, message, path):
     error = only_error(text)
     assert message in error.message
     assert error.path[:len(path)] == path
+
+
+def test_class_weight_needs_a_classification_loss():
+    text = SPEC.replace("  sample_weight: {y: {columns: w}}\n", "").replace(
+        "shuffle: false}", "shuffle: false, class_weight: balanced}")
+    error = only_error(text)
+    assert "output 'y' has no classification loss" in error.message
+    assert check(text.replace("loss: mse", "loss: binary_crossentropy")).ok
+
+
+def test_npz_sample_weights_bind_per_output_and_ones_fill_the_rest(tmp_path):
+    import graphspec
+    from graphspec.data import load_data
+
+    two = SPEC.replace("outputs: [y]", "outputs: [y, hidden]").replace(
+        "loss: mse", "loss: {y: mse, hidden: mse}").replace("train: t.csv", "train: t.npz").replace(
+        "inputs: {x: {columns: [a, b]}}", "inputs: {x: {array: x}}").replace(
+        "outputs: {y: {columns: t}}", "outputs: {y: {array: t}, hidden: {array: h}}").replace(
+        "sample_weight: {y: {columns: w}}", "sample_weight: {y: {array: w}}")
+    (tmp_path / "s.yaml").write_text(two)
+    np.savez(tmp_path / "t.npz", x=np.ones((5, 2)), t=np.ones((5, 1)), h=np.ones((5, 8)),
+             w=np.array([[0.5], [1], [2], [0], [3]]))
+    data = load_data(graphspec.load(tmp_path / "s.yaml"), tmp_path / "t.npz")
+    assert data.weights["y"].tolist() == [0.5, 1, 2, 0, 3] and data.weights["hidden"].tolist() == [1] * 5
 
 
 def test_class_weight_needs_a_single_output():

@@ -86,9 +86,7 @@ def _first_bad_row(values: np.ndarray) -> int | None:
 def output_loss(spec: SpecFile, output: str) -> Loss | None:
     """The loss `compile:` gives an output: a name, or a name with arguments; None without one."""
     settings = spec.spec.compile
-    if settings is None:
-        return None
-    return settings.loss.get(output) if isinstance(settings.loss, dict) else settings.loss
+    return None if settings is None else settings.loss_of(output)
 
 
 def _loss_name(spec: SpecFile, output: str) -> str | None:

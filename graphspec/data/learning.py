@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from graphspec.data.binding import data_section, output_loss
+from graphspec.data.binding import data_section
 from graphspec.data.files import Table, data_error
 from graphspec.data.streaming import CHUNK_ROWS, StreamedData, should_stream
 from graphspec.pipeline import SpecFile
@@ -31,7 +31,6 @@ from graphspec.schema.spec import Binding
 # More distinct values than this in a label column are not class labels (and would grow without bound).
 MAX_LABELS = 10_000
 _NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*", re.ASCII)
-_CLASSIFICATION = ("crossentropy", "hinge", "focal")
 
 
 @dataclass
@@ -115,9 +114,7 @@ def _columns(table: Table, binding: Binding, name: str) -> list[str]:
 
 def classifies(spec: SpecFile, output: str) -> bool:
     """Whether an output's loss is a classification loss (cross-entropy, hinge, focal)."""
-    loss = output_loss(spec, output)
-    name = (loss if isinstance(loss, str) else loss.name if loss is not None else "").lower().replace("_", "")
-    return any(word in name for word in _CLASSIFICATION)
+    return spec.spec.compile is not None and spec.spec.compile.classifies(output)
 
 
 def _row_count(reader: StreamedData) -> int:

@@ -288,7 +288,7 @@ def _training_checks(spec: Spec, doc: Document) -> list[Diagnostic]:
 
 
 def _class_weight_checks(spec: Spec, doc: Document) -> list[Diagnostic]:
-    """Keras weighs classes for one output only, and not together with sample weights."""
+    """Keras weighs the classes of one classification output, and not together with sample weights."""
     assert spec.train is not None
     if spec.train.class_weight is None:
         return []
@@ -299,6 +299,11 @@ def _class_weight_checks(spec: Spec, doc: Document) -> list[Diagnostic]:
     if spec.data is not None and spec.data.sample_weight:
         return [doc.diagnostic("give either train.class_weight or data.sample_weight, not both (Keras takes one)",
                                path, hint="fold the class weights into the sample weight column")]
+    output = spec.outputs[0]
+    if spec.compile is not None and not spec.compile.classifies(output):
+        return [doc.diagnostic(f"class_weight weighs the classes of a classification output; output '{output}' has "
+                               "no classification loss (cross-entropy, hinge or focal)", path,
+                               hint="weight rows with data.sample_weight instead")]
     return []
 
 

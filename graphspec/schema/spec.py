@@ -52,6 +52,7 @@ Optimizer = Union[str, NamedWithArgs]
 Loss = Union[str, NamedWithArgs]
 Metric = Union[str, NamedWithArgs]
 MetricList = Union[Metric, list[Metric]]
+_CLASSIFICATION = ("crossentropy", "hinge", "focal")  # words in the names of Keras's classification losses
 
 
 class CompileSpec(Strict):
@@ -68,6 +69,16 @@ class CompileSpec(Strict):
     metrics: Union[MetricList, dict[Name, MetricList], None] = Field(
         None, description="Metrics for all outputs, or per output name."
     )
+
+    def loss_of(self, output: str) -> Loss | None:
+        """The loss of one output: a name, or a name with arguments; None when the per-output map leaves it out."""
+        return self.loss.get(output) if isinstance(self.loss, dict) else self.loss
+
+    def classifies(self, output: str) -> bool:
+        """Whether an output's loss is a classification loss (cross-entropy, hinge, focal)."""
+        loss = self.loss_of(output)
+        name = (loss if isinstance(loss, str) else loss.name if loss is not None else "").lower().replace("_", "")
+        return any(word in name for word in _CLASSIFICATION)
 
     @field_validator("optimizer")
     @classmethod
