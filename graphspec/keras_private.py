@@ -8,7 +8,8 @@ Example:
 
 What graphspec needs that has no public API in Keras 3:
 - which way a monitored metric improves, decided as Keras's own monitor callbacks decide
-  it (`MonitorCallback._set_monitor_op` reads each metric's `_direction`);
+  it (`MonitorCallback._set_monitor_op` reads each metric's `_direction`), for a built model and, for
+  `graphspec tune`'s study direction, before any model exists (`metric_direction`);
 - the state of EarlyStopping, ReduceLROnPlateau and SwapEMAWeights (plain attributes, reset by
   `on_train_begin`), which a resumed run must carry over to stop and reduce exactly
   when an uninterrupted run would;
@@ -59,6 +60,16 @@ def improvement_test(keras, model, monitor: str, mode: str) -> Callable[[float, 
         return best is None or (value > best if greater else value < best)
 
     return improves
+
+
+def metric_direction(keras, identifier: str) -> str | None:
+    """Which way a compile metric improves ("max" or "min"), read as Keras's monitor callbacks read it (a
+    metric's `_direction`); None for a name Keras does not resolve or a metric without a direction."""
+    try:
+        metric = keras.metrics.get("accuracy" if identifier == "acc" else identifier)
+    except ValueError:
+        return None
+    return {"up": "max", "down": "min"}.get(getattr(metric, "_direction", None) or "")
 
 
 def callback_state(callback) -> dict:

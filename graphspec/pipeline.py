@@ -105,6 +105,10 @@ def check_document_stages(document: Document, trust: Trust | None = None) -> Che
     policy = policy_for(document.folder, trust, document.project)
     result = _run_stages(document, policy)
     result.policy = policy
+    if result.ok and result.spec is not None and result.spec.search is not None:
+        from graphspec.tuning.space import search_findings  # it runs these stages again, on sampled specs
+
+        result.diagnostics += search_findings(document, result.spec.search, trust)
     result.diagnostics = _sorted(result.diagnostics)
     return result
 

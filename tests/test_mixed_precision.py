@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
-from helpers import ROOT, check, only_error, run_cli
+from helpers import ROOT, check, only_error
 
 SPEC = """\
 graphspec: 1
@@ -82,20 +81,10 @@ def test_an_output_a_shared_layer_makes_is_refused_with_the_fix(tmp_path):
 
 @pytest.mark.slow
 def test_a_mixed_float16_run_resumed_after_sigkill_ends_as_an_uninterrupted_run(tmp_path):
-    from test_train import _train_and_kill_after, weights
+    from test_train import resumes_exactly
 
-    spec_path = ROOT / "specs" / "examples" / "sine.yaml"
     args = ["--epochs", "12", "--seed", "3", "--set", "train.mixed_precision=mixed_float16",
             "--set", "train.checkpoint_every=2"]
-    whole = run_cli("train", spec_path, "--output", tmp_path / "whole", *args)
-    assert whole.returncode == 0, whole.stderr
-    assert "note: train.mixed_precision mixed_float16 on a CPU" in whole.stdout
-    run = tmp_path / "killed"
-    _train_and_kill_after(spec_path, run, args, epoch=3)
-    resumed = run_cli("train", spec_path, "--output", run, "--resume", *args)
-    assert resumed.returncode == 0, resumed.stderr
-    assert (run / "history.csv").read_text() == (tmp_path / "whole" / "history.csv").read_text()
-    for a, b in zip(weights(tmp_path / "whole" / "model.keras"), weights(run / "model.keras"), strict=True):
-        np.testing.assert_array_equal(a, b)
-    history = (run / "history.csv").read_text().splitlines()
+    history, printed = resumes_exactly(ROOT / "specs" / "examples" / "sine.yaml", args, tmp_path, kill_after=3)
+    assert "note: train.mixed_precision mixed_float16 on a CPU" in printed
     assert float(history[-1].split(",")[1]) < float(history[1].split(",")[1])  # it learns

@@ -167,25 +167,36 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     assert len(history) == 31 and history[1:] == (tmp_path / "whole" / "history.csv").read_text().splitlines()[1:]
 
 
+def resumes_exactly(spec, args: list[str], tmp_path, kill_after: int) -> tuple[list[str], str]:
+    """Train uninterrupted; train again, SIGKILL it once epoch `kill_after` is checkpointed, and resume: the same
+    history and the same weights. Returns the history's lines and what the uninterrupted run printed."""
+    whole = cli("train", spec, "--output", tmp_path / "whole", *args)
+    assert whole.returncode == 0, whole.stderr
+    run = tmp_path / "killed"
+    _train_and_kill_after(spec, run, args, epoch=kill_after)
+    resumed = cli("train", spec, "--output", run, "--resume", *args)
+    assert resumed.returncode == 0, resumed.stderr
+    history = (tmp_path / "whole" / "history.csv").read_text().splitlines()
+    assert (run / "history.csv").read_text().splitlines() == history
+    for a, b in zip(weights(tmp_path / "whole" / "model.keras"), weights(run / "model.keras"), strict=True):
+        np.testing.assert_array_equal(a, b)
+    return history, whole.stdout
+
+
+def _column(history: list[str], name: str) -> list[float]:
+    index = history[0].split(",").index(name)
+    return [float(row.split(",")[index]) for row in history[1:]]
+
+
 def test_a_schedule_resumed_after_sigkill_ends_as_an_uninterrupted_run(tmp_path):
     """The schedule continues from the optimizer's step count in the checkpoint; history.csv has the rate per
     epoch."""
     schedule = ("compile.optimizer={name: adam, learning_rate: {class_name: ExponentialDecay, config: "
                 "{initial_learning_rate: 0.05, decay_steps: 20, decay_rate: 0.5, staircase: true}}}")
-    spec, args = EXAMPLES / "sine.yaml", ["--epochs", "16", "--seed", "3", "--set", schedule,
-                                          "--set", "train.checkpoint_every=3"]
-    assert cli("train", spec, "--output", tmp_path / "whole", *args).returncode == 0
-    whole = (tmp_path / "whole" / "history.csv").read_text().splitlines()
-    column = whole[0].split(",").index("learning_rate")
-    rates = [float(row.split(",")[column]) for row in whole[1:]]
+    args = ["--epochs", "16", "--seed", "3", "--set", schedule, "--set", "train.checkpoint_every=3"]
+    history, _ = resumes_exactly(EXAMPLES / "sine.yaml", args, tmp_path, kill_after=5)
+    rates = _column(history, "learning_rate")
     assert rates == sorted(rates, reverse=True) and rates[-1] < rates[0] / 100
-    run = tmp_path / "killed"
-    _train_and_kill_after(spec, run, args, epoch=5)
-    resumed = cli("train", spec, "--output", run, "--resume", *args)
-    assert resumed.returncode == 0, resumed.stderr
-    assert (run / "history.csv").read_text().splitlines() == whole
-    for a, b in zip(weights(tmp_path / "whole" / "model.keras"), weights(run / "model.keras"), strict=True):
-        np.testing.assert_array_equal(a, b)
 
 
 CALLBACKS = ["--set", "train.callbacks.early_stopping={patience: 6, min_delta: 1000, restore_best_weights: true}",
@@ -195,36 +206,19 @@ CALLBACKS = ["--set", "train.callbacks.early_stopping={patience: 6, min_delta: 1
 def test_resume_with_callbacks_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     """EarlyStopping and ReduceLROnPlateau carry their state over a SIGKILL: same stop, same rates, same weights."""
     # Every other epoch checkpointed: EarlyStopping's best (epoch 1) is held in memory, written with epoch 2.
-    spec, args = EXAMPLES / "sine.yaml", ["--epochs", "20", "--seed", "3", "--batch-size", "4", *CALLBACKS,
-                                          "--set", "train.checkpoint_every=2"]
-    assert cli("train", spec, "--output", tmp_path / "whole", *args).returncode == 0
-    whole = (tmp_path / "whole" / "history.csv").read_text().splitlines()
-    rates = [float(row.split(",")[whole[0].split(",").index("learning_rate")]) for row in whole[1:]]
-    assert len(whole) == 8 and len(set(rates)) >= 3 and rates[-1] < rates[0]  # stopped after 7 epochs; rate cut twice
-    run = tmp_path / "killed"
-    _train_and_kill_after(spec, run, args, epoch=3)
-    resumed = cli("train", spec, "--output", run, "--resume", *args)
-    assert resumed.returncode == 0, resumed.stderr
-    assert (run / "history.csv").read_text().splitlines() == whole
-    for a, b in zip(weights(tmp_path / "whole" / "model.keras"), weights(run / "model.keras"), strict=True):
-        np.testing.assert_array_equal(a, b)
+    args = ["--epochs", "20", "--seed", "3", "--batch-size", "4", *CALLBACKS, "--set", "train.checkpoint_every=2"]
+    history, _ = resumes_exactly(EXAMPLES / "sine.yaml", args, tmp_path, kill_after=3)
+    rates = _column(history, "learning_rate")
+    assert len(history) == 8 and len(set(rates)) >= 3 and rates[-1] < rates[0]  # stopped after 7; rate cut twice
 
 
 def test_ema_weights_swapped_each_epoch_resume_exactly_after_sigkill(tmp_path):
     """With SwapEMAWeights(swap_on_epoch=True) a checkpoint holds the moving averages in the model's place; the
     resumed callback knows it and swaps back before training on."""
-    spec = EXAMPLES / "sine.yaml"
     args = ["--epochs", "12", "--seed", "3", "--set", "compile.optimizer={name: adam, use_ema: true}",
             "--set", "train.callbacks={swap_ema_weights: {swap_on_epoch: true}, terminate_on_nan: {}}",
             "--set", "train.checkpoint_every=2"]
-    assert cli("train", spec, "--output", tmp_path / "whole", *args).returncode == 0
-    run = tmp_path / "killed"
-    _train_and_kill_after(spec, run, args, epoch=3)
-    resumed = cli("train", spec, "--output", run, "--resume", *args)
-    assert resumed.returncode == 0, resumed.stderr
-    assert (run / "history.csv").read_text() == (tmp_path / "whole" / "history.csv").read_text()
-    for a, b in zip(weights(tmp_path / "whole" / "model.keras"), weights(run / "model.keras"), strict=True):
-        np.testing.assert_array_equal(a, b)
+    resumes_exactly(EXAMPLES / "sine.yaml", args, tmp_path, kill_after=3)
 
 
 def test_ctrl_c_checkpoints_and_says_how_to_resume(tmp_path):

@@ -17,7 +17,7 @@ import sys
 import typer
 
 # Each module registers its commands on `app` as it is imported, in the order `--help` lists them.
-from graphspec.cli import static, runtime, drawing  # noqa: F401  (in the order `--help` lists them)
+from graphspec.cli import static, runtime, tuning, drawing  # noqa: F401  (in the order `--help` lists them)
 from graphspec.cli.app import app
 from graphspec.errors import GraphspecError
 

@@ -29,6 +29,7 @@ from graphspec.schema import models
 from graphspec.schema import spec as spec_sections
 from graphspec.schema.callbacks import MONITORING, logged_metrics, monitor_problem
 from graphspec.schema.models import MODEL_NAME_PATTERN, NODE_FIELDS
+from graphspec.schema.search import SearchSpec
 from graphspec.schema.spec import DataSpec, Spec
 
 __all__ = ["Spec", "check_document", "cross_check", "json_schema"]
@@ -59,7 +60,7 @@ def _keys(model: type[BaseModel]) -> tuple[str, ...]:
 # The sections whose keys a misplaced key is looked up in, by where they live.
 _SECTIONS: dict[str, type[BaseModel]] = {
     "a top-level": Spec, "a compile": spec_sections.CompileSpec, "a train": spec_sections.TrainSpec,
-    "a data": spec_sections.DataSpec,
+    "a data": spec_sections.DataSpec, "a search": SearchSpec,
 }
 
 
@@ -67,7 +68,7 @@ def _mapping_at(path: tuple) -> type[BaseModel] | None:
     """The schema of the mapping at `path` in the spec, for the places a hint can name exactly."""
     places: dict[tuple, type[BaseModel]] = {
         (): Spec, ("compile",): spec_sections.CompileSpec, ("train",): spec_sections.TrainSpec,
-        ("data",): spec_sections.DataSpec,
+        ("data",): spec_sections.DataSpec, ("search",): SearchSpec,
     }
     if path in places:
         return places[path]

@@ -32,6 +32,7 @@ from graphspec.schema.models import (MAX_EPOCHS, MODEL_NAME_PATTERN, BlockDef, I
                                      Name, Node, Ref, Step, Strict, schema_error)
 from graphspec.schema.callbacks import CALLBACKS, callback_problem
 from graphspec.schema.optimizers import optimizer_problem
+from graphspec.schema.search import SearchSpec
 from graphspec.schema.values import SEED_MAX, named_object_problem
 
 
@@ -307,6 +308,8 @@ class Spec(Strict):
     compile: CompileSpec | None = Field(None, description="`model.compile` settings.")
     train: TrainSpec | None = Field(None, description="`graphspec train` settings.")
     data: DataSpec | None = Field(None, description="Data binding for training, evaluation and prediction.")
+    search: SearchSpec | None = Field(None, description="What `graphspec tune` searches: spec addresses → "
+                                                        "distributions, and static constraints.")
 
 
 LayerDef.model_rebuild()

@@ -7,6 +7,7 @@ import errno
 import signal
 import sys
 import threading
+from typing import Any
 
 from graphspec.data import StreamedData
 from graphspec.errors import Diagnostic, GraphspecError, first_line, printable
@@ -15,14 +16,16 @@ from graphspec.training.records import RunState, write_summaries
 
 
 class Interrupt:
-    """First Ctrl-C: finish the epoch, checkpoint, stop. Second: stop at once."""
+    """First Ctrl-C: finish the epoch (or a study's trial), checkpoint, stop. Second: stop at once."""
 
-    def __init__(self):
+    def __init__(self, enabled: bool = True, unit: str = "epoch"):
+        self.unit = unit  # what finishes before the stop: an epoch, or a study's trial
         self.requested = False
-        self.previous = None
+        self.previous: Any = None  # the SIGINT handler before ours
+        self.enabled = enabled  # false: the caller handles Ctrl-C (a study stops after its current trial)
 
     def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
+        if self.enabled and threading.current_thread() is threading.main_thread():
             self.previous = signal.signal(signal.SIGINT, self.handle)
         return self
 
@@ -30,7 +33,7 @@ class Interrupt:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        print("\ngraphspec: stopping after this epoch (Ctrl-C again to stop now)", file=sys.stderr, flush=True)
+        print(f"\ngraphspec: stopping after this {self.unit} (Ctrl-C again to stop now)", file=sys.stderr, flush=True)
 
     def __exit__(self, *exc):
         if self.previous is not None:

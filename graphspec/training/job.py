@@ -301,12 +301,13 @@ def _fit(plan: _Plan, feed: _Feed, runtime: _Runtime, run: RunDir, state: RunSta
         validation_data, validation_batch, exact = validation_feed(
             keras, tf, feed.validation, plan.spec.graph.output_names, feed.batch,
             one_device=runtime.strategy is None)
-    interrupt = Interrupt()
+    interrupt = Interrupt(enabled=plan.options.handle_interrupt)
     callbacks_of_spec = spec_callbacks(keras, settings, validated=feed.validation is not None, echo=echo)
     checkpoints = Checkpoints(tf, run, settings.checkpoint_every, settings.epochs,
                               max(1, plan.options.keep_checkpoints), written=state.epochs_done)
     callbacks = [c for c in (exact, set_epoch, *callbacks_of_spec,
-                             make_recorder(keras, tf, run, state, callbacks_of_spec, checkpoints, interrupt))
+                             make_recorder(keras, tf, run, state, callbacks_of_spec, checkpoints, interrupt,
+                                           plan.options.epoch_end))
                  if c is not None]
     verbose = plan.options.verbose if plan.options.verbose is not None else (1 if sys.stdout.isatty() else 2)
     with _reported_faults(plan, feed, run, state, checkpoints, echo):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from graphspec.policy import Trust
@@ -26,6 +27,10 @@ class TrainOptions:
     keep_checkpoints: int = 3
     distribute: str | None = None  # mirrored or multi_worker, instead of train.distribute
     verbose: int | None = None  # Keras's: None picks the progress bar on a terminal, else a line per epoch
+    # For a caller driving many runs (graphspec tune): called after each epoch with its logs; True stops the run
+    # there, as EarlyStopping would. And whether this run handles Ctrl-C itself (else the caller does).
+    epoch_end: Callable[[int, dict[str, float]], bool] | None = None
+    handle_interrupt: bool = True
 
     def as_overrides(self) -> dict[str, str]:
         """`--set` items, then the dedicated options as the `--set` items they stand for, each with

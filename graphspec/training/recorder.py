@@ -13,6 +13,7 @@ Example (the spec's callbacks, made from their snake_case names):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from graphspec.errors import Diagnostic, GraphspecError
 from graphspec.rundir import RunDir
@@ -24,9 +25,9 @@ from graphspec.training.records import EpochRecords, RunState
 
 
 def make_recorder(keras, tf, run: RunDir, state: RunState, callbacks: list, checkpoints: Checkpoints,
-                  interrupt: Interrupt):
+                  interrupt: Interrupt, epoch_end: Callable[[int, dict[str, float]], bool] | None = None):
     """The callback that writes the run directory after each epoch (the checkpoint when `checkpoints`
-    says it is due), and restores `callbacks` on resume."""
+    says it is due), and restores `callbacks` on resume; `epoch_end` (the caller's) may stop the run."""
     recorder = _Recorder(keras, EpochRecords(tf, run, state), state, callbacks, checkpoints, interrupt)
 
     class Recorder(keras.callbacks.Callback):
@@ -46,6 +47,8 @@ def make_recorder(keras, tf, run: RunDir, state: RunState, callbacks: list, chec
             logs = {k: float(v) for k, v in (logs or {}).items()}
             # The rate after the epoch's last step, as ReduceLROnPlateau logs it (and then already has).
             logs.setdefault("learning_rate", float(self.model.optimizer.learning_rate))
+            if epoch_end is not None and epoch_end(epoch, logs):
+                self.model.stop_training = True  # before the epoch is recorded, so it is checkpointed as a stop
             recorder.epoch_end(self.model, epoch, logs)
 
     return Recorder()

@@ -1,0 +1,94 @@
+"""The search space against the spec, statically: every address exists, and every value a range can take at its
+ends (every choice) gives a spec the whole static pipeline accepts. Also what a sampled trial becomes: `--set`
+items and, after the static pipeline, the constraints' verdict. No TensorFlow, no Optuna.
+
+Example:
+
+    >>> from graphspec.tuning.space import as_overrides
+    >>> as_overrides({"nodes.hidden.args.units": 64, "compile.optimizer": {"name": "adam"}})
+    ['nodes.hidden.args.units=64', 'compile.optimizer={"name": "adam"}']
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from graphspec.errors import Diagnostic, GraphspecError, did_you_mean
+from graphspec.loader import Document
+from graphspec.policy import Trust
+from graphspec.schema.search import Constraints, SearchSpec
+
+# Mappings an address may create under an existing node: a node written without `args:` still takes arguments.
+_CREATED = frozenset({"args", "call"})
+MAX_VALUES_CHECKED = 50  # of one choice: a longer list is checked on its first values
+
+
+def as_overrides(params: dict[str, Any]) -> list[str]:
+    """Sampled values as the `--set` items that apply them (JSON is YAML, which `--set` reads)."""
+    return [f"{address}={json.dumps(value)}" for address, value in params.items()]
+
+
+def without_search(document: Document) -> Document:
+    data = {k: v for k, v in document.data.items() if k != "search"} if isinstance(document.data, dict) else {}
+    return Document(data, document.file, document.positions, base=document.base, project=document.project)
+
+
+def _missing_part(data: Any, parts: list[str]) -> tuple[int, list[str]] | None:
+    """Where an address leaves the document: (index of the first part not there, the keys there), or None."""
+    target = data
+    for index, part in enumerate(parts[:-1]):
+        if isinstance(target, list) and part.isdigit() and int(part) < len(target):
+            target = target[int(part)]
+            continue
+        if isinstance(target, dict) and part in target:
+            target = target[part]
+            continue
+        if isinstance(target, dict) and part in _CREATED and index == len(parts) - 2:
+            return None
+        return index, [str(k) for k in target] if isinstance(target, dict) else []
+    return None
+
+
+def search_findings(document: Document, search: SearchSpec, trust: Trust | None) -> list[Diagnostic]:
+    """What is wrong with the search space, each finding at its address in `search.space`."""
+    from graphspec.overrides import apply_overrides
+    from graphspec.pipeline import check_document_stages
+
+    base = without_search(document)
+    found = []
+    for address, dimension in search.space.items():
+        at = ("search", "space", address)
+        parts = address.split(".")
+        missing = _missing_part(base.data, parts)
+        if missing is not None:
+            index, keys = missing
+            where = ".".join(parts[:index]) or "the spec"
+            hint = did_you_mean(parts[index], keys) or (f"{where} has: {', '.join(keys[:12])}" if keys else None)
+            found.append(document.diagnostic(f"'{address}' is not in the spec: {where} has no '{parts[index]}'",
+                                             at, hint=hint))
+            continue
+        for value in dimension.values_to_check()[:MAX_VALUES_CHECKED]:
+            try:
+                sampled = apply_overrides(base, as_overrides({address: value}))
+            except GraphspecError as exc:
+                found.append(document.diagnostic(f"{address}={json.dumps(value)}: {exc.diagnostics[0].message}", at))
+                break
+            errors = [d for d in check_document_stages(sampled, trust).diagnostics if d.severity == "error"]
+            if errors:
+                found.append(document.diagnostic(f"{address}={json.dumps(value)} gives an invalid spec: "
+                                                 f"{errors[0].message}", at, hint=errors[0].hint))
+                break
+    return found
+
+
+def constraint_problem(constraints: Constraints | None, params: int | None, bytes_per_param: int = 4) -> str | None:
+    """Why a checked spec with `params` parameters breaks `constraints`, or None."""
+    if constraints is None or params is None:
+        return None
+    if constraints.max_params is not None and params > constraints.max_params:
+        return f"{params:,} parameters, above max_params {constraints.max_params:,}"
+    size = params * bytes_per_param / 1e6
+    if constraints.max_size_mb is not None and size > constraints.max_size_mb:
+        return f"{size:,.2f} MB of weights, above max_size_mb {constraints.max_size_mb:g}"
+    return None
