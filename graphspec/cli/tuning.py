@@ -25,7 +25,7 @@ def tune(
     timeout: Optional[float] = typer.Option(None, "--timeout", min=0, help="Seconds after which no new trial "
                                             "starts."),
     format: TableFormat = typer.Option(TableFormat.text, "--format", "-f", help="The leaderboard as text or JSON."),
-    worker: bool = typer.Option(False, "--worker", hidden=True, help="One of --workers' processes."),
+    worker: int = typer.Option(0, "--worker", hidden=True, help="The number of one of --workers' processes."),
     allow_module: list[str] = ALLOW_MODULE,
     trust_project: bool = TRUST_PROJECT,
     allow_path: list[Path] = ALLOW_PATH,
@@ -46,7 +46,7 @@ def tune(
     options = TuneOptions(trials=trials, study_dir=str(study_dir) if study_dir else None, workers=workers,
                           storage=storage, timeout=timeout, trust=trust_of(allow_module, trust_project, allow_path),
                           worker=worker)
-    quiet = worker or format == TableFormat.json
+    quiet = bool(worker) or format == TableFormat.json
     try:
         study = run_study(spec, options, echo=(lambda line: None) if quiet else typer.echo)
     except KeyboardInterrupt:

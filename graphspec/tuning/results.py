@@ -137,7 +137,9 @@ def write_plots(study, folder: Path) -> tuple[list[Path], list[str]]:
     for name, function in PLOTS.items():
         try:
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ExperimentalWarning)  # stable for years; the warning is noise here
+                # "experimental" (stable for years), and matplotlib's notes on a flat axis of few trials: noise here
+                warnings.simplefilter("ignore", ExperimentalWarning)
+                warnings.simplefilter("ignore", UserWarning)
                 axes = getattr(plots, function)(study)
         except (ValueError, RuntimeError) as exc:  # Optuna's word for too few complete trials or parameters
             skipped.append(f"{name}: {exc}")

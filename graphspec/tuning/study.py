@@ -50,7 +50,7 @@ class TuneOptions:
     storage: str | None = None
     timeout: float | None = None  # seconds after which no new trial starts
     trust: Trust = field(default_factory=Trust)
-    worker: bool = False  # one of --workers' extra processes: no workers of its own, no report
+    worker: int = 0  # of --workers' extra processes, the number (1, 2, ...): no workers of its own, no report
 
 
 def import_optuna():
@@ -114,9 +114,11 @@ def direction(spec: SpecFile) -> str:
     return "maximize" if found == "max" else "minimize"
 
 
-def create_study(optuna, spec: SpecFile, search: SearchSpec, storage):
-    samplers = {"tpe": lambda: optuna.samplers.TPESampler(seed=search.seed),
-                "random": lambda: optuna.samplers.RandomSampler(seed=search.seed)}
+def create_study(optuna, spec: SpecFile, search: SearchSpec, storage, worker: int = 0):
+    # Each worker draws its own values: with one seed they would all draw the same ones.
+    seed = None if search.seed is None else search.seed + worker
+    samplers = {"tpe": lambda: optuna.samplers.TPESampler(seed=seed),
+                "random": lambda: optuna.samplers.RandomSampler(seed=seed)}
     pruners = {"none": optuna.pruners.NopPruner, "median": lambda: optuna.pruners.MedianPruner(n_warmup_steps=1),
                "hyperband": optuna.pruners.HyperbandPruner}
     return optuna.create_study(study_name=spec.name, storage=storage, direction=direction(spec),
@@ -153,15 +155,17 @@ def recover_interrupted(optuna, study) -> int:
 def spawn_workers(spec_path: str, options: TuneOptions, folder: Path) -> list[subprocess.Popen]:
     """`--workers K`: K-1 more processes running the same study on the same store."""
     command = [sys.executable, "-m", "graphspec", "tune", spec_path, "--trials", str(options.trials),
-               "--study-dir", str(folder), "--worker"]
+               "--study-dir", str(folder)]
     if options.storage:
         command += ["--storage", options.storage]
     if options.timeout is not None:
         command += ["--timeout", str(options.timeout)]
-    for module in options.trust.allow_modules:
-        command += ["--allow-module", module]
-    return [subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-            for _ in range(options.workers - 1)]
+    trust = options.trust
+    command += [*(f"--allow-module={m}" for m in trust.allow_modules), *(f"--allow-path={p}" for p in
+                                                                        trust.allow_paths)]
+    command += ["--trust-project"] if trust.trust_project else []
+    return [subprocess.Popen([*command, "--worker", str(number)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             text=True) for number in range(1, options.workers)]
 
 
 def tune(spec_path: str | os.PathLike, options: TuneOptions, echo: Echo = print):
@@ -171,7 +175,7 @@ def tune(spec_path: str | os.PathLike, options: TuneOptions, echo: Echo = print)
     optuna = import_optuna()
     document, spec, search = checked_search(str(spec_path), options.trust)
     folder = study_directory(spec, options)
-    study = create_study(optuna, spec, search, storage_for(optuna, options, folder))
+    study = create_study(optuna, spec, search, storage_for(optuna, options, folder), options.worker)
     if not options.worker:
         recovered = recover_interrupted(optuna, study)
         if recovered:
