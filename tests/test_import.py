@@ -85,7 +85,11 @@ def test_import_command_writes_a_valid_spec_and_refuses_code(tmp_path):
         "{sequences: decoder_inputs,",
         "      initial_state: ['encoder[1]', 'encoder[2]']}}",
         "  decoder_dense: {layer: Dense, args: {units: 12, activation: softmax}, from: 'decoder_lstm[0]'}",
-        "outputs: [decoder_dense]"]
+        "outputs: [decoder_dense]",
+        "compile:",
+        "  optimizer: rmsprop",
+        "  loss: {decoder_dense: categorical_crossentropy}",
+        "  metrics: {decoder_dense: [accuracy]}"]
     assert graphspec.check(tmp_path / "m.yaml").ok
     again = run_cli("import", model_file, "-o", tmp_path / "m.yaml")
     assert again.returncode == 1 and "already exists" in again.stderr
@@ -146,19 +150,23 @@ def test_imported_weights_are_what_build_and_train_start_from(tmp_path):
     x = np.linspace(0, 1, 50, dtype="float32")[:, None]
     np.testing.assert_allclose(rebuilt(x), original(x), rtol=1e-6, atol=1e-7)
 
-    # Fine-tuning starts from the imported weights: its first validation loss is the trained model's, not a
-    # fresh initialisation's (about 0.5 on this data).
+    # The compile settings came along; fine-tuning starts from the imported weights: its first validation loss is
+    # the trained model's, not a fresh initialisation's (about 0.5 on this data).
+    section = graphspec.load(tmp_path / "sine.yaml").spec.compile
+    assert section is not None and section.loss == "mse"  # one loss, as the model was compiled
+    assert section.optimizer.name == "Adam" and section.optimizer.model_extra == {"learning_rate": 0.02}
     with open(tmp_path / "sine.yaml", "a") as spec:
-        spec.write(f"compile: {{optimizer: {{name: adam, learning_rate: 1.0e-5}}, loss: mse}}\n"
-                   f"train: {{epochs: 1, batch_size: 64, seed: 1}}\n"
+        spec.write(f"train: {{epochs: 1, batch_size: 64, seed: 1}}\n"
                    f"data: {{train: {ROOT / 'specs' / 'data' / 'sine.csv'}, validation: "
                    f"{ROOT / 'specs' / 'data' / 'sine_val.csv'}, inputs: {{x: {{columns: x}}}}, "
                    f"outputs: {{y: {{columns: y}}}}}}\n")
-    trained = run_cli("train", tmp_path / "sine.yaml", "--output", tmp_path / "run", "--allow-path", ROOT)
+    trained = run_cli("train", tmp_path / "sine.yaml", "--output", tmp_path / "run", "--allow-path", ROOT,
+                      "--set", "compile.optimizer.learning_rate=1.0e-5")
     assert trained.returncode == 0, trained.stderr
     val = load_data(graphspec.load(sine), ROOT / "specs" / "data" / "sine_val.csv")
     expected = float(np.mean((original.predict(val.inputs["x"], verbose=0) - val.outputs["y"]) ** 2))
-    first = float((tmp_path / "run" / "history.csv").read_text().splitlines()[1].split(",")[-1])
+    header, row = (tmp_path / "run" / "history.csv").read_text().splitlines()[:2]
+    first = float(row.split(",")[header.split(",").index("val_loss")])
     assert expected < 0.1 and first == pytest.approx(expected, rel=0.05)
 
 

@@ -15,6 +15,7 @@ would compile differently is never written with that section.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from graphspec.schema.catalog import catalog
@@ -35,7 +36,14 @@ def _per_output(value: Any, outputs: list[str]) -> Any:
 
 def _non_default(config: dict, args: dict[str, dict], leave_out: tuple[str, ...] = ("name",)) -> dict:
     return {arg: value for arg, value in config.items()
-            if arg not in leave_out and arg in args and value != args[arg].get("default")}
+            if arg not in leave_out and arg in args and not _same(value, args[arg].get("default"))}
+
+
+def _same(value: Any, default: Any) -> bool:
+    """Equal, or the default read back from a float32 variable (a learning rate of 0.001 is 0.0010000000474...)."""
+    if isinstance(value, float) and isinstance(default, float):
+        return math.isclose(value, default, rel_tol=1e-6)
+    return value == default
 
 
 def _optimizer(serialized: dict) -> Any:
@@ -45,7 +53,7 @@ def _optimizer(serialized: dict) -> Any:
     signature = catalog().optimizer(name)
     if signature is None:
         return None
-    args = _non_default(serialized["config"], signature.args)
+    args = {arg: _shortest(value) for arg, value in _non_default(serialized["config"], signature.args).items()}
     rate = args.get("learning_rate")
     if isinstance(rate, dict):
         schedule = catalog().schedule(rate.get("class_name", ""))
@@ -54,6 +62,16 @@ def _optimizer(serialized: dict) -> Any:
         args["learning_rate"] = {"class_name": rate["class_name"],
                                  "config": _non_default(rate.get("config", {}), schedule.args)}
     return {"name": name, **args} if args else name.lower()
+
+
+def _shortest(value: Any) -> Any:
+    """A float an optimizer keeps in a float32 variable, written as the shortest number that reads back to it
+    (0.02, not 0.019999999552965164)."""
+    if not isinstance(value, float):
+        return value
+    import numpy as np
+
+    return float(str(np.float32(value)))
 
 
 def _named(kind: str, value: Any) -> Any:

@@ -100,11 +100,15 @@ def _one_line_each(graph: dict) -> dict:
 
 
 def spec_text(spec: dict) -> str:
-    """A spec dict as YAML a person reads: one line per input, node, shared layer and step."""
+    """A spec dict as YAML a person reads: one line per input, node, shared layer, step and setting."""
     spec = _one_line_each(spec)
     for key in ("models", "blocks"):
         if key in spec:
             spec[key] = {name: _one_line_each(value) for name, value in spec[key].items()}
     if "layers" in spec:
         spec["layers"] = {name: _Flow(value) for name, value in spec["layers"].items()}
+    for key in ("compile", "train", "data"):  # one line per setting
+        if isinstance(spec.get(key), dict):
+            spec[key] = {name: _Flow(value) if isinstance(value, dict) else _FlowList(value)
+                         if isinstance(value, list) else value for name, value in spec[key].items()}
     return yaml.dump(spec, Dumper=_SpecDumper, sort_keys=False, allow_unicode=True, width=120)

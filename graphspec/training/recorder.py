@@ -46,7 +46,7 @@ def make_recorder(keras, tf, run: RunDir, state: RunState, callbacks: list, chec
         def on_epoch_end(self, epoch, logs=None):
             logs = {k: float(v) for k, v in (logs or {}).items()}
             # The rate after the epoch's last step, as ReduceLROnPlateau logs it (and then already has).
-            logs.setdefault("learning_rate", float(self.model.optimizer.learning_rate))
+            logs.setdefault("learning_rate", float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
             if epoch_end is not None and epoch_end(epoch, logs):
                 self.model.stop_training = True  # before the epoch is recorded, so it is checkpointed as a stop
             recorder.epoch_end(self.model, epoch, logs)
