@@ -57,10 +57,11 @@ HAND = textwrap.dedent("""\
 GRAPHSPEC = textwrap.dedent("""\
     import sys, time
     from graphspec.policy import Trust
-    from graphspec.tuning.study import TuneOptions, tune
+    from graphspec.tuning.options import TuneOptions
+    from graphspec.tuning.study import tune
     start = time.perf_counter()
     options = TuneOptions(trials=int(sys.argv[3]), study_dir=sys.argv[2], trust=Trust(allow_paths=(sys.argv[4],)))
-    study = tune(sys.argv[1], options, echo=lambda line: None)
+    study = tune(sys.argv[1], options, echo=lambda line: None).study
     trained = sum(t.user_attrs.get("run") is not None for t in study.trials)
     print((time.perf_counter() - start) / trained)  # seconds per trained trial
 """)

@@ -25,6 +25,7 @@ from graphspec.policy import Policy, Trust, policy_for, real_path
 from graphspec.schema import schema_stage
 from graphspec.schema.spec import Spec
 from graphspec.shapes import ShapeReport, infer
+from graphspec.tuning.space import search_findings
 
 
 @dataclass
@@ -106,9 +107,8 @@ def check_document_stages(document: Document, trust: Trust | None = None) -> Che
     result = _run_stages(document, policy)
     result.policy = policy
     if result.ok and result.spec is not None and result.spec.search is not None:
-        from graphspec.tuning.space import search_findings  # it runs these stages again, on sampled specs
-
-        result.diagnostics += search_findings(document, result.spec.search, trust)
+        result.diagnostics += search_findings(document, result.spec.search,
+                                              lambda sampled: check_document_stages(sampled, trust).diagnostics)
     result.diagnostics = _sorted(result.diagnostics)
     return result
 

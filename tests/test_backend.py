@@ -335,7 +335,7 @@ def test_yaml_1_2_scalars_reach_keras_as_numbers_and_strings():
 
 
 def test_set_values_are_read_like_spec_scalars():
-    from graphspec.overrides import parse_override
+    from graphspec.edits import parse_override
 
     assert parse_override("compile.optimizer.learning_rate=1e-3") == (["compile", "optimizer", "learning_rate"], 1e-3)
     assert parse_override("name=no") == (["name"], "no")

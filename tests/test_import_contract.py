@@ -12,10 +12,11 @@ from helpers import ROOT
 PACKAGE = ROOT / "graphspec"
 STATIC = ("graphspec.loader", "graphspec.errors", "graphspec.expressions", "graphspec.policy", "graphspec.schema",
           "graphspec.graph", "graphspec.shapes", "graphspec.pipeline", "graphspec.report", "graphspec.diff",
-          "graphspec.plot.graph")
+          "graphspec.plot.graph", "graphspec.edits", "graphspec.tuning.space", "graphspec.tuning.options")
 RUNTIME = ("graphspec.training", "graphspec.backend", "graphspec.evaluate", "graphspec.export",
            "graphspec.importer", "graphspec.keras_private", "graphspec.model_file", "graphspec.data",
-           "graphspec.rundir", "graphspec.overrides", "graphspec.cli")
+           "graphspec.rundir", "graphspec.overrides", "graphspec.cli", "graphspec.tuning.study",
+           "graphspec.tuning.loop", "graphspec.tuning.trials", "graphspec.tuning.results")
 
 
 def _module_name(path) -> str:

@@ -173,3 +173,37 @@ def test_workers_share_the_journal_and_a_killed_study_continues(tmp_path):
     assert states.count("FAIL") == 1 and len(trials) == 7  # the killed trial, failed, and its values re-run
     killed = next(t for t in trials if t["state"] == "FAIL")
     assert any(t["params"] == killed["params"] and t["state"] != "FAIL" for t in trials)
+
+
+@pytest.mark.slow
+def test_workers_share_a_database_given_by_url(tmp_path):
+    spec = tmp_path / "w.yaml"
+    spec.write_text(SPEC.replace("../data/", str(ROOT / "specs" / "data") + "/"))
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    shared = run_cli("tune", spec, "--trials", "4", "--workers", "2", "--storage", url, "--study-dir",
+                     tmp_path / "s", "--format", "json", "--allow-path", ROOT / "specs" / "data")
+    assert shared.returncode == 0, shared.stderr
+    import optuna
+
+    loaded = optuna.load_study(study_name="tune_sine", storage=url)
+    assert len(loaded.trials) == 4 and len({t.user_attrs["worker"] for t in loaded.trials}) == 2
+    assert not (tmp_path / "s" / "journal.log").exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_lets_the_trial_finish_and_says_how_to_continue(tmp_path):
+    spec = tmp_path / "w.yaml"
+    spec.write_text(SPEC.replace("../data/", str(ROOT / "specs" / "data") + "/"))
+    study = tmp_path / "s"
+    process = subprocess.Popen([sys.executable, "-m", "graphspec", "tune", str(spec), "--trials", "5",
+                                "--study-dir", str(study), "--allow-path", str(ROOT / "specs" / "data")], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (study / "trials" / "trial_0000" / "checkpoints").exists():
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == 130, output
+    assert "stopping after this trial" in output and "continue the study with: graphspec tune" in output
+    assert (study / "trials" / "trial_0000" / "model.keras").exists()  # the trial ran to its end
+    assert not (study / "trials" / "trial_0001").exists()

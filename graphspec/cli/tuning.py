@@ -40,7 +40,8 @@ def tune(
     long_running()
     from graphspec.tuning.results import (board_json, dashboard_command, leaderboard, leaderboard_text, write_best,
                                           write_plots)
-    from graphspec.tuning.study import TuneOptions, checked_search, study_directory
+    from graphspec.tuning.options import TuneOptions
+    from graphspec.tuning.study import checked_search, study_directory
     from graphspec.tuning.study import tune as run_study
 
     options = TuneOptions(trials=trials, study_dir=str(study_dir) if study_dir else None, workers=workers,
@@ -48,11 +49,14 @@ def tune(
                           worker=worker)
     quiet = bool(worker) or format == TableFormat.json
     try:
-        study = run_study(spec, options, echo=(lambda line: None) if quiet else typer.echo)
+        tuned = run_study(spec, options, echo=(lambda line: None) if quiet else typer.echo)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     if worker:
+        if tuned.interrupted:
+            raise typer.Exit(130)
         exit_now()
+    study = tuned.study
     document, checked, _ = checked_search(str(spec), options.trust)
     folder = study_directory(checked, options)
     best = write_best(document, study, folder)
@@ -66,4 +70,6 @@ def tune(
         typer.echo(f"plots: {', '.join(p.name for p in written) or 'none yet'} in {folder}"
                    + "".join(f"\n  {line}" for line in skipped))
         typer.echo(f"dashboard: {dashboard_command(folder, storage)}  (pip install optuna-dashboard)")
+    if tuned.interrupted:  # stopped cleanly after a trial: still an interrupted command
+        raise typer.Exit(130)
     exit_now()

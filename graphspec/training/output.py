@@ -16,7 +16,7 @@ import yaml
 from graphspec.errors import Diagnostic, GraphspecError
 from graphspec.graph import Graph, LayerCall
 from graphspec.loader import MAX_BYTES, CoreDumper, Document, load_bytes, load_file
-from graphspec.overrides import apply_overrides
+from graphspec.edits import apply_overrides
 from graphspec.policy import real_path
 from graphspec.rundir import RunDir, is_run_dir, refuse_inputs
 from graphspec.schema.catalog import FILE_ARGS

@@ -22,7 +22,7 @@ from graphspec.pipeline import SpecFile
 from graphspec.schema.search import SearchSpec
 from graphspec.schema.spec import TrainSpec
 from graphspec.training.faults import Interrupt
-from graphspec.tuning.study import MAX_REJECTED_IN_A_ROW, TuneOptions
+from graphspec.tuning.options import MAX_REJECTED_IN_A_ROW, TuneOptions
 from graphspec.tuning.trials import Outcome, sampled_spec, suggest, train_trial
 
 

@@ -21,6 +21,7 @@ import yaml
 from graphspec.importer.writing import spec_text
 from graphspec.loader import Document
 from graphspec.rundir import write_text
+from graphspec.tuning.options import JOURNAL
 from graphspec.tuning.space import as_overrides, without_search
 
 PLOTS = {"history.png": "plot_optimization_history", "parallel_coordinates.png": "plot_parallel_coordinate",
@@ -104,7 +105,7 @@ def _relative(data: dict, source: Path, folder: Path) -> dict:
 def write_best(document: Document, study, folder: Path) -> Path | None:
     """`best.yaml`: the spec with the best trial's values written in and its seed, without the search; it
     validates from the study directory, and trained alone it gives the trial's result."""
-    from graphspec.overrides import apply_overrides
+    from graphspec.edits import apply_overrides
 
     best = best_trial(study)
     if best is None:
@@ -152,8 +153,6 @@ def write_plots(study, folder: Path) -> tuple[list[Path], list[str]]:
 
 
 def dashboard_command(folder: Path, storage: str | None) -> str:
-    from graphspec.tuning.study import JOURNAL
-
     return f"optuna-dashboard {storage or folder / JOURNAL}"
 
 

@@ -12,11 +12,12 @@ Example:
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
+from graphspec.edits import apply_overrides
 from graphspec.errors import Diagnostic, GraphspecError, did_you_mean
 from graphspec.loader import Document
-from graphspec.policy import Trust
 from graphspec.schema.search import Constraints, SearchSpec
 
 # Mappings an address may create under an existing node: a node written without `args:` still takes arguments.
@@ -50,11 +51,10 @@ def _missing_part(data: Any, parts: list[str]) -> tuple[int, list[str]] | None:
     return None
 
 
-def search_findings(document: Document, search: SearchSpec, trust: Trust | None) -> list[Diagnostic]:
-    """What is wrong with the search space, each finding at its address in `search.space`."""
-    from graphspec.overrides import apply_overrides
-    from graphspec.pipeline import check_document_stages
-
+def search_findings(document: Document, search: SearchSpec,
+                    check: Callable[[Document], list[Diagnostic]]) -> list[Diagnostic]:
+    """What is wrong with the search space, each finding at its address in `search.space`; `check` runs the
+    static pipeline on a document (the pipeline's own, passed in: this module is one of its stages)."""
     base = without_search(document)
     found = []
     for address, dimension in search.space.items():
@@ -74,7 +74,7 @@ def search_findings(document: Document, search: SearchSpec, trust: Trust | None)
             except GraphspecError as exc:
                 found.append(document.diagnostic(f"{address}={json.dumps(value)}: {exc.diagnostics[0].message}", at))
                 break
-            errors = [d for d in check_document_stages(sampled, trust).diagnostics if d.severity == "error"]
+            errors = [d for d in check(sampled) if d.severity == "error"]
             if errors:
                 found.append(document.diagnostic(f"{address}={json.dumps(value)} gives an invalid spec: "
                                                  f"{errors[0].message}", at, hint=errors[0].hint))

@@ -4,11 +4,12 @@ trials until the study holds `--trials` of them.
 Example (a study of two trials on the shipped search, in a scratch directory):
 
     >>> import tempfile
-    >>> from graphspec.tuning.study import TuneOptions, tune
-    >>> study = tune("specs/examples/tune_sine.yaml", TuneOptions(trials=1, study_dir=tempfile.mkdtemp()),
+    >>> from graphspec.tuning.options import TuneOptions
+    >>> from graphspec.tuning.study import tune
+    >>> tuned = tune("specs/examples/tune_sine.yaml", TuneOptions(trials=1, study_dir=tempfile.mkdtemp()),
     ...              echo=lambda line: None)
-    >>> [trial.state.name for trial in study.trials]
-    ['COMPLETE']
+    >>> [trial.state.name for trial in tuned.study.trials], tuned.interrupted
+    (['COMPLETE'], False)
 
 The store is Optuna's journal file in the study directory by default (`journal.log`): any number of processes
 on one machine append to it under a file lock, so `--workers K` are K processes sharing it, and running the same
@@ -26,7 +27,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,21 +37,10 @@ from graphspec.pipeline import SpecFile, check_document_stages
 from graphspec.policy import Trust
 from graphspec.schema.search import SearchSpec
 from graphspec.training.faults import Interrupt
+from graphspec.tuning.loop import Session, run_trials
+from graphspec.tuning.options import JOURNAL, TuneOptions
 
-MAX_REJECTED_IN_A_ROW = 100  # samples the static check rejects, one after another, before the study gives up
-JOURNAL = "journal.log"
 Echo = Any
-
-
-@dataclass
-class TuneOptions:
-    trials: int = 20  # the study's total: trained, pruned and failed trials alike
-    study_dir: str | None = None  # default studies/<spec name>
-    workers: int = 1
-    storage: str | None = None
-    timeout: float | None = None  # seconds after which no new trial starts
-    trust: Trust = field(default_factory=Trust)
-    worker: int = 0  # of --workers' extra processes, the number (1, 2, ...): no workers of its own, no report
 
 
 def import_optuna():
@@ -168,10 +158,14 @@ def spawn_workers(spec_path: str, options: TuneOptions, folder: Path) -> list[su
                              text=True) for number in range(1, options.workers)]
 
 
-def tune(spec_path: str | os.PathLike, options: TuneOptions, echo: Echo = print):
-    """Run the study until it holds `options.trials` trials (or Ctrl-C, or `timeout`); returns the Optuna study."""
-    from graphspec.tuning.loop import Session, run_trials
+@dataclass
+class Tuned:
+    study: Any  # the Optuna study
+    interrupted: bool  # stopped by Ctrl-C after a trial
 
+
+def tune(spec_path: str | os.PathLike, options: TuneOptions, echo: Echo = print) -> Tuned:
+    """Run the study until it holds `options.trials` trials (or Ctrl-C, or `timeout`)."""
     optuna = import_optuna()
     document, spec, search = checked_search(str(spec_path), options.trust)
     folder = study_directory(spec, options)
@@ -196,4 +190,4 @@ def tune(spec_path: str | os.PathLike, options: TuneOptions, echo: Echo = print)
     if stop.requested:
         echo(f"stopped; continue the study with: graphspec tune {spec_path} --trials {options.trials} "
              f"--study-dir {folder}" + (f" --storage {options.storage}" if options.storage else ""))
-    return study
+    return Tuned(study, stop.requested)

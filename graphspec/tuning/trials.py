@@ -48,7 +48,7 @@ def sampled_spec(document: Document, params: dict[str, Any], constraints: Constr
                  trust: Trust | None = None) -> tuple[SpecFile | None, str | None]:
     """The spec a trial trains, checked statically, and why it is rejected (invalid, or outside the
     constraints) or None; in milliseconds, without TensorFlow."""
-    from graphspec.overrides import apply_overrides
+    from graphspec.edits import apply_overrides
     from graphspec.pipeline import check_document_stages
 
     try:
