@@ -61,6 +61,10 @@ class Distribution(Strict):
             if self.step is not None or self.log:
                 raise schema_error("`step` and `log` go with an int or float range, not a choice")
             return self
+        self._check_range()
+        return self
+
+    def _check_range(self) -> None:
         low, high = self.bounds
         if self.kind == "float" and not (is_number(low) and is_number(high)):
             raise schema_error(f"a float range needs finite numbers, got {low}..{high}")
@@ -70,7 +74,6 @@ class Distribution(Strict):
             raise schema_error("`log` needs a range above 0 and no `step`", None, ("log",))
         if self.kind == "int" and self.step is not None and not is_int(self.step):
             raise schema_error(f"an int range takes a whole step, got {self.step}", None, ("step",))
-        return self
 
     def values_to_check(self) -> list[Any]:
         """The values whose validity stands for the whole dimension: a range's ends, every choice."""
