@@ -207,3 +207,12 @@ def test_ctrl_c_lets_the_trial_finish_and_says_how_to_continue(tmp_path):
     assert "stopping after this trial" in output and "continue the study with: graphspec tune" in output
     assert (study / "trials" / "trial_0000" / "model.keras").exists()  # the trial ran to its end
     assert not (study / "trials" / "trial_0001").exists()
+
+
+@pytest.mark.slow
+def test_a_data_file_the_spec_may_not_read_stops_the_study_before_it_starts(tmp_path):
+    spec = tmp_path / "w.yaml"
+    spec.write_text(SPEC.replace("../data/", str(ROOT / "specs" / "data") + "/"))
+    result = run_cli("tune", spec, "--trials", "2", "--study-dir", tmp_path / "s")
+    assert result.returncode == 1 and "outside the spec's project" in result.stderr
+    assert not (tmp_path / "s" / "trials").exists()

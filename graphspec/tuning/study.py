@@ -33,7 +33,7 @@ from typing import Any
 
 from graphspec.errors import Diagnostic, GraphspecError
 from graphspec.loader import Document, load_file
-from graphspec.pipeline import SpecFile, check_document_stages
+from graphspec.pipeline import SpecFile, check_document_stages, data_path_findings
 from graphspec.policy import Trust
 from graphspec.schema.search import SearchSpec
 from graphspec.training.faults import Interrupt
@@ -56,6 +56,9 @@ def import_optuna():
 def checked_search(spec_path: str, trust: Trust) -> tuple[Document, SpecFile, SearchSpec]:
     document = load_file(spec_path)
     result = check_document_stages(document, trust)
+    if result.ok and result.spec is not None and result.policy is not None:
+        # Every trial would fail on a data file it may not read: say so once, before the study starts.
+        result.diagnostics += data_path_findings(result.spec, document, result.policy)
     spec = result.spec_file()
     if spec.spec.search is None:
         raise GraphspecError(document.diagnostic("the spec has no `search:` section to tune", (),
