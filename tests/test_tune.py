@@ -216,3 +216,15 @@ def test_a_data_file_the_spec_may_not_read_stops_the_study_before_it_starts(tmp_
     result = run_cli("tune", spec, "--trials", "2", "--study-dir", tmp_path / "s")
     assert result.returncode == 1 and "outside the spec's project" in result.stderr
     assert not (tmp_path / "s" / "trials").exists()
+
+
+@pytest.mark.slow
+def test_timeout_starts_no_trial_after_it(tmp_path):
+    spec = tmp_path / "w.yaml"
+    spec.write_text(SPEC.replace("../data/", str(ROOT / "specs" / "data") + "/"))
+    result = run_cli("tune", spec, "--trials", "50", "--timeout", "1", "--study-dir", tmp_path / "s",
+                     "--allow-path", ROOT / "specs" / "data")
+    assert result.returncode == 0, result.stderr
+    assert "--timeout 1 s reached; no new trial starts" in result.stdout
+    trials = len(list((tmp_path / "s" / "trials").iterdir()))
+    assert 1 <= trials < 50  # the trial under way when the time ran out finished; none started after
