@@ -10,7 +10,7 @@ from helpers import EXAMPLES, ROOT
 EXPECTED = {
     "sine", "sine_two_inputs", "sin_exp_two_outputs", "two_stacks", "mnist_mlp", "headline", "shared_lstm",
     "shared_vision", "inception_module", "residual", "vqa", "video_qa", "stacked_lstm", "stateful_lstm",
-    "transformer_classifier", "seq2seq", "mini_gpt", "resnet_blocks", "penguins",
+    "transformer_classifier", "seq2seq", "mini_gpt", "resnet_blocks", "penguins", "tune_sine",
 }
 
 
