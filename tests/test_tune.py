@@ -43,6 +43,26 @@ def test_the_search_section_is_checked_statically(search, message, path):
     assert error.path == path
 
 
+def test_values_that_fit_only_together_are_a_warning_not_an_error():
+    """A stem's width and the first residual block's must match: each alone, against the other as written, breaks
+    the spec; drawn together they may fit, and the trials that do not are rejected statically."""
+    from graphspec.loader import load_text
+    from graphspec.tuning.trials import sampled_spec
+
+    text = (ROOT / "specs" / "examples" / "resnet_blocks.yaml").read_text() + (
+        "search:\n  space:\n    nodes.stem.sequential.0.args.filters: {choice: [16, 24]}\n"
+        "    nodes.stage_1.with.filters: {choice: [16, 24]}\n")
+    result = check(text)
+    assert result.ok
+    warnings = [d for d in result.diagnostics if d.severity == "warning"]
+    assert [d.path[-1] for d in warnings] == ["nodes.stem.sequential.0.args.filters", "nodes.stage_1.with.filters"]
+    assert "with the rest of the spec as written, gives an invalid spec: add 'stage_1_1_sum'" in warnings[0].message
+    document = load_text(text, "r.yaml")
+    both = {"nodes.stem.sequential.0.args.filters": 24, "nodes.stage_1.with.filters": 24}
+    assert sampled_spec(document, both, None)[1] is None
+    assert sampled_spec(document, {**both, "nodes.stage_1.with.filters": 16}, None)[1].startswith("invalid: ")
+
+
 def test_a_new_argument_of_an_existing_node_is_an_address():
     assert check(with_search("search:\n  space:\n    nodes.y.args.use_bias: {choice: [true, false]}\n")).ok
 

@@ -76,10 +76,25 @@ def search_findings(document: Document, search: SearchSpec,
                 break
             errors = [d for d in check(sampled) if d.severity == "error"]
             if errors:
-                found.append(document.diagnostic(f"{address}={json.dumps(value)} gives an invalid spec: "
-                                                 f"{errors[0].message}", at, hint=errors[0].hint))
+                found.append(_invalid_value(document, address, value, errors))
                 break
     return found
+
+
+def _invalid_value(document: Document, address: str, value: Any, errors: list[Diagnostic]) -> Diagnostic:
+    """An error when the value is wrong at its own key (a type, a range, a name); a warning when it breaks the
+    spec elsewhere with the other values as written: searched together with them (a stem's width with the
+    first block's), other draws may fit, and the trials that do not are rejected statically."""
+    parts = tuple(address.split("."))
+    own = next((d for d in errors if tuple(map(str, d.path))[:len(parts)] == parts), None)
+    shown = f"{address}={json.dumps(value)}"
+    at = ("search", "space", address)
+    if own is not None:
+        return document.diagnostic(f"{shown} gives an invalid spec: {own.message}", at, hint=own.hint)
+    return document.diagnostic(
+        f"{shown}, with the rest of the spec as written, gives an invalid spec: {errors[0].message}", at,
+        hint="trials that draw it together with values it does not fit are rejected before they train",
+        severity="warning")
 
 
 def constraint_problem(constraints: Constraints | None, params: int | None, bytes_per_param: int = 4) -> str | None:
