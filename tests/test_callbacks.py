@@ -89,3 +89,19 @@ def test_the_figures_validate_expects_are_the_ones_keras_logs(outputs, tmp_path)
     expected = logged_metrics(outputs, checked.spec.compile)
     assert expected is not None
     assert set(history) == {*expected, *(f"val_{name}" for name in expected)}
+
+
+@pytest.mark.slow
+def test_without_validation_data_a_val_monitor_watches_the_training_figure():
+    from graphspec.schema.spec import TrainSpec
+    from graphspec.training.recorder import spec_callbacks
+    from handwritten import keras
+
+    settings = TrainSpec(callbacks={"early_stopping": {}, "reduce_lr_on_plateau": {"monitor": "val_mae"}})
+    notes: list[str] = []
+    stopping, reducing = spec_callbacks(keras, settings, validated=False, echo=notes.append)
+    assert (stopping.monitor, reducing.monitor) == ("loss", "mae")
+    assert notes == ["note: no validation data, so early_stopping monitors 'loss' instead of 'val_loss'",
+                     "note: no validation data, so reduce_lr_on_plateau monitors 'mae' instead of 'val_mae'"]
+    kept = spec_callbacks(keras, settings, validated=True, echo=notes.append)
+    assert [c.monitor for c in kept] == ["val_loss", "val_mae"] and len(notes) == 2

@@ -53,7 +53,7 @@ from graphspec.training.options import TrainOptions
 from graphspec.training.output import (argument_files, check_argument_files, check_new_output, default_output,
                                        refuse_output, resume_point, resumed_document, run_spec_text, section_digests)
 from graphspec.training.recorder import make_recorder, spec_callbacks
-from graphspec.training.records import RunState, read_history, write_summaries
+from graphspec.training.records import RunState, monitored, read_history, write_summaries
 
 Echo = Callable[[str], None]
 
@@ -183,10 +183,7 @@ def _runtime(plan: _Plan) -> _Runtime:
 
 def _state(plan: _Plan, feed: _Feed, echo: Echo) -> RunState:
     """The run's state: fresh, or on resume its history up to the epoch it continues after."""
-    monitor = plan.settings.monitor
-    if monitor.startswith("val_") and feed.validation is None:
-        echo(f"note: no validation data, so the best model is picked by '{monitor[4:]}' instead of '{monitor}'")
-        monitor = monitor[4:]
+    monitor = monitored(plan.settings.monitor, feed.validation is not None, "the best model is picked by", echo)
     if not plan.options.resume:
         return RunState(monitor, plan.settings.monitor_mode, {})
     history = read_history(plan.run.history)

@@ -21,7 +21,7 @@ from graphspec.schema.callbacks import CALLBACKS, MONITORING
 from graphspec.schema.spec import TrainSpec
 from graphspec.training.checkpoints import Checkpoints
 from graphspec.training.faults import Interrupt
-from graphspec.training.records import EpochRecords, RunState
+from graphspec.training.records import EpochRecords, RunState, monitored
 
 
 def make_recorder(keras, tf, run: RunDir, state: RunState, callbacks: list, checkpoints: Checkpoints,
@@ -117,13 +117,13 @@ class _Recorder:
 
     def track_best(self, model, epoch: int, logs: dict[str, float]) -> None:
         state = self.state
-        monitored = logs.get(state.monitor)
-        if monitored is None:
+        value = logs.get(state.monitor)
+        if value is None:
             return
         if state.improves is None:
             state.improves = _improvement_test(self.keras, model, state)
-        if state.improves(monitored, state.best_value):
-            state.best_value, state.best_epoch = monitored, epoch + 1
+        if state.improves(value, state.best_value):
+            state.best_value, state.best_epoch = value, epoch + 1
 
 
 def _improvement_test(keras, model, state: RunState):
@@ -142,10 +142,9 @@ def spec_callbacks(keras, settings: TrainSpec, validated: bool, echo) -> list:
     monitors the training figure instead, as `train.monitor` does (Keras would warn each epoch and never act)."""
     made = []
     for key, args in settings.callbacks.items():
-        if key in MONITORING and not validated:
-            monitor = args.get("monitor", "val_loss")
-            if monitor.startswith("val_"):
-                echo(f"note: no validation data, so {key} monitors '{monitor[4:]}' instead of '{monitor}'")
-                args = {**args, "monitor": monitor[4:]}
+        if key in MONITORING:
+            written = args.get("monitor", "val_loss")  # Keras's default
+            monitor = monitored(written, validated, f"{key} monitors", echo)
+            args = args if monitor == written else {**args, "monitor": monitor}
         made.append(getattr(keras.callbacks, CALLBACKS[key])(**args))
     return made

@@ -64,6 +64,15 @@ def damaged(path: Path, problem: str) -> GraphspecError:
                                      file=str(path), hint="restore the file, or start a new run"))
 
 
+def monitored(monitor: str, validated: bool, what: str, echo: Callable[[str], None]) -> str:
+    """The figure to watch: without validation data a `val_` figure is never logged, so the training one, with a
+    note saying `what` watches it (the best model's pick, a callback)."""
+    if validated or not monitor.startswith("val_"):
+        return monitor
+    echo(f"note: no validation data, so {what} '{monitor[4:]}' instead of '{monitor}'")
+    return monitor[4:]
+
+
 RECORDS_SECONDS = 1.0  # at most this long between writes of history.csv, metrics.json and TensorBoard scalars
 
 
