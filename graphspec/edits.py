@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 
 from graphspec.errors import Diagnostic, GraphspecError
 from graphspec.loader import Document, load_text
@@ -58,3 +59,16 @@ def apply_overrides(document: Document, overrides: list[str]) -> Document:
             target[last] = value
     # A value set here is not where the file's value was: its errors point at the key.
     return Document(data, document.file, document.positions, base=document.base, project=document.project)
+
+
+def file_places(data: dict) -> Iterator[tuple[dict, str]]:
+    """Where a spec's data names the files training reads, relative to the spec: `data.train`,
+    `data.validation` and each sub-model's `file`, as (the mapping, its key) to rewrite a path in place."""
+    section = data.get("data")
+    section = section if isinstance(section, dict) else {}
+    for key in ("train", "validation"):
+        if isinstance(section.get(key), str):
+            yield section, key
+    for model in (data.get("models") or {}).values():
+        if isinstance(model, dict) and isinstance(model.get("file"), str):
+            yield model, "file"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from graphspec.data import resolve
 from graphspec.errors import Diagnostic, GraphspecError
-from graphspec.edits import apply_overrides
+from graphspec.edits import apply_overrides, file_places
 from graphspec.loader import Document
 from graphspec.pipeline import SpecFile, check_document_stages, data_path_findings
 from graphspec.policy import Trust
@@ -28,13 +28,8 @@ from graphspec.policy import Trust
 def _absolute_paths(data: dict, folder: Path) -> dict:
     """The resolved spec for the run directory: data and sub-model paths made absolute."""
     data = copy.deepcopy(data)
-    section = data.get("data") or {}
-    for key in ("train", "validation"):
-        if isinstance(section.get(key), str):
-            section[key] = resolve(section[key], folder)
-    for model in (data.get("models") or {}).values():
-        if isinstance(model, dict) and isinstance(model.get("file"), str):
-            model["file"] = resolve(model["file"], folder)
+    for place, key in file_places(data):
+        place[key] = resolve(place[key], folder)
     return data
 
 

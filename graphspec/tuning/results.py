@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from graphspec.edits import apply_overrides, file_places
 from graphspec.importer.writing import spec_text
 from graphspec.loader import Document
 from graphspec.rundir import write_text
@@ -90,13 +91,8 @@ def _relative(data: dict, source: Path, folder: Path) -> dict:
     def moved(path: str) -> str:
         return os.path.relpath(resolve(path, source), folder.resolve())
 
-    section = data.get("data") or {}
-    for key in ("train", "validation"):
-        if isinstance(section.get(key), str):
-            section[key] = moved(section[key])
-    for model in (data.get("models") or {}).values():
-        if isinstance(model, dict) and isinstance(model.get("file"), str):
-            model["file"] = moved(model["file"])
+    for place, key in file_places(data):
+        place[key] = moved(place[key])
     if isinstance(data.get("weights"), str):
         data["weights"] = moved(data["weights"])
     return data
@@ -105,8 +101,6 @@ def _relative(data: dict, source: Path, folder: Path) -> dict:
 def write_best(document: Document, study, folder: Path) -> Path | None:
     """`best.yaml`: the spec with the best trial's values written in and its seed, without the search; it
     validates from the study directory, and trained alone it gives the trial's result."""
-    from graphspec.edits import apply_overrides
-
     best = best_trial(study)
     if best is None:
         return None
