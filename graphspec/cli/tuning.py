@@ -41,7 +41,6 @@ def tune(
     from graphspec.tuning.results import (board_json, dashboard_command, leaderboard, leaderboard_text, write_best,
                                           write_plots)
     from graphspec.tuning.options import TuneOptions
-    from graphspec.tuning.study import checked_search, study_directory
     from graphspec.tuning.study import tune as run_study
 
     options = TuneOptions(trials=trials, study_dir=str(study_dir) if study_dir else None, workers=workers,
@@ -56,16 +55,14 @@ def tune(
         if tuned.interrupted:
             raise typer.Exit(130)
         exit_now()
-    study = tuned.study
-    document, checked, _ = checked_search(str(spec), options.trust)
-    folder = study_directory(checked, options)
-    best = write_best(document, study, folder)
+    study, folder = tuned.study, tuned.folder
+    best = write_best(tuned.document, study, folder)
     written, skipped = write_plots(study, folder)
     board = leaderboard(study, best)
     if format == TableFormat.json:
         typer.echo(board_json(board))
     else:
-        monitor = checked.spec.train.monitor if checked.spec.train else "val_loss"
+        monitor = tuned.spec.spec.train.monitor if tuned.spec.spec.train else "val_loss"
         typer.echo(leaderboard_text(board, monitor, study.direction.name.lower()))
         typer.echo(f"plots: {', '.join(p.name for p in written) or 'none yet'} in {folder}"
                    + "".join(f"\n  {line}" for line in skipped))

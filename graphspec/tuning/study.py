@@ -165,6 +165,9 @@ def spawn_workers(spec_path: str, options: TuneOptions, folder: Path) -> list[su
 class Tuned:
     study: Any  # the Optuna study
     interrupted: bool  # stopped by Ctrl-C after a trial
+    document: Document  # the spec file, as the study read and checked it
+    spec: SpecFile
+    folder: Path  # the study directory
 
 
 def tune(spec_path: str | os.PathLike, options: TuneOptions, echo: Echo = print) -> Tuned:
@@ -193,4 +196,4 @@ def tune(spec_path: str | os.PathLike, options: TuneOptions, echo: Echo = print)
     if stop.requested:
         echo(f"stopped; continue the study with: graphspec tune {spec_path} --trials {options.trials} "
              f"--study-dir {folder}" + (f" --storage {options.storage}" if options.storage else ""))
-    return Tuned(study, stop.requested)
+    return Tuned(study, stop.requested, document, spec, folder)
