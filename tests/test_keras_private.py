@@ -9,6 +9,7 @@ import pytest
 
 from graphspec.keras_private import (APPLICATION_LAYERS, CALLBACK_STATE, SAVED_OBJECT_TYPES, application_layer,
                                      build_for_training, cache_saving_skipsets, callback_state, improvement_test,
+                                     metric_direction,
                                      op_function, restore_callback_state)
 from graphspec.schema.models import OPS
 from handwritten import keras
@@ -168,3 +169,13 @@ def test_op_determinism_turns_on_and_off():
         assert not is_op_determinism_enabled()
     finally:
         set_op_determinism(tf, before)
+
+
+def test_metric_direction_reads_the_direction_keras_metrics_carry():
+    """`graphspec tune` picks its study's direction from `Metric._direction`, before any model exists: a Keras
+    upgrade that renames it fails here, not as a study that maximizes a loss."""
+    assert keras.metrics.get("accuracy")._direction == "up" and keras.metrics.get("mae")._direction == "down"
+    assert {name: metric_direction(keras, name) for name in ("accuracy", "acc", "auc", "AUC", "mae", "mse",
+                                                              "RootMeanSquaredError", "no_such_metric")} == {
+        "accuracy": "max", "acc": "max", "auc": "max", "AUC": "max", "mae": "min", "mse": "min",
+        "RootMeanSquaredError": "min", "no_such_metric": None}
