@@ -18,12 +18,12 @@ from typing import Any
 
 import yaml
 
-from graphspec.edits import apply_overrides, file_places
+from graphspec.edits import file_places
 from graphspec.importer.writing import spec_text
 from graphspec.loader import Document
 from graphspec.rundir import write_text
 from graphspec.tuning.options import JOURNAL
-from graphspec.tuning.space import as_overrides, without_search
+from graphspec.tuning.space import with_values
 
 PLOTS = {"history.png": "plot_optimization_history", "parallel_coordinates.png": "plot_parallel_coordinate",
          "importances.png": "plot_param_importances"}
@@ -104,7 +104,7 @@ def write_best(document: Document, study, folder: Path) -> Path | None:
     best = best_trial(study)
     if best is None:
         return None
-    data = apply_overrides(without_search(document), as_overrides(best.params)).data
+    data = with_values(document, best.params).data
     run_spec = Path(str(best.user_attrs.get("run", ""))) / "spec.yaml"
     if run_spec.is_file():  # the seed the trial trained with (drawn and recorded when the spec has none)
         seed = (yaml.safe_load(run_spec.read_text()).get("train") or {}).get("seed")

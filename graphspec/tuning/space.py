@@ -35,6 +35,11 @@ def without_search(document: Document) -> Document:
     return Document(data, document.file, document.positions, base=document.base, project=document.project)
 
 
+def with_values(document: Document, params: dict[str, Any]) -> Document:
+    """The spec with sampled values written in and no `search:` section: what a trial trains, and best.yaml."""
+    return apply_overrides(without_search(document), as_overrides(params))
+
+
 def _missing_part(data: Any, parts: list[str]) -> tuple[int, list[str]] | None:
     """Where an address leaves the document: (index of the first part not there, the keys there), or None."""
     target = data
@@ -70,7 +75,7 @@ def search_findings(document: Document, search: SearchSpec,
             continue
         for value in dimension.values_to_check()[:MAX_VALUES_CHECKED]:
             try:
-                sampled = apply_overrides(base, as_overrides({address: value}))
+                sampled = with_values(document, {address: value})
             except GraphspecError as exc:
                 found.append(document.diagnostic(f"{address}={json.dumps(value)}: {exc.diagnostics[0].message}", at))
                 break

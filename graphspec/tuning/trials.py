@@ -27,7 +27,7 @@ from graphspec.loader import Document
 from graphspec.pipeline import SpecFile
 from graphspec.policy import Trust
 from graphspec.schema.search import Constraints, Distribution
-from graphspec.tuning.space import as_overrides, constraint_problem, without_search
+from graphspec.tuning.space import as_overrides, constraint_problem, with_values
 
 
 def suggest(trial, address: str, dimension: Distribution) -> Any:
@@ -48,11 +48,10 @@ def sampled_spec(document: Document, params: dict[str, Any], constraints: Constr
                  trust: Trust | None = None) -> tuple[SpecFile | None, str | None]:
     """The spec a trial trains, checked statically, and why it is rejected (invalid, or outside the
     constraints) or None; in milliseconds, without TensorFlow."""
-    from graphspec.edits import apply_overrides
     from graphspec.pipeline import check_document_stages
 
     try:
-        sampled = apply_overrides(without_search(document), as_overrides(params))
+        sampled = with_values(document, params)
     except GraphspecError as exc:
         return None, f"invalid: {exc.diagnostics[0].message}"
     result = check_document_stages(sampled, trust)
