@@ -26,8 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from graphspec.data import Dataset, StreamedData, load_data, open_stream, should_stream
-from graphspec.data.binding import weights_the_file_has
-from graphspec.data.binding import output_loss
+from graphspec.data.binding import output_loss, weights_the_file_has
 from graphspec.errors import Diagnostic, GraphspecError
 from graphspec.model_file import load_model_file
 from graphspec.pipeline import SpecFile, check, check_document_stages
